@@ -1,0 +1,190 @@
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from study import reports
+from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
+
+
+class SourceImageInline(admin.TabularInline):
+    model = SourceImage
+    fields = ["name", "original_name", "width", "height", "sha256", "notes"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "is_calibration", "image_count", "created_at"]
+    inlines = [SourceImageInline]
+
+    @admin.display(description="images")
+    def image_count(self, obj):
+        return obj.images.count()
+
+
+@admin.register(SourceImage)
+class SourceImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "dataset", "width", "height", "notes"]
+    list_filter = ["dataset"]
+    readonly_fields = ["sha256", "width", "height", "original_name", "notes"]
+
+
+@admin.register(Method)
+class MethodAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "kind"]
+    list_filter = ["kind"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "scale", "kernel", "progress_summary", "created_at"]
+    list_filter = ["status"]
+    filter_horizontal = ["datasets", "methods"]
+    readonly_fields = ["status", "progress_table", "rater_links_list", "exports", "launched_at", "closed_at"]
+    actions = ["generate_candidates", "retry_failed", "launch", "close"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "datasets", "methods"]}),
+        ("Design", {"fields": ["scale", "kernel", "seed", "rater_links"]}),
+        ("State", {"fields": ["status", "progress_table", "launched_at", "closed_at"]}),
+        ("Raters and results", {"fields": ["rater_links_list", "exports"]}),
+    ]
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:pk>/export/<str:kind>/",
+                self.admin_site.admin_view(self.export_view),
+                name="study_campaign_export",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    @admin.display(description="progress")
+    def progress_summary(self, obj):
+        p = obj.progress()
+        total = sum(p.values())
+        return f"{p['done']}/{total} done" + (f", {p['failed']} failed" if p["failed"] else "")
+
+    @admin.display(description="candidates")
+    def progress_table(self, obj):
+        if not obj.pk:
+            return "-"
+        p = obj.progress()
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", p.items())
+        failures = obj.candidates.filter(status=Candidate.FAILED).select_related("image", "method")[:20]
+        errors = format_html_join(
+            "", "<li>{} x {}: {}</li>", ((c.image, c.method.slug, c.error.splitlines()[0] if c.error else "") for c in failures)
+        )
+        return format_html(
+            '<table id="progress">{}</table>{}',
+            rows,
+            format_html("<p>Failures:</p><ul>{}</ul>", errors) if failures else "",
+        )
+
+    @admin.display(description="rater links")
+    def rater_links_list(self, obj):
+        if not obj.pk or obj.status not in (Campaign.LIVE, Campaign.CLOSED):
+            return "Links appear here once the campaign is launched."
+        raters = obj.raters.all()
+        return format_html(
+            '<ul id="rater-links">{}</ul>',
+            format_html_join(
+                "",
+                '<li><a href="{0}">{0}</a></li>',
+                ((r.get_absolute_url(),) for r in raters),
+            ),
+        )
+
+    @admin.display(description="exports")
+    def exports(self, obj):
+        if not obj.pk:
+            return "-"
+        links = [
+            (reverse("admin:study_campaign_export", args=[obj.pk, kind]), label)
+            for kind, label in [("links", "Rater links (CSV)"), ("votes", "Raw votes (CSV)"), ("mos", "MOS per method (CSV)"), ("report", "Full report (zip)")]
+        ]
+        return format_html_join(" | ", '<a href="{}">{}</a>', links)
+
+    def export_view(self, request, pk, kind):
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if kind == "links":
+            rows = [f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}" for r in campaign.raters.all()]
+            body, ctype, ext = "rater,url\n" + "\n".join(rows) + "\n", "text/csv", "rater-links.csv"
+        elif kind == "votes":
+            body, ctype, ext = reports.votes_frame(campaign).to_csv(index=False), "text/csv", "votes.csv"
+        elif kind == "mos":
+            body, ctype, ext = reports.mos_csv(campaign), "text/csv", "mos.csv"
+        elif kind == "report":
+            try:
+                body = reports.report_zip(campaign)
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponse(str(exc), status=409, content_type="text/plain")
+            ctype, ext = "application/zip", "report.zip"
+        else:
+            return HttpResponse("unknown export", status=404)
+        response = HttpResponse(body, content_type=ctype)
+        response["Content-Disposition"] = f'attachment; filename="{campaign.name}-{ext}"'
+        return response
+
+    @admin.action(description="Generate candidates")
+    def generate_candidates(self, request, queryset):
+        for campaign in queryset:
+            try:
+                n = campaign.start_generation()
+            except ValueError as exc:
+                self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{campaign}: {n} candidates queued for the workers.")
+
+    @admin.action(description="Retry failed candidates")
+    def retry_failed(self, request, queryset):
+        for campaign in queryset:
+            self.message_user(request, f"{campaign}: {campaign.retry_failed()} failed candidates queued again.")
+
+    @admin.action(description="Launch (make live, create rater links)")
+    def launch(self, request, queryset):
+        for campaign in queryset:
+            try:
+                campaign.launch()
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(request, f"{campaign} is live with {campaign.raters.count()} rater links.")
+
+    @admin.action(description="Close")
+    def close(self, request, queryset):
+        for campaign in queryset:
+            campaign.close()
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "campaign", "image", "method", "status", "psnr", "ssim", "attempts"]
+    list_filter = ["campaign", "status", "method"]
+    readonly_fields = [f.name for f in Candidate._meta.fields]
+
+
+class TrialInline(admin.TabularInline):
+    model = Trial
+    fields = ["position", "candidate", "score", "answered_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Rater)
+class RaterAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "campaign", "answered", "started_at", "completed_at"]
+    list_filter = ["campaign"]
+    readonly_fields = ["token", "seed", "started_at", "completed_at"]
+    inlines = [TrialInline]
+
+    @admin.display(description="answered")
+    def answered(self, obj):
+        return f"{obj.trials.answered().count()}/{obj.trials.count()}"

@@ -1,0 +1,45 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from study.management.commands._helpers import get_campaign
+from study.models import Campaign
+
+
+class Command(BaseCommand):
+    help = "Queue a campaign's candidates for the Celery workers (optionally wait until done)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("campaign", help="campaign name or id")
+        parser.add_argument("--wait", action="store_true", help="wait until every candidate is made")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+        parser.add_argument("--retry-failed", action="store_true", help="queue failed candidates again")
+
+    def handle(self, campaign, wait, timeout, retry_failed, **options):
+        campaign = get_campaign(campaign)
+        if retry_failed:
+            self.stdout.write(f"{campaign.retry_failed()} failed candidates queued again")
+        try:
+            queued = campaign.start_generation()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"{queued} candidates queued for {campaign.name}")
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            campaign.refresh_from_db()
+            p = campaign.progress()
+            line = " ".join(f"{k}={v}" for k, v in p.items())
+            if line != last:
+                self.stdout.write(line)
+                last = line
+            if campaign.status != Campaign.GENERATING or (p["queued"] == p["running"] == 0):
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(f"timed out after {timeout:.0f} s; is a worker running?")
+            time.sleep(0.5)
+        if p["failed"]:
+            raise CommandError(f"{p['failed']} candidates failed; see the admin or retry with --retry-failed")
+        self.stdout.write(self.style.SUCCESS(f"{campaign.name} is {campaign.status}"))

@@ -1,0 +1,29 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from study.importing import ImportFailed, import_folder
+
+
+class Command(BaseCommand):
+    help = "Import a folder of HR images (PNG, JPEG, BMP) as a dataset; all or nothing by default."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="dataset name (a slug), new or existing")
+        parser.add_argument("folder")
+        parser.add_argument("--skip-bad", action="store_true", help="import the good files, report the bad")
+        parser.add_argument("--calibration", action="store_true", help="mark the dataset for rater calibration")
+        parser.add_argument("--description", default="")
+
+    def handle(self, name, folder, skip_bad, calibration, description, **options):
+        try:
+            report = import_folder(
+                name, folder, skip_bad=skip_bad, description=description, is_calibration=calibration
+            )
+        except ImportFailed as exc:
+            for line in exc.report.lines():
+                self.stderr.write(line)
+            raise CommandError(str(exc)) from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        for line in report.lines():
+            self.stdout.write(line)
+        self.stdout.write(self.style.SUCCESS(f"{len(report.imported)} images imported into {name}"))

@@ -1,0 +1,67 @@
+"""Start the web server and a Celery worker as child processes, and stop them together."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def start_worker(queues="gpu,cpu", concurrency=1, name="local"):
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
+         "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO"],
+        cwd=ROOT,
+    )
+
+
+def start_web(bind="127.0.0.1:8000", workers=2):
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", bind,
+         "--workers", str(workers), "--access-logfile", "-"],
+        cwd=ROOT,
+    )
+
+
+def wait_for_worker(timeout=60):
+    """Block until a worker answers a ping; raises RuntimeError when none does."""
+    from config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.control.ping(timeout=1.0):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("no Celery worker answered within %d s" % timeout)
+
+
+def supervise(processes):
+    """Wait until Ctrl-C/SIGTERM or until any child exits, then stop all children."""
+    stop = {"now": False}
+
+    def handler(signum, frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop["now"] and all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in processes:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return 0 if stop["now"] else 1
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -1,0 +1,75 @@
+"""From a campaign's rows to the long-format frames that study.analysis takes."""
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from study.analysis import mos_table, write_report
+from study.models import Candidate, Trial
+
+VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
+
+
+def votes_frame(campaign):
+    rows = (
+        Trial.objects.answered()
+        .filter(rater__campaign=campaign)
+        .order_by("rater_id", "position")
+        .values_list(
+            "rater_id",
+            "candidate__image__dataset__name",
+            "candidate__image__name",
+            "candidate__method__slug",
+            "score",
+            "answered_at",
+        )
+    )
+    frame = pd.DataFrame(
+        [(f"r{r}", d, i, m, s, "rating", 0, t.isoformat()) for r, d, i, m, s, t in rows],
+        columns=VOTE_COLUMNS,
+    )
+    return frame.astype({"score": "int64", "repeat": "int64"})
+
+
+def objective_frame(campaign):
+    rows = campaign.candidates.filter(status=Candidate.DONE).values_list(
+        "image__dataset__name", "image__name", "method__slug", "psnr", "ssim"
+    )
+    return pd.DataFrame(list(rows), columns=["dataset", "image", "method", "psnr", "ssim"])
+
+
+def mos_csv(campaign):
+    votes = votes_frame(campaign)
+    columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
+    table = mos_table(votes) if len(votes) else pd.DataFrame(columns=columns)
+    return table.to_csv(index=False)
+
+
+def export_report(campaign, out_dir):
+    """Write the full analysis report of a campaign into out_dir; returns the paths written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    votes = votes_frame(campaign)
+    if votes.empty:
+        raise ValueError(f"campaign {campaign.name} has no votes yet: nothing to report")
+    paths = write_report(votes, out_dir, objective=objective_frame(campaign))
+    meta = out_dir / "campaign.txt"
+    meta.write_text(
+        f"campaign: {campaign.name}\nscale: {campaign.scale}\nkernel: {campaign.kernel}\n"
+        f"seed: {campaign.seed}\nstatus: {campaign.status}\n"
+    )
+    return paths
+
+
+def report_zip(campaign):
+    with tempfile.TemporaryDirectory() as tmp:
+        export_report(campaign, tmp)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(Path(tmp).rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(tmp))
+        return buffer.getvalue()

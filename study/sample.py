@@ -1,0 +1,26 @@
+"""The demo dataset: scikit-image's bundled colour photographs (no download needed)."""
+
+from pathlib import Path
+
+from PIL import Image
+
+SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle"]
+
+
+def write_sample_photos(folder):
+    from skimage import data
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    loaders = {
+        "astronaut": data.astronaut,
+        "coffee": data.coffee,
+        "chelsea": data.chelsea,
+        "rocket": data.rocket,
+        "motorcycle": lambda: data.stereo_motorcycle()[0],
+    }
+    for name in SAMPLE_PHOTOS:
+        path = folder / f"{name}.png"
+        if not path.exists():
+            Image.fromarray(loaders[name]()).save(path)
+    return folder

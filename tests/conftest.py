@@ -1,0 +1,249 @@
+"""Shared personas, factories and service checks.
+
+Tests that need PostgreSQL, Redis or Chromium skip with a reason on a developer's machine that
+lacks them, and fail under CI (CI=true), where .ci/run provides all three.
+"""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings as django_settings
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SRMOS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CHROMIUM = os.environ.get("SRMOS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Playwright's sync API runs an event loop in the test thread; the ORM calls there are still sync.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+ARTIFACTS = ROOT / "test-artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REDIS_URL = os.environ.get("SRMOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def require(available, reason):
+    """Skip when a service is missing, except under CI where every test must run."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI requires it: {reason}")
+    pytest.skip(reason)
+
+
+def _port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def redis_available():
+    return _port_open("127.0.0.1", 6379)
+
+
+@pytest.fixture
+def redis_url():
+    require(redis_available(), "Redis is not running on 127.0.0.1:6379")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture
+def chromium_path():
+    require(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def eager_celery(settings):
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def sample_image(seed=0, size=(48, 64)):
+    """A natural-looking RGB crop (scikit-image's astronaut), different per seed."""
+    from skimage import data
+
+    photo = data.astronaut()
+    h, w = size
+    y = (seed * 37) % (photo.shape[0] - h)
+    x = (seed * 53) % (photo.shape[1] - w)
+    return photo[y : y + h, x : x + w].copy()
+
+
+def png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    def make(n=3, size=(48, 64), name="hr"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"img{i}.png").write_bytes(png_bytes(sample_image(i, size)))
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def dataset(image_folder):
+    from study.importing import import_folder
+    from study.models import Dataset
+
+    import_folder("tiny", image_folder(3))
+    return Dataset.objects.get(name="tiny")
+
+
+@pytest.fixture
+def make_campaign(dataset):
+    from study.models import Campaign, Method
+
+    def make(methods=("nearest", "bicubic", "hr"), name="pilot", rater_links=2, datasets=None):
+        campaign = Campaign.objects.create(name=name, seed=7, rater_links=rater_links)
+        campaign.datasets.set(datasets or [dataset])
+        campaign.methods.set(Method.objects.filter(slug__in=methods))
+        return campaign
+
+    return make
+
+
+@pytest.fixture
+def live_campaign(make_campaign, eager_celery, django_capture_on_commit_callbacks):
+    """A launched campaign whose candidates were generated in-process (eager mode)."""
+    campaign = make_campaign()
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign.start_generation()
+    campaign.refresh_from_db()
+    campaign.launch()
+    return campaign
+
+
+@pytest.fixture
+def researcher(django_user_model):
+    return django_user_model.objects.create_superuser("researcher", "r@example.org", "pw-researcher-1")
+
+
+class Worker:
+    """A real `celery worker` process for the integration tests."""
+
+    def __init__(self, env, queues="gpu,cpu", name="w1"):
+        self.log = Path(env["MEDIA_ROOT"]).parent / f"worker-{name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1",
+             "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while "ready." not in self.log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()}")
+            time.sleep(0.2)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def worker_env(broker_url, media_root, broker_dir=None):
+    """Environment for a worker process that shares the test database and media folder."""
+    db = django_settings.DATABASES["default"]
+    env = dict(os.environ)
+    if db["ENGINE"].endswith("sqlite3"):
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    else:
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    env["CELERY_BROKER_URL"] = broker_url
+    env["MEDIA_ROOT"] = str(media_root)
+    env["CELERY_TASK_ALWAYS_EAGER"] = "0"
+    if broker_dir:
+        env["SRMOS_DATA_DIR"] = str(broker_dir)
+    return env
+
+
+@pytest.fixture
+def start_worker():
+    workers = []
+
+    def start(*args, **kwargs):
+        worker = Worker(*args, **kwargs)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
+
+
+def screenshot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(ROOT / "data" / "test-broker", ignore_errors=True)
+
+
+__all__ = ["np", "require", "sample_image", "png_bytes", "SHARED_DATA", "CHROMIUM_ARGS"]
