@@ -29,7 +29,9 @@ def env_bool(name, default=False):
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no, on/off")
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no, on/off"
+    )
 
 
 def env_int(name, default):
@@ -122,7 +124,9 @@ def _database():
     try:
         db = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
     except Exception as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL={url!r} is not a valid database URL: {exc}") from None
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={url!r} is not a valid database URL: {exc}"
+        ) from None
     if not db.get("ENGINE"):
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no supported database engine")
     if db["ENGINE"].endswith("sqlite3"):
@@ -164,7 +168,7 @@ LOGIN_URL = "admin:login"
 # Celery. The embedded default is kombu's filesystem transport: a real worker process, no server.
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-if not CELERY_BROKER_URL.split("://", 1)[0] in (
+if CELERY_BROKER_URL.split("://", 1)[0] not in (
     "filesystem",
     "redis",
     "rediss",
@@ -187,6 +191,7 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        "polling_interval": 0.2,
     }
 else:
     # Longer than the longest job, so a slow task is never handed to a second worker.

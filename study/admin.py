@@ -5,6 +5,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from study import reports
+from study.admin_generation import CampaignGenerationMixin, DatasetImportMixin, MethodResultsMixin
 from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
 
 
@@ -18,7 +19,7 @@ class SourceImageInline(admin.TabularInline):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(DatasetImportMixin, admin.ModelAdmin):
     list_display = ["name", "is_calibration", "image_count", "created_at"]
     inlines = [SourceImageInline]
 
@@ -35,17 +36,24 @@ class SourceImageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Method)
-class MethodAdmin(admin.ModelAdmin):
+class MethodAdmin(MethodResultsMixin, admin.ModelAdmin):
     list_display = ["slug", "name", "kind"]
     list_filter = ["kind"]
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
     list_display = ["name", "status", "scale", "kernel", "progress_summary", "created_at"]
     list_filter = ["status"]
     filter_horizontal = ["datasets", "methods"]
-    readonly_fields = ["status", "progress_table", "rater_links_list", "exports", "launched_at", "closed_at"]
+    readonly_fields = [
+        "status",
+        "progress_table",
+        "rater_links_list",
+        "exports",
+        "launched_at",
+        "closed_at",
+    ]
     actions = ["generate_candidates", "retry_failed", "launch", "close"]
     fieldsets = [
         (None, {"fields": ["name", "description", "datasets", "methods"]}),
@@ -76,9 +84,16 @@ class CampaignAdmin(admin.ModelAdmin):
             return "-"
         p = obj.progress()
         rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", p.items())
-        failures = obj.candidates.filter(status=Candidate.FAILED).select_related("image", "method")[:20]
+        failures = obj.candidates.filter(status=Candidate.FAILED).select_related("image", "method")[
+            :20
+        ]
         errors = format_html_join(
-            "", "<li>{} x {}: {}</li>", ((c.image, c.method.slug, c.error.splitlines()[0] if c.error else "") for c in failures)
+            "",
+            "<li>{} x {}: {}</li>",
+            (
+                (c.image, c.method.slug, c.error.splitlines()[0] if c.error else "")
+                for c in failures
+            ),
         )
         return format_html(
             '<table id="progress">{}</table>{}',
@@ -106,17 +121,29 @@ class CampaignAdmin(admin.ModelAdmin):
             return "-"
         links = [
             (reverse("admin:study_campaign_export", args=[obj.pk, kind]), label)
-            for kind, label in [("links", "Rater links (CSV)"), ("votes", "Raw votes (CSV)"), ("mos", "MOS per method (CSV)"), ("report", "Full report (zip)")]
+            for kind, label in [
+                ("links", "Rater links (CSV)"),
+                ("votes", "Raw votes (CSV)"),
+                ("mos", "MOS per method (CSV)"),
+                ("report", "Full report (zip)"),
+            ]
         ]
         return format_html_join(" | ", '<a href="{}">{}</a>', links)
 
     def export_view(self, request, pk, kind):
         campaign = get_object_or_404(Campaign, pk=pk)
         if kind == "links":
-            rows = [f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}" for r in campaign.raters.all()]
+            rows = [
+                f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}"
+                for r in campaign.raters.all()
+            ]
             body, ctype, ext = "rater,url\n" + "\n".join(rows) + "\n", "text/csv", "rater-links.csv"
         elif kind == "votes":
-            body, ctype, ext = reports.votes_frame(campaign).to_csv(index=False), "text/csv", "votes.csv"
+            body, ctype, ext = (
+                reports.votes_frame(campaign).to_csv(index=False),
+                "text/csv",
+                "votes.csv",
+            )
         elif kind == "mos":
             body, ctype, ext = reports.mos_csv(campaign), "text/csv", "mos.csv"
         elif kind == "report":
@@ -145,7 +172,9 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description="Retry failed candidates")
     def retry_failed(self, request, queryset):
         for campaign in queryset:
-            self.message_user(request, f"{campaign}: {campaign.retry_failed()} failed candidates queued again.")
+            self.message_user(
+                request, f"{campaign}: {campaign.retry_failed()} failed candidates queued again."
+            )
 
     @admin.action(description="Launch (make live, create rater links)")
     def launch(self, request, queryset):
@@ -155,7 +184,9 @@ class CampaignAdmin(admin.ModelAdmin):
             except ValueError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
-            self.message_user(request, f"{campaign} is live with {campaign.raters.count()} rater links.")
+            self.message_user(
+                request, f"{campaign} is live with {campaign.raters.count()} rater links."
+            )
 
     @admin.action(description="Close")
     def close(self, request, queryset):
@@ -165,7 +196,16 @@ class CampaignAdmin(admin.ModelAdmin):
 
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):
-    list_display = ["public_id", "campaign", "image", "method", "status", "psnr", "ssim", "attempts"]
+    list_display = [
+        "public_id",
+        "campaign",
+        "image",
+        "method",
+        "status",
+        "psnr",
+        "ssim",
+        "attempts",
+    ]
     list_filter = ["campaign", "status", "method"]
     readonly_fields = [f.name for f in Candidate._meta.fields]
 

@@ -147,13 +147,21 @@ class Campaign(models.Model):
             images = SourceImage.objects.filter(dataset__in=campaign.datasets.all())
             methods = list(campaign.methods.all())
             if not methods or not images.exists():
-                raise ValueError("A campaign needs at least one dataset with images and one method.")
+                raise ValueError(
+                    "A campaign needs at least one dataset with images and one method."
+                )
             Candidate.objects.bulk_create(
-                [Candidate(campaign=campaign, image=image, method=m) for image in images for m in methods],
+                [
+                    Candidate(campaign=campaign, image=image, method=m)
+                    for image in images
+                    for m in methods
+                ],
                 ignore_conflicts=True,
             )
             queued = list(
-                campaign.candidates.filter(status=Candidate.QUEUED).values_list("pk", "method__kind")
+                campaign.candidates.filter(status=Candidate.QUEUED).values_list(
+                    "pk", "method__kind"
+                )
             )
             campaign.status = self.GENERATING if queued else campaign.status
             campaign.save(update_fields=["status"])
@@ -170,7 +178,9 @@ class Campaign(models.Model):
             ids = list(failed.values_list("pk", "method__kind"))
             failed.update(status=Candidate.QUEUED, error="", started_at=None, finished_at=None)
             if ids:
-                Campaign.objects.filter(pk=self.pk, status=self.READY).update(status=self.GENERATING)
+                Campaign.objects.filter(pk=self.pk, status=self.READY).update(
+                    status=self.GENERATING
+                )
             transaction.on_commit(lambda: tasks.enqueue_candidates(ids))
         return len(ids)
 

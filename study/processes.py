@@ -14,16 +14,40 @@ ROOT = Path(settings.BASE_DIR)
 
 def start_worker(queues="gpu,cpu", concurrency=1, name="local"):
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
-         "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+        ],
         cwd=ROOT,
     )
 
 
 def start_web(bind="127.0.0.1:8000", workers=2):
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", bind,
-         "--workers", str(workers), "--access-logfile", "-"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            "-",
+        ],
         cwd=ROOT,
     )
 

@@ -70,7 +70,10 @@ def redis_url():
 
 @pytest.fixture
 def chromium_path():
-    require(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    require(
+        Path(CHROMIUM).exists(),
+        f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)",
+    )
     return CHROMIUM
 
 
@@ -128,7 +131,17 @@ def dataset(image_folder):
 
 
 @pytest.fixture
-def make_campaign(dataset):
+def builtin_methods(db):
+    """The built-in methods, also after a transactional test flushed the data migration's rows."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("study.migrations.0002_builtin_methods").add_methods(apps, None)
+
+
+@pytest.fixture
+def make_campaign(dataset, builtin_methods):
     from study.models import Campaign, Method
 
     def make(methods=("nearest", "bicubic", "hr"), name="pilot", rater_links=2, datasets=None):
@@ -153,7 +166,9 @@ def live_campaign(make_campaign, eager_celery, django_capture_on_commit_callback
 
 @pytest.fixture
 def researcher(django_user_model):
-    return django_user_model.objects.create_superuser("researcher", "r@example.org", "pw-researcher-1")
+    return django_user_model.objects.create_superuser(
+        "researcher", "r@example.org", "pw-researcher-1"
+    )
 
 
 class Worker:
@@ -163,8 +178,24 @@ class Worker:
         self.log = Path(env["MEDIA_ROOT"]).parent / f"worker-{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1",
-             "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                "1",
+                "-n",
+                f"{name}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
             cwd=ROOT,
             env=env,
             stdout=self.log.open("w"),

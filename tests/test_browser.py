@@ -56,14 +56,16 @@ def test_a_rater_scores_every_image_and_the_votes_are_stored(live_campaign, live
     rater = live_campaign.raters.first()
     scores = [(i % 5) + 1 for i in range(rater.trials.count())]
     rate_everything(page, live_server.url, rater, scores)
-    stored = list(Trial.objects.filter(rater=rater).order_by("position").values_list("score", flat=True))
+    stored = list(
+        Trial.objects.filter(rater=rater).order_by("position").values_list("score", flat=True)
+    )
     assert stored == scores
     html = page.content().lower()
     assert "bicubic" not in html and "nearest" not in html
 
 
 def test_a_researcher_runs_the_thin_path_in_the_admin(
-    dataset, researcher, live_server, page, start_worker, media_root, settings
+    dataset, builtin_methods, researcher, live_server, page, start_worker, media_root, settings
 ):
     start_worker(worker_env(settings.CELERY_BROKER_URL, media_root))
     base = live_server.url
@@ -72,9 +74,9 @@ def test_a_researcher_runs_the_thin_path_in_the_admin(
     page.goto(f"{base}/admin/study/campaign/add/")
     page.fill("#id_name", "browser-study")
     page.select_option("#id_datasets_from", label="tiny")
-    page.click("#id_datasets_add_link")
+    page.click("#id_datasets_add")
     page.select_option("#id_methods_from", label=["nearest", "bicubic", "hr"])
-    page.click("#id_methods_add_link")
+    page.click("#id_methods_add")
     page.fill("#id_rater_links", "2")
     page.click("input[name=_save]")
     campaign = Campaign.objects.get(name="browser-study")
@@ -82,7 +84,8 @@ def test_a_researcher_runs_the_thin_path_in_the_admin(
 
     started = time.monotonic()
     run_action(page, base, campaign, "Generate candidates")
-    assert page.is_visible("text=9 candidates queued for the workers")
+    screenshot(page, "admin-generate")
+    page.wait_for_selector("text=9 candidates queued for the workers")
     assert time.monotonic() - started < 10  # the request only queues the work
     for _ in range(300):
         campaign.refresh_from_db()
@@ -94,10 +97,13 @@ def test_a_researcher_runs_the_thin_path_in_the_admin(
     assert "done" in page.text_content("#progress")
 
     run_action(page, base, campaign, "Launch (make live, create rater links)")
-    assert page.is_visible("text=browser-study is live with 2 rater links")
+    screenshot(page, "admin-launch")
+    page.wait_for_selector("text=is live with 2 rater links")
     page.goto(f"{base}/admin/study/campaign/{campaign.pk}/change/")
     screenshot(page, "admin-campaign-live")
-    links = page.eval_on_selector_all("#rater-links a", "els => els.map(e => e.getAttribute('href'))")
+    links = page.eval_on_selector_all(
+        "#rater-links a", "els => els.map(e => e.getAttribute('href'))"
+    )
     assert len(links) == 2
 
     rater_page = page.context.new_page()

@@ -1,14 +1,15 @@
 """The scriptable thin path: create_campaign, generate_candidates, launch, export_report."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
 from study.models import Campaign
-
-pytestmark = pytest.mark.django_db
+from tests.conftest import ROOT, worker_env
 
 
 def write_spec(tmp_path, **spec):
@@ -17,13 +18,41 @@ def write_spec(tmp_path, **spec):
     return str(path)
 
 
-def test_it_runs_the_thin_path_from_the_command_line(dataset, tmp_path, eager_celery, capsys, django_capture_on_commit_callbacks):
-    spec = write_spec(tmp_path, name="cli", datasets=["tiny"], methods=["nearest", "bicubic", "hr"], scale=4, seed=3, rater_links=2)
-    call_command("create_campaign", spec)
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("generate_candidates", "cli", "--wait", "--timeout", "30")
-    call_command("launch", "cli")
-    out = capsys.readouterr().out
+def manage(env, *args):
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_the_thin_path_from_the_command_line(
+    builtin_methods, tmp_path, start_worker, media_root, settings, image_folder
+):
+    env = worker_env(settings.CELERY_BROKER_URL, media_root)
+    start_worker(env)
+    out = manage(env, "import_dataset", "tiny", str(image_folder(3)))
+    assert "3 images imported into tiny" in out
+    spec = write_spec(
+        tmp_path,
+        name="cli",
+        datasets=["tiny"],
+        methods=["nearest", "bicubic", "hr"],
+        scale=4,
+        seed=3,
+        rater_links=2,
+    )
+    assert "created campaign cli" in manage(env, "create_campaign", spec)
+    out = manage(env, "generate_candidates", "cli", "--wait", "--timeout", "120")
+    assert "9 candidates queued" in out and "cli is ready" in out
+    out = manage(env, "launch", "cli")
     campaign = Campaign.objects.get(name="cli")
     assert campaign.status == Campaign.LIVE and campaign.raters.count() == 2
     for rater in campaign.raters.all():
@@ -31,7 +60,7 @@ def test_it_runs_the_thin_path_from_the_command_line(dataset, tmp_path, eager_ce
     for i, rater in enumerate(campaign.raters.all()):
         for trial in rater.trials.all():
             rater.record_vote(trial.position, 1 + (trial.position + i) % 5)
-    call_command("export_report", "cli", str(tmp_path / "report"))
+    manage(env, "export_report", "cli", str(tmp_path / "report"))
     votes = pd.read_csv(tmp_path / "report" / "votes.csv")
     assert len(votes) == 18 and set(votes["method"]) == {"nearest", "bicubic", "hr"}
     mos = pd.read_csv(tmp_path / "report" / "mos.csv")
@@ -48,21 +77,30 @@ def test_it_runs_the_thin_path_from_the_command_line(dataset, tmp_path, eager_ce
         ({"datasets": ["tiny"], "methods": ["nearest"]}, "'name' is required"),
         ({"name": "x", "datasets": ["nope"], "methods": ["nearest"]}, "unknown dataset"),
         ({"name": "x", "datasets": ["tiny"], "methods": ["magic"]}, "unknown method"),
-        ({"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "scale": 3}, "scale must be 2, 4 or 8"),
-        ({"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "colour": "red"}, "unknown field"),
+        (
+            {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "scale": 3},
+            "scale must be 2, 4 or 8",
+        ),
+        (
+            {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "colour": "red"},
+            "unknown field",
+        ),
     ],
 )
+@pytest.mark.django_db
 def test_it_refuses_a_bad_spec(dataset, tmp_path, spec, message):
     with pytest.raises(CommandError, match=message):
         call_command("create_campaign", write_spec(tmp_path, **spec))
     assert not Campaign.objects.exists()
 
 
+@pytest.mark.django_db
 def test_it_names_an_unknown_campaign(dataset):
     with pytest.raises(CommandError, match="no campaign 'ghost'"):
         call_command("launch", "ghost")
 
 
+@pytest.mark.django_db
 def test_export_report_without_votes_says_so(live_campaign, tmp_path):
     with pytest.raises(CommandError, match="has no votes yet"):
         call_command("export_report", live_campaign.name, str(tmp_path / "out"))

@@ -37,7 +37,9 @@ def test_it_generates_every_candidate_with_metrics(
     assert psnr["bicubic"] > psnr["nearest"]
 
 
-def test_it_does_nothing_when_run_again(make_campaign, eager_celery, django_capture_on_commit_callbacks):
+def test_it_does_nothing_when_run_again(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
     campaign = make_campaign()
     generate(campaign, django_capture_on_commit_callbacks)
     before = list(campaign.candidates.values_list("pk", "file", "finished_at"))
@@ -71,9 +73,10 @@ def test_it_records_a_failure_and_retries_only_it(
         assert campaign.retry_failed() == 3
     campaign.refresh_from_db()
     assert campaign.status == Campaign.READY
-    assert dict(
-        campaign.candidates.filter(pk__in=done_before).values_list("pk", "finished_at")
-    ) == done_before
+    assert (
+        dict(campaign.candidates.filter(pk__in=done_before).values_list("pk", "finished_at"))
+        == done_before
+    )
 
 
 def test_a_task_delivered_twice_makes_the_candidate_once(

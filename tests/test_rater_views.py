@@ -67,7 +67,9 @@ def test_an_outsider_gets_404(live_campaign, client):
     assert not Trial.objects.answered().exists()
 
 
-def test_another_campaigns_rater_cannot_fetch_these_images(live_campaign, make_campaign, client, django_capture_on_commit_callbacks):
+def test_another_campaigns_rater_cannot_fetch_these_images(
+    live_campaign, make_campaign, client, django_capture_on_commit_callbacks
+):
     second = make_campaign(methods=("nearest",), name="second")
     with django_capture_on_commit_callbacks(execute=True):
         second.start_generation()

@@ -34,7 +34,9 @@ def wait_until_ready(campaign, timeout=180):
         if campaign.status == Campaign.READY:
             return
         if campaign.candidates.filter(status=Candidate.FAILED).exists():
-            errors = list(campaign.candidates.filter(status=Candidate.FAILED).values_list("error", flat=True))
+            errors = list(
+                campaign.candidates.filter(status=Candidate.FAILED).values_list("error", flat=True)
+            )
             pytest.fail(f"candidates failed: {errors}")
         time.sleep(0.3)
     pytest.fail(f"campaign not ready after {timeout} s: {campaign.progress()}")
@@ -43,11 +45,15 @@ def wait_until_ready(campaign, timeout=180):
 def check_generated(campaign, media_root):
     assert campaign.progress()["done"] == campaign.candidates.count() == 9
     files = sorted(p.name for p in (media_root / "candidates" / str(campaign.pk)).iterdir())
-    assert files == sorted(f"{pid}.png" for pid in campaign.candidates.values_list("public_id", flat=True))
+    assert files == sorted(
+        f"{pid}.png" for pid in campaign.candidates.values_list("public_id", flat=True)
+    )
     assert all(a == 1 for a in campaign.candidates.values_list("attempts", flat=True))
 
 
-def test_a_worker_on_the_embedded_broker_generates_a_campaign(make_campaign, start_worker, media_root, settings):
+def test_a_worker_on_the_embedded_broker_generates_a_campaign(
+    make_campaign, start_worker, media_root, settings
+):
     start_worker(worker_env(settings.CELERY_BROKER_URL, media_root))
     campaign = make_campaign()
     assert campaign.start_generation() == 9
@@ -56,7 +62,9 @@ def test_a_worker_on_the_embedded_broker_generates_a_campaign(make_campaign, sta
 
 
 @pytest.mark.redis
-def test_a_worker_on_redis_generates_a_campaign(make_campaign, start_worker, media_root, redis_url, use_broker):
+def test_a_worker_on_redis_generates_a_campaign(
+    make_campaign, start_worker, media_root, redis_url, use_broker
+):
     use_broker(redis_url, {"visibility_timeout": 3600})
     worker = start_worker(worker_env(redis_url, media_root))
     campaign = make_campaign()

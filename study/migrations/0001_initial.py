@@ -2,155 +2,349 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import study.models
 from django.db import migrations, models
+
+import study.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=64, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('is_calibration', models.BooleanField(default=False, help_text='Used to calibrate raters (NN = 1, HR = 5), never rated.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=64, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "is_calibration",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Used to calibrate raters (NN = 1, HR = 5), never rated.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Method',
+            name="Method",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('kind', models.CharField(choices=[('interpolation', 'Interpolation'), ('network', 'Network'), ('imported', 'Imported results'), ('reference', 'HR reference')], max_length=20)),
-                ('parameters', models.JSONField(blank=True, default=dict, help_text='For interpolation/network: {"sr_method": NAME}.')),
-                ('description', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("interpolation", "Interpolation"),
+                            ("network", "Network"),
+                            ("imported", "Imported results"),
+                            ("reference", "HR reference"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "parameters",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='For interpolation/network: {"sr_method": NAME}.',
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='Campaign',
+            name="Campaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('scale', models.PositiveSmallIntegerField(default=4)),
-                ('kernel', models.CharField(default='matlab-bicubic', help_text='How HR images are degraded to LR.', max_length=32)),
-                ('seed', models.IntegerField(default=0, help_text="Seeds every rater's trial order.")),
-                ('rater_links', models.PositiveIntegerField(default=5, help_text='Number of secret rater links made at launch.')),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('generating', 'Generating candidates'), ('ready', 'Ready to launch'), ('live', 'Live'), ('closed', 'Closed')], default='draft', max_length=20)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('launched_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('datasets', models.ManyToManyField(related_name='campaigns', to='study.dataset')),
-                ('methods', models.ManyToManyField(related_name='campaigns', to='study.method')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("scale", models.PositiveSmallIntegerField(default=4)),
+                (
+                    "kernel",
+                    models.CharField(
+                        default="matlab-bicubic",
+                        help_text="How HR images are degraded to LR.",
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "seed",
+                    models.IntegerField(default=0, help_text="Seeds every rater's trial order."),
+                ),
+                (
+                    "rater_links",
+                    models.PositiveIntegerField(
+                        default=5, help_text="Number of secret rater links made at launch."
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("generating", "Generating candidates"),
+                            ("ready", "Ready to launch"),
+                            ("live", "Live"),
+                            ("closed", "Closed"),
+                        ],
+                        default="draft",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("launched_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("datasets", models.ManyToManyField(related_name="campaigns", to="study.dataset")),
+                ("methods", models.ManyToManyField(related_name="campaigns", to="study.method")),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Rater',
+            name="Rater",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(default=study.models.rater_token, editable=False, max_length=64, unique=True)),
-                ('label', models.CharField(blank=True, max_length=100)),
-                ('seed', models.BigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='raters', to='study.campaign')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "token",
+                    models.CharField(
+                        default=study.models.rater_token, editable=False, max_length=64, unique=True
+                    ),
+                ),
+                ("label", models.CharField(blank=True, max_length=100)),
+                ("seed", models.BigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="raters",
+                        to="study.campaign",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['campaign', 'created_at', 'pk'],
+                "ordering": ["campaign", "created_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='SourceImage',
+            name="SourceImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='File name stem, used to match results.', max_length=200)),
-                ('original_name', models.CharField(max_length=255)),
-                ('file', models.FileField(max_length=300, upload_to=study.models.source_upload_to)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('notes', models.CharField(blank=True, help_text='What the import changed.', max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='study.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="File name stem, used to match results.", max_length=200
+                    ),
+                ),
+                ("original_name", models.CharField(max_length=255)),
+                ("file", models.FileField(max_length=300, upload_to=study.models.source_upload_to)),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                (
+                    "notes",
+                    models.CharField(
+                        blank=True, help_text="What the import changed.", max_length=300
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="study.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['dataset', 'name'],
+                "ordering": ["dataset", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Candidate',
+            name="Candidate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=study.models.public_id, editable=False, max_length=32, unique=True)),
-                ('file', models.FileField(blank=True, max_length=300, upload_to='')),
-                ('width', models.PositiveIntegerField(blank=True, null=True)),
-                ('height', models.PositiveIntegerField(blank=True, null=True)),
-                ('psnr', models.FloatField(blank=True, help_text='dB, Y channel, scale px border crop', null=True)),
-                ('ssim', models.FloatField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='study.campaign')),
-                ('method', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='candidates', to='study.method')),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='candidates', to='study.sourceimage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    models.CharField(
+                        default=study.models.public_id, editable=False, max_length=32, unique=True
+                    ),
+                ),
+                ("file", models.FileField(blank=True, max_length=300, upload_to="")),
+                ("width", models.PositiveIntegerField(blank=True, null=True)),
+                ("height", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "psnr",
+                    models.FloatField(
+                        blank=True, help_text="dB, Y channel, scale px border crop", null=True
+                    ),
+                ),
+                ("ssim", models.FloatField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="candidates",
+                        to="study.campaign",
+                    ),
+                ),
+                (
+                    "method",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="candidates",
+                        to="study.method",
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="candidates",
+                        to="study.sourceimage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['campaign', 'image', 'method'],
+                "ordering": ["campaign", "image", "method"],
             },
         ),
         migrations.CreateModel(
-            name='Trial',
+            name="Trial",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('score', models.PositiveSmallIntegerField(blank=True, choices=[(1, '1'), (2, '2'), (3, '3'), (4, '4'), (5, '5')], null=True)),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('candidate', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='trials', to='study.candidate')),
-                ('rater', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trials', to='study.rater')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                (
+                    "score",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        choices=[(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, "5")],
+                        null=True,
+                    ),
+                ),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "candidate",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="trials",
+                        to="study.candidate",
+                    ),
+                ),
+                (
+                    "rater",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="trials",
+                        to="study.rater",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rater', 'position'],
+                "ordering": ["rater", "position"],
             },
         ),
         migrations.AddConstraint(
-            model_name='sourceimage',
-            constraint=models.UniqueConstraint(fields=('dataset', 'name'), name='unique_image_name'),
+            model_name="sourceimage",
+            constraint=models.UniqueConstraint(
+                fields=("dataset", "name"), name="unique_image_name"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='sourceimage',
-            constraint=models.UniqueConstraint(fields=('dataset', 'sha256'), name='unique_image_content'),
+            model_name="sourceimage",
+            constraint=models.UniqueConstraint(
+                fields=("dataset", "sha256"), name="unique_image_content"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='candidate',
-            constraint=models.UniqueConstraint(fields=('campaign', 'image', 'method'), name='unique_candidate'),
+            model_name="candidate",
+            constraint=models.UniqueConstraint(
+                fields=("campaign", "image", "method"), name="unique_candidate"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trial',
-            constraint=models.UniqueConstraint(fields=('rater', 'position'), name='unique_trial_position'),
+            model_name="trial",
+            constraint=models.UniqueConstraint(
+                fields=("rater", "position"), name="unique_trial_position"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trial',
-            constraint=models.CheckConstraint(condition=models.Q(('score__isnull', True), models.Q(('score__gte', 1), ('score__lte', 5)), _connector='OR'), name='score_1_to_5'),
+            model_name="trial",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("score__isnull", True),
+                    models.Q(("score__gte", 1), ("score__lte", 5)),
+                    _connector="OR",
+                ),
+                name="score_1_to_5",
+            ),
         ),
     ]

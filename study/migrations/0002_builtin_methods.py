@@ -2,7 +2,12 @@ from django.db import migrations
 
 # The paper's comparison methods that sr_models can run here (SRGAN.md, Table 2).
 BUILTIN = [
-    ("nearest", "Nearest neighbour", "interpolation", "Nearest-neighbour upscaling of the LR image."),
+    (
+        "nearest",
+        "Nearest neighbour",
+        "interpolation",
+        "Nearest-neighbour upscaling of the LR image.",
+    ),
     ("bicubic", "Bicubic", "interpolation", "MATLAB-compatible bicubic imresize."),
     ("lanczos", "Lanczos", "interpolation", "Lanczos-3 upscaling."),
     ("srcnn", "SRCNN", "network", "SRCNN 9-5-5 (Dong et al.), trained by sr_models."),

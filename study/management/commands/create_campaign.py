@@ -24,7 +24,9 @@ class Command(BaseCommand):
             raise CommandError(f"{spec}: expected a JSON object")
         unknown = set(data) - FIELDS
         if unknown:
-            raise CommandError(f"{spec}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(FIELDS))}")
+            raise CommandError(
+                f"{spec}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(FIELDS))}"
+            )
         for key in ("name", "datasets", "methods"):
             if not data.get(key):
                 raise CommandError(f"{spec}: {key!r} is required")
@@ -39,11 +41,17 @@ class Command(BaseCommand):
             raise CommandError(f"{spec}: scale must be 2, 4 or 8")
         with transaction.atomic():
             campaign = Campaign.objects.create(
-                **{k: data[k] for k in ("name", "description", "scale", "kernel", "seed", "rater_links") if k in data}
+                **{
+                    k: data[k]
+                    for k in ("name", "description", "scale", "kernel", "seed", "rater_links")
+                    if k in data
+                }
             )
             campaign.datasets.set(datasets)
             campaign.methods.set(methods)
-        self.stdout.write(self.style.SUCCESS(f"created campaign {campaign.name} (id {campaign.pk})"))
+        self.stdout.write(
+            self.style.SUCCESS(f"created campaign {campaign.name} (id {campaign.pk})")
+        )
 
     def _lookup(self, model, field, values, what):
         found = {getattr(o, field): o for o in model.objects.filter(**{f"{field}__in": values})}

@@ -11,9 +11,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("campaign", help="campaign name or id")
-        parser.add_argument("--wait", action="store_true", help="wait until every candidate is made")
+        parser.add_argument(
+            "--wait", action="store_true", help="wait until every candidate is made"
+        )
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
-        parser.add_argument("--retry-failed", action="store_true", help="queue failed candidates again")
+        parser.add_argument(
+            "--retry-failed", action="store_true", help="queue failed candidates again"
+        )
 
     def handle(self, campaign, wait, timeout, retry_failed, **options):
         campaign = get_campaign(campaign)
@@ -27,19 +31,22 @@ class Command(BaseCommand):
         if not wait:
             return
         deadline = time.monotonic() + timeout
-        last = None
+        last, printed = None, 0.0
         while True:
             campaign.refresh_from_db()
             p = campaign.progress()
             line = " ".join(f"{k}={v}" for k, v in p.items())
-            if line != last:
+            finished = campaign.status != Campaign.GENERATING or p["queued"] == p["running"] == 0
+            if line != last and (finished or time.monotonic() - printed > 2):
                 self.stdout.write(line)
-                last = line
-            if campaign.status != Campaign.GENERATING or (p["queued"] == p["running"] == 0):
+                last, printed = line, time.monotonic()
+            if finished:
                 break
             if time.monotonic() > deadline:
                 raise CommandError(f"timed out after {timeout:.0f} s; is a worker running?")
             time.sleep(0.5)
         if p["failed"]:
-            raise CommandError(f"{p['failed']} candidates failed; see the admin or retry with --retry-failed")
+            raise CommandError(
+                f"{p['failed']} candidates failed; see the admin or retry with --retry-failed"
+            )
         self.stdout.write(self.style.SUCCESS(f"{campaign.name} is {campaign.status}"))

@@ -9,8 +9,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", help="dataset name (a slug), new or existing")
         parser.add_argument("folder")
-        parser.add_argument("--skip-bad", action="store_true", help="import the good files, report the bad")
-        parser.add_argument("--calibration", action="store_true", help="mark the dataset for rater calibration")
+        parser.add_argument(
+            "--skip-bad", action="store_true", help="import the good files, report the bad"
+        )
+        parser.add_argument(
+            "--calibration", action="store_true", help="mark the dataset for rater calibration"
+        )
         parser.add_argument("--description", default="")
 
     def handle(self, name, folder, skip_bad, calibration, description, **options):

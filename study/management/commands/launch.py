@@ -8,7 +8,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("campaign", help="campaign name or id")
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="prefix for the printed links")
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="prefix for the printed links"
+        )
 
     def handle(self, campaign, base_url, **options):
         campaign = get_campaign(campaign)
