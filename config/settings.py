@@ -184,19 +184,23 @@ if CELERY_BROKER_URL.split("://", 1)[0] not in (
     )
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
 else:
-    # Longer than the longest job, so a slow task is never handed to a second worker.
+    # Longer than the longest job, so a slow task is never handed to a second worker. A task
+    # whose worker died comes back after this long (the lease in study.tasks makes it safe).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),
+        "unacked_restore_throttle": env_int("CELERY_RESTORE_THROTTLE", 10),
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -208,6 +212,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1700)
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Generation: a running candidate's lease (seconds, renewed by its worker's heartbeat) and how
+# many equal-size candidates of one network method a GPU worker runs as one batch.
+SRMOS_GENERATION_LEASE = env_int("SRMOS_GENERATION_LEASE", 60)
+SRMOS_GPU_BATCH = env_int("SRMOS_GPU_BATCH", 8)
+if SRMOS_GENERATION_LEASE < 1 or SRMOS_GPU_BATCH < 1:
+    raise ImproperlyConfigured("SRMOS_GENERATION_LEASE and SRMOS_GPU_BATCH must be at least 1")
 
 SRMOS_DEFAULT_SCALE = 4
 SRMOS_DEFAULT_KERNEL = "matlab-bicubic"

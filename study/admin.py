@@ -50,6 +50,7 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         "status",
         "progress_table",
         "rater_links_list",
+        "recruitment_link",
         "exports",
         "launched_at",
         "closed_at",
@@ -59,6 +60,36 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         (None, {"fields": ["name", "description", "datasets", "methods"]}),
         ("Design", {"fields": ["scale", "kernel", "seed", "rater_links"]}),
         ("State", {"fields": ["status", "progress_table", "launched_at", "closed_at"]}),
+        (
+            "Rater session",
+            {
+                "fields": [
+                    "consent_text",
+                    "instructions_text",
+                    "display_policy",
+                    "calibration_dataset",
+                    "calibration_images",
+                    "min_view_ms",
+                    "break_every",
+                ]
+            },
+        ),
+        (
+            "Quality control",
+            {"fields": ["gold_items", "retest_share", "straightline_min_variance"]},
+        ),
+        (
+            "Crowd recruitment",
+            {
+                "fields": [
+                    "open_recruitment",
+                    "recruitment_link",
+                    "max_participants",
+                    "completion_code",
+                    "completion_url",
+                ]
+            },
+        ),
         ("Raters and results", {"fields": ["rater_links_list", "exports"]}),
     ]
 
@@ -99,6 +130,19 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
             '<table id="progress">{}</table>{}',
             rows,
             format_html("<p>Failures:</p><ul>{}</ul>", errors) if failures else "",
+        )
+
+    @admin.display(description="open recruitment link")
+    def recruitment_link(self, obj):
+        if not obj.pk:
+            return "Appears once the campaign is saved."
+        url = reverse("study:join", args=[obj.recruit_token])
+        return format_html(
+            '<code id="recruitment-link">{}</code><br>Prolific appends <code>?PROLIFIC_PID=...'
+            "&amp;STUDY_ID=...&amp;SESSION_ID=...</code>; MTurk appends <code>workerId</code>, "
+            "<code>assignmentId</code>, <code>hitId</code>, <code>turkSubmitTo</code>. "
+            "Another platform: add <code>?participant=ID</code>.",
+            url,
         )
 
     @admin.display(description="rater links")
@@ -220,11 +264,60 @@ class TrialInline(admin.TabularInline):
 
 @admin.register(Rater)
 class RaterAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "campaign", "answered", "started_at", "completed_at"]
-    list_filter = ["campaign"]
-    readonly_fields = ["token", "seed", "started_at", "completed_at"]
+    list_display = [
+        "__str__",
+        "campaign",
+        "platform",
+        "participant_id",
+        "answered",
+        "qc_flags",
+        "vote_variance",
+        "median_seconds",
+        "completed_at",
+    ]
+    list_filter = ["campaign", "platform"]
+    search_fields = ["participant_id", "label"]
+    readonly_fields = [
+        "token",
+        "seed",
+        "participant_id",
+        "platform",
+        "platform_data",
+        "user_agent",
+        "display_checks",
+        "consented_at",
+        "calibrated_at",
+        "started_at",
+        "completed_at",
+        "quality_now",
+    ]
     inlines = [TrialInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("campaign")
+
+    def _quality(self, obj):
+        # Finished sessions carry their summary; running ones are computed live.
+        return obj.qc if obj.completed_at and obj.qc else obj.quality()
 
     @admin.display(description="answered")
     def answered(self, obj):
         return f"{obj.trials.answered().count()}/{obj.trials.count()}"
+
+    @admin.display(description="QC flags")
+    def qc_flags(self, obj):
+        return ", ".join(self._quality(obj)["flags"]) or "-"
+
+    @admin.display(description="variance")
+    def vote_variance(self, obj):
+        variance = self._quality(obj)["variance"]
+        return "-" if variance is None else f"{variance:.2f}"
+
+    @admin.display(description="median s/vote")
+    def median_seconds(self, obj):
+        ms = self._quality(obj)["median_duration_ms"]
+        return "-" if ms is None else f"{ms / 1000:.1f}"
+
+    @admin.display(description="quality control")
+    def quality_now(self, obj):
+        return format_html_join("", "<div>{}: {}</div>", self._quality(obj).items())

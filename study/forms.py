@@ -13,3 +13,13 @@ class VoteForm(forms.Form):
             "required": "Choose a score from 1 (bad) to 5 (excellent).",
         },
     )
+    duration_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
+
+
+class DisplayCheckForm(forms.Form):
+    viewport_width = forms.IntegerField(min_value=1, max_value=100000)
+    viewport_height = forms.IntegerField(min_value=1, max_value=100000)
+    dpr = forms.FloatField(min_value=0.1, max_value=16)
+    screen_width = forms.IntegerField(required=False, min_value=0, max_value=100000)
+    screen_height = forms.IntegerField(required=False, min_value=0, max_value=100000)
+    go_on = forms.BooleanField(required=False)

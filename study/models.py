@@ -16,6 +16,23 @@ def rater_token():
     return secrets.token_urlsafe(24)
 
 
+def completion_code():
+    return secrets.token_hex(4).upper()
+
+
+DEFAULT_CONSENT = (
+    "You are invited to take part in a study of image quality. You will see a series of images "
+    "and rate the quality of each one. It takes about 20-30 minutes; you can take breaks and come "
+    "back later with the same link. Your scores are stored with an anonymous id and used only "
+    "for research. Taking part is voluntary and you may stop at any time."
+)
+DEFAULT_INSTRUCTIONS = (
+    "Rate the quality of each image on a scale from 1 (bad) to 5 (excellent). Judge the image "
+    "itself: sharpness, detail, artefacts and how natural it looks. There are no right or wrong "
+    "answers. Please do not zoom the page: images must be seen at their real size."
+)
+
+
 class Dataset(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True)
@@ -114,9 +131,73 @@ class Campaign(models.Model):
     kernel = models.CharField(
         max_length=32, default="matlab-bicubic", help_text="How HR images are degraded to LR."
     )
+    LR_KERNEL = "kernel"
+    LR_DATASET = "dataset"
+    lr_source = models.CharField(
+        max_length=10,
+        choices=[
+            (LR_KERNEL, "Degrade HR with the kernel"),
+            (LR_DATASET, "The dataset's own LR images"),
+        ],
+        default=LR_KERNEL,
+        help_text="Where the LR inputs come from; recorded in every export.",
+    )
     seed = models.IntegerField(default=0, help_text="Seeds every rater's trial order.")
     rater_links = models.PositiveIntegerField(
         default=5, help_text="Number of secret rater links made at launch."
+    )
+    # The rater's session (issue 5): texts, display policy, calibration and quality control.
+    consent_text = models.TextField(default=DEFAULT_CONSENT, help_text="Shown on the welcome page.")
+    instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS, blank=True)
+    display_policy = models.CharField(
+        max_length=10,
+        choices=[("warn", "Warn, then let the rater go on"), ("refuse", "Refuse until the window is large enough")],
+        default="warn",
+        help_text="What happens when the largest image cannot be shown at 1:1 device pixels.",
+    )
+    calibration_dataset = models.ForeignKey(
+        "Dataset",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="calibrated_campaigns",
+        limit_choices_to={"is_calibration": True},
+        help_text="Its nearest-neighbour (labelled 1) and HR (labelled 5) versions are shown first.",
+    )
+    calibration_images = models.PositiveIntegerField(
+        default=20, help_text="How many calibration images (the paper: 20)."
+    )
+    gold_items = models.BooleanField(
+        default=True, help_text="Flag HR votes below 4 and nearest-neighbour votes above 2."
+    )
+    retest_share = models.FloatField(
+        default=0.0, help_text="Share of candidates shown a second time (test-retest), 0 to 0.5."
+    )
+    min_view_ms = models.PositiveIntegerField(
+        default=0, help_text="Minimum viewing time before a score can be given (milliseconds)."
+    )
+    break_every = models.PositiveIntegerField(
+        default=100, help_text="Suggest a break every N images (0: never)."
+    )
+    straightline_min_variance = models.FloatField(
+        default=0.1, help_text="Flag a session whose votes vary less than this (P.808: 0.1-0.15)."
+    )
+    recruit_token = models.CharField(
+        max_length=64, unique=True, default=rater_token, editable=False,
+        help_text="The open recruitment link for crowd platforms.",
+    )
+    open_recruitment = models.BooleanField(
+        default=False, help_text="Accept participants through the open link (Prolific, MTurk)."
+    )
+    max_participants = models.PositiveIntegerField(
+        default=0, help_text="Cap on open-link participants (0: no cap)."
+    )
+    completion_code = models.CharField(max_length=64, default=completion_code)
+    completion_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Where a finished participant is sent; {code} and {participant} are filled in, "
+        "e.g. https://app.prolific.com/submissions/complete?cc={code}",
     )
     status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
@@ -144,20 +225,8 @@ class Campaign(models.Model):
             campaign = Campaign.objects.select_for_update().get(pk=self.pk)
             if campaign.status not in (self.DRAFT, self.GENERATING):
                 return 0
-            images = SourceImage.objects.filter(dataset__in=campaign.datasets.all())
-            methods = list(campaign.methods.all())
-            if not methods or not images.exists():
-                raise ValueError(
-                    "A campaign needs at least one dataset with images and one method."
-                )
-            Candidate.objects.bulk_create(
-                [
-                    Candidate(campaign=campaign, image=image, method=m)
-                    for image in images
-                    for m in methods
-                ],
-                ignore_conflicts=True,
-            )
+            Candidate.objects.bulk_create(campaign.planned_candidates(), ignore_conflicts=True)
+            campaign.candidates.filter(status=Candidate.CANCELLED).update(status=Candidate.QUEUED)
             queued = list(
                 campaign.candidates.filter(status=Candidate.QUEUED).values_list(
                     "pk", "method__kind"
@@ -169,6 +238,34 @@ class Campaign(models.Model):
         self.refresh_from_db()
         self.update_generation_status()
         return len(queued)
+
+    def planned_candidates(self):
+        """Every (image, method) the campaign needs, calibration pairs included (unsaved)."""
+        images = SourceImage.objects.filter(dataset__in=self.datasets.all())
+        methods = list(self.methods.all())
+        if not methods or not images.exists():
+            raise ValueError("A campaign needs at least one dataset with images and one method.")
+        planned = [Candidate(campaign=self, image=i, method=m) for i in images for m in methods]
+        if self.calibration_dataset_id:
+            anchors = list(Method.objects.filter(slug__in=CALIBRATION_METHODS))
+            if len(anchors) != len(CALIBRATION_METHODS):
+                raise ValueError("Calibration needs the built-in methods 'nearest' and 'hr'.")
+            calibration = self.calibration_dataset.images.order_by("name")[: self.calibration_images]
+            planned += [
+                Candidate(campaign=self, image=i, method=m, role=Candidate.CALIBRATION)
+                for i in calibration
+                for m in anchors
+            ]
+        return planned
+
+    def calibration_trials(self):
+        """(candidate, label score) pairs shown before rating: each image's NN (1) then HR (5)."""
+        candidates = (
+            self.candidates.filter(role=Candidate.CALIBRATION, status=Candidate.DONE)
+            .select_related("method")
+            .order_by("image__name", "-method__slug")
+        )
+        return [(c, CALIBRATION_METHODS[c.method.slug]) for c in candidates]
 
     def retry_failed(self):
         from study import tasks
@@ -183,6 +280,30 @@ class Campaign(models.Model):
                 )
             transaction.on_commit(lambda: tasks.enqueue_candidates(ids))
         return len(ids)
+
+    def cancel_generation(self):
+        """Withdraw the queued candidates; running ones finish. Returns how many were withdrawn.
+
+        Their tasks stay in the broker and return quietly (the claim needs `queued`); generating
+        again queues them anew.
+        """
+        with transaction.atomic():
+            n = self.candidates.filter(status=Candidate.QUEUED).update(
+                status=Candidate.CANCELLED
+            )
+            Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.DRAFT)
+        self.refresh_from_db()
+        return n
+
+    def lr_description(self):
+        if self.lr_source == self.LR_DATASET:
+            return f"dataset LR images (x{self.scale})"
+        return f"HR degraded x{self.scale} with {self.kernel}"
+
+    def generation_report(self):
+        from study.generation import generation_report
+
+        return generation_report(self)
 
     def update_generation_status(self):
         """Move a generating campaign to ready once every candidate is done."""
@@ -217,6 +338,10 @@ class Campaign(models.Model):
         self.refresh_from_db()
 
 
+# The paper's calibration anchors: nearest neighbour shown as "1 - bad", HR as "5 - excellent".
+CALIBRATION_METHODS = {"nearest": 1, "hr": 5}
+
+
 class CandidateQuerySet(models.QuerySet):
     def done(self):
         return self.filter(status=Candidate.DONE)
@@ -227,9 +352,21 @@ class Candidate(models.Model):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    CANCELLED = "cancelled"
+    STATUS_CHOICES = [
+        (QUEUED, "Queued"),
+        (RUNNING, "Running"),
+        (DONE, "Done"),
+        (FAILED, "Failed"),
+        (CANCELLED, "Cancelled"),
+    ]
 
     campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="candidates")
+    RATING = "rating"
+    CALIBRATION = "calibration"
+    role = models.CharField(
+        max_length=12, default=RATING, choices=[(RATING, "Rated"), (CALIBRATION, "Calibration")]
+    )
     image = models.ForeignKey(SourceImage, models.PROTECT, related_name="candidates")
     method = models.ForeignKey(Method, models.PROTECT, related_name="candidates")
     public_id = models.CharField(max_length=32, unique=True, default=public_id, editable=False)
@@ -243,6 +380,14 @@ class Candidate(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The running attempt: its random token and until when its worker is known alive (a
+    # heartbeat renews it). A redelivered task takes over a candidate whose lease has run out.
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(
+        null=True, blank=True, help_text="Worker time to make it (a batch's time is shared)."
+    )
+    notes = models.CharField(max_length=300, blank=True, help_text="E.g. the HR was modcropped.")
 
     objects = CandidateQuerySet.as_manager()
 
@@ -262,16 +407,84 @@ class Candidate(models.Model):
         return f"candidates/{self.campaign_id}/{self.public_id}.png"
 
 
+class LowResImage(models.Model):
+    """A dataset's own LR version of a source image (e.g. the SRGAN release's `_LR` files)."""
+
+    image = models.ForeignKey(SourceImage, models.CASCADE, related_name="lr_images")
+    scale = models.PositiveSmallIntegerField()
+    original_name = models.CharField(max_length=255)
+    file = models.FileField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["image", "scale"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "scale"], name="unique_lr_image"),
+        ]
+
+    def __str__(self):
+        return f"{self.image} LR x{self.scale}"
+
+
+class ImportedResult(models.Model):
+    """An output made elsewhere (an `imported` method's result for one source image)."""
+
+    method = models.ForeignKey(Method, models.CASCADE, related_name="results")
+    image = models.ForeignKey(SourceImage, models.CASCADE, related_name="results")
+    original_name = models.CharField(max_length=255)
+    file = models.FileField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["method", "image"]
+        constraints = [
+            models.UniqueConstraint(fields=["method", "image"], name="unique_imported_result"),
+        ]
+
+    def __str__(self):
+        return f"{self.method.slug}: {self.image}"
+
+
+# Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
+GOLD_EXPECTATIONS = {"hr": ">=4", "nearest": "<=2"}
+
+
 class RaterManager(models.Manager):
-    def create_with_trials(self, campaign, label=""):
-        rater = self.create(campaign=campaign, label=label, seed=secrets.randbits(31))
-        candidates = list(
-            campaign.candidates.filter(status=Candidate.DONE).values_list("pk", "image_id")
+    def create_with_trials(self, campaign, label="", **fields):
+        rater = self.create(campaign=campaign, label=label, seed=secrets.randbits(31), **fields)
+        rows = list(
+            campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
+                "pk", "image_id", "method__slug"
+            )
         )
-        order = trial_order(candidates, seed=f"{campaign.seed}:{rater.seed}")
-        Trial.objects.bulk_create(
-            [Trial(rater=rater, candidate_id=pk, position=i) for i, pk in enumerate(order)]
+        rng = random.Random(f"{campaign.seed}:{rater.seed}:retest")
+        n_retest = round(min(max(campaign.retest_share, 0.0), 0.5) * len(rows))
+        retested = rng.sample(rows, n_retest) if n_retest else []
+        slugs = {pk: slug for pk, _, slug in rows}
+        order = trial_order(
+            [(pk, image) for pk, image, _ in rows + retested],
+            seed=f"{campaign.seed}:{rater.seed}",
         )
+        seen = set()
+        trials = []
+        for position, pk in enumerate(order):
+            repeat = 1 if pk in seen else 0
+            seen.add(pk)
+            trials.append(
+                Trial(
+                    rater=rater,
+                    candidate_id=pk,
+                    position=position,
+                    kind="retest" if repeat else "rating",
+                    repeat=repeat,
+                    expected=GOLD_EXPECTATIONS.get(slugs[pk], "") if campaign.gold_items else "",
+                )
+            )
+        Trial.objects.bulk_create(trials)
         return rater
 
 
@@ -320,11 +533,31 @@ class Rater(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    participant_id = models.CharField(
+        max_length=200, blank=True, help_text="From the crowd platform (PROLIFIC_PID, workerId...)."
+    )
+    platform = models.CharField(max_length=20, default="link")
+    platform_data = models.JSONField(default=dict, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    calibrated_at = models.DateTimeField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    display_checks = models.JSONField(
+        default=list, blank=True, help_text="Every display check: viewport, pixel ratio, verdict."
+    )
+    qc = models.JSONField(default=dict, blank=True, help_text="Quality-control summary.")
 
     objects = RaterManager()
 
     class Meta:
         ordering = ["campaign", "created_at", "pk"]
+        constraints = [
+            # One session per crowd participant and campaign.
+            models.UniqueConstraint(
+                fields=["campaign", "participant_id"],
+                condition=~Q(participant_id=""),
+                name="one_session_per_participant",
+            ),
+        ]
 
     def __str__(self):
         return self.label or f"rater {self.pk}"
@@ -335,7 +568,7 @@ class Rater(models.Model):
     def current_trial(self):
         return self.trials.filter(score__isnull=True).select_related("candidate").first()
 
-    def record_vote(self, position, score):
+    def record_vote(self, position, score, duration_ms=None):
         """Store a score for the trial at `position`; returns True when this call stored it.
 
         Idempotent: a resent vote for an answered trial stores nothing and returns False.
@@ -344,20 +577,84 @@ class Rater(models.Model):
         earlier_open = Trial.objects.filter(
             rater=OuterRef("rater"), position__lt=OuterRef("position"), score__isnull=True
         )
+        trial = self.trials.filter(position=position).only("expected", "shown_at").first()
+        if trial is None:
+            raise VoteRejected("This is not your current image; the page has been refreshed.")
         now = timezone.now()
         stored = (
-            Trial.objects.filter(rater=self, position=position, score__isnull=True)
+            Trial.objects.filter(pk=trial.pk, score__isnull=True)
             .exclude(Exists(earlier_open))
-            .update(score=score, answered_at=now)
+            .update(
+                score=score,
+                answered_at=now,
+                duration_ms=duration_ms,
+                flags=vote_flags(trial.expected, score, duration_ms, self.campaign.min_view_ms),
+            )
         )
         if stored:
             Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
-            if not self.trials.filter(score__isnull=True).exists():
-                Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(completed_at=now)
+            if not self.trials.pending().exists():
+                Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
+                    completed_at=now, qc=self.quality()
+                )
             return True
         if self.trials.filter(position=position, score__isnull=False).exists():
             return False
         raise VoteRejected("This is not your current image; the page has been refreshed.")
+
+    def quality(self):
+        """This session's quality-control summary; reported to the researcher, never applied."""
+        votes = list(
+            self.trials.answered().values_list(
+                "candidate_id", "score", "kind", "flags", "duration_ms", "expected"
+            )
+        )
+        return session_quality(votes, self.campaign.straightline_min_variance)
+
+
+def vote_flags(expected, score, duration_ms, min_view_ms):
+    flags = []
+    if (expected == ">=4" and score < 4) or (expected == "<=2" and score > 2):
+        flags.append("gold-miss")
+    if duration_ms is not None and min_view_ms and duration_ms < min_view_ms:
+        flags.append("too-fast")
+    return ",".join(flags)
+
+
+def session_quality(votes, min_variance):
+    """Summarise (candidate_id, score, kind, flags, duration_ms, expected) rows of one session.
+
+    Returns n, the variance of the scores (straight-lining below `min_variance`), gold items
+    missed, test-retest pairs with their mean absolute difference, the median viewing time and
+    the list of flags raised.
+    """
+    scores = [s for _, s, kind, *_ in votes if kind == "rating"]
+    n = len(scores)
+    mean = sum(scores) / n if n else 0.0
+    variance = sum((s - mean) ** 2 for s in scores) / (n - 1) if n > 1 else None
+    first = {c: s for c, s, kind, *_ in votes if kind == "rating"}
+    pairs = [(first[c], s) for c, s, kind, *_ in votes if kind == "retest" and c in first]
+    retest_mad = sum(abs(a - b) for a, b in pairs) / len(pairs) if pairs else None
+    gold_items = sum(1 for *_, expected in votes if expected)
+    gold_misses = sum("gold-miss" in flags for _, _, _, flags, _, _ in votes)
+    durations = sorted(d for _, _, _, _, d, _ in votes if d is not None)
+    flags = []
+    if variance is not None and n >= 10 and variance < min_variance:
+        flags.append("straight-lining")
+    if gold_misses:
+        flags.append(f"gold-miss x{gold_misses}")
+    if retest_mad is not None and retest_mad > 1.0:
+        flags.append("retest-unreliable")
+    return {
+        "n": n,
+        "variance": variance,
+        "gold_items": gold_items,
+        "gold_misses": gold_misses,
+        "retest_pairs": len(pairs),
+        "retest_mad": retest_mad,
+        "median_duration_ms": durations[len(durations) // 2] if durations else None,
+        "flags": flags,
+    }
 
 
 class VoteRejected(Exception):
@@ -380,6 +677,18 @@ class Trial(models.Model):
         null=True, blank=True, choices=[(i, str(i)) for i in range(1, 6)]
     )
     answered_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(
+        max_length=10, default="rating", choices=[("rating", "Rating"), ("retest", "Retest")]
+    )
+    repeat = models.PositiveSmallIntegerField(default=0, help_text="1 for the retest showing.")
+    expected = models.CharField(
+        max_length=4, blank=True, help_text="Gold item: '>=4' (HR) or '<=2' (nearest neighbour)."
+    )
+    shown_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Viewing time measured by the page before the vote."
+    )
+    flags = models.CharField(max_length=100, blank=True)
 
     objects = TrialQuerySet.as_manager()
 

@@ -24,12 +24,16 @@ def votes_frame(campaign):
             "candidate__image__name",
             "candidate__method__slug",
             "score",
+            "kind",
+            "repeat",
             "answered_at",
+            "duration_ms",
+            "flags",
         )
     )
     frame = pd.DataFrame(
-        [(f"r{r}", d, i, m, s, "rating", 0, t.isoformat()) for r, d, i, m, s, t in rows],
-        columns=VOTE_COLUMNS,
+        [(f"r{r}", d, i, m, s, k, rep, t.isoformat(), ms, f) for r, d, i, m, s, k, rep, t, ms, f in rows],
+        columns=[*VOTE_COLUMNS, "duration_ms", "flags"],
     )
     return frame.astype({"score": "int64", "repeat": "int64"})
 

@@ -6,7 +6,11 @@ app_name = "study"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("join/<str:recruit_token>/", views.join, name="join"),
     path("r/<str:token>/", views.session, name="session"),
+    path("r/<str:token>/consent/", views.consent, name="consent"),
+    path("r/<str:token>/display/", views.display_check, name="display"),
+    path("r/<str:token>/calibration/", views.calibration_done, name="calibration"),
     path("r/<str:token>/vote/", views.vote, name="vote"),
     path("r/<str:token>/done/", views.done, name="done"),
     path("r/<str:token>/img/<str:public_id>", views.trial_image, name="image"),

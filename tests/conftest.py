@@ -278,3 +278,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 __all__ = ["np", "require", "sample_image", "png_bytes", "SHARED_DATA", "CHROMIUM_ARGS"]
+
+
+def get_ready(client, rater, viewport=(1920, 1080), dpr=1.0):
+    """Consent and pass the display check, as a rater's browser does before the first trial."""
+    client.post(f"/r/{rater.token}/consent/", {"consent": "yes"})
+    return client.post(
+        f"/r/{rater.token}/display/",
+        {"viewport_width": viewport[0], "viewport_height": viewport[1], "dpr": dpr},
+    )

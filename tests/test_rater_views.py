@@ -1,8 +1,11 @@
 import re
 
+from django.contrib.staticfiles import finders
+
 import pytest
 
 from study.models import Method, Trial
+from tests.conftest import get_ready
 
 pytestmark = pytest.mark.django_db
 
@@ -13,8 +16,15 @@ def vote(client, rater, score, position=None):
     return client.post(f"/r/{rater.token}/vote/", {"position": position, "score": score})
 
 
-def test_it_walks_a_session_to_the_thank_you_page(live_campaign, client):
+@pytest.fixture
+def rater(live_campaign, client):
     rater = live_campaign.raters.first()
+    get_ready(client, rater)
+    rater.refresh_from_db()
+    return rater
+
+
+def test_it_walks_a_session_to_the_thank_you_page(rater, client):
     total = rater.trials.count()
     for i in range(total):
         page = client.get(f"/r/{rater.token}/")
@@ -28,8 +38,7 @@ def test_it_walks_a_session_to_the_thank_you_page(live_campaign, client):
     assert list(rater.trials.values_list("score", flat=True)) == [1 + i % 5 for i in range(total)]
 
 
-def test_it_refuses_bad_scores_and_stores_nothing(live_campaign, client):
-    rater = live_campaign.raters.first()
+def test_it_refuses_bad_scores_and_stores_nothing(rater, client):
     for bad in ["0", "6", "abc", "", "3.5"]:
         response = vote(client, rater, bad)
         assert response.status_code == 400
@@ -39,8 +48,7 @@ def test_it_refuses_bad_scores_and_stores_nothing(live_campaign, client):
     assert not Trial.objects.answered().exists()
 
 
-def test_a_resent_vote_is_stored_once(live_campaign, client):
-    rater = live_campaign.raters.first()
+def test_a_resent_vote_is_stored_once(rater, client):
     first = rater.current_trial()
     vote(client, rater, 4, first.position)
     vote(client, rater, 2, first.position)
@@ -49,8 +57,7 @@ def test_a_resent_vote_is_stored_once(live_campaign, client):
     assert rater.trials.answered().count() == 1
 
 
-def test_a_vote_for_a_later_trial_is_refused(live_campaign, client):
-    rater = live_campaign.raters.first()
+def test_a_vote_for_a_later_trial_is_refused(rater, client):
     response = vote(client, rater, 3, position=2)
     assert response.status_code == 409
     assert not Trial.objects.answered().exists()
@@ -86,12 +93,27 @@ def test_nothing_a_rater_sees_names_a_method(live_campaign, client):
     for method in Method.objects.all():
         words |= {method.slug.lower(), method.name.lower()}
     words |= {"nearest", "bicubic", "reference", "interpolation", "srgan", "srresnet"}
-    seen = []
+    static_texts = []
+    seen = [client.get(f"/r/{rater.token}/")]
+    seen += [client.post(f"/r/{rater.token}/consent/", {"consent": "yes"}, follow=True)]
+    seen += [client.get(f"/r/{rater.token}/")]
+    display = {"viewport_width": 1920, "viewport_height": 1080, "dpr": 1}
+    seen += [client.post(f"/r/{rater.token}/display/", display, follow=True)]
+    json_vote = client.post(
+        f"/r/{rater.token}/vote/",
+        {"position": rater.current_trial().position, "score": 4},
+        HTTP_ACCEPT="application/json",
+    )
+    assert json_vote.status_code == 200 and json_vote.json()["status"] == "stored"
+    seen.append(json_vote)
     while True:
         page = client.get(f"/r/{rater.token}/", follow=True)
         seen.append(page)
         html = page.content.decode()
         for src in re.findall(r'src="([^"]+)"', html):
+            if src.startswith("/static/"):
+                static_texts.append(finders.find(src.removeprefix("/static/")))
+                continue
             image = client.get(src)
             assert image.status_code == 200
             seen.append(image)
@@ -99,6 +121,10 @@ def test_nothing_a_rater_sees_names_a_method(live_campaign, client):
         if trial is None:
             break
         seen.append(vote(client, rater, 3))
+    assert static_texts, "the rater page loads its script"
+    for path in set(static_texts):
+        text = open(path).read().lower()
+        assert not any(re.search(rf"\b{re.escape(w)}\b", text) for w in words), path
     for response in seen:
         text = response.content.decode("latin-1").lower()
         headers = " ".join(f"{k}: {v}" for k, v in response.items()).lower()
@@ -107,8 +133,7 @@ def test_nothing_a_rater_sees_names_a_method(live_campaign, client):
             assert word not in headers, (word, headers)
 
 
-def test_a_campaign_not_live_shows_a_friendly_page(live_campaign, client):
-    rater = live_campaign.raters.first()
+def test_a_campaign_not_live_shows_a_friendly_page(live_campaign, rater, client):
     live_campaign.close()
     page = client.get(f"/r/{rater.token}/")
     assert page.status_code == 200 and "This study has ended" in page.content.decode()

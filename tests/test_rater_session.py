@@ -1,0 +1,246 @@
+"""The rater's session: consent, display check, calibration, QC, resume, crowd recruitment."""
+
+import pytest
+from django.test import Client
+
+from study.importing import import_folder
+from study.models import Campaign, Dataset, Rater, Trial, trial_order
+from tests.conftest import get_ready
+
+pytestmark = pytest.mark.django_db
+
+
+def generate_and_launch(campaign, capture):
+    with capture(execute=True):
+        campaign.start_generation()
+    campaign.refresh_from_db()
+    campaign.launch()
+    return campaign
+
+
+@pytest.fixture
+def launch(make_campaign, eager_celery, django_capture_on_commit_callbacks):
+    def make(**fields):
+        campaign = make_campaign()
+        Campaign.objects.filter(pk=campaign.pk).update(**fields)
+        campaign.refresh_from_db()
+        return generate_and_launch(campaign, django_capture_on_commit_callbacks)
+
+    return make
+
+
+def answer_all(client, rater, score=3):
+    while (trial := rater.current_trial()) is not None:
+        client.post(f"/r/{rater.token}/vote/", {"position": trial.position, "score": score})
+
+
+def test_it_asks_for_consent_first(launch, client):
+    rater = launch().raters.first()
+    page = client.get(f"/r/{rater.token}/")
+    html = page.content.decode()
+    assert "Welcome" in html and "1</th><td>Bad" in html and "5</th><td>Excellent" in html
+    refused = client.post(f"/r/{rater.token}/consent/", {})
+    assert refused.status_code == 400 and "tick the box" in refused.content.decode()
+    # No vote is taken before consent.
+    client.post(f"/r/{rater.token}/vote/", {"position": 0, "score": 3})
+    assert not Trial.objects.answered().exists()
+    client.post(f"/r/{rater.token}/consent/", {"consent": "yes"}, HTTP_USER_AGENT="TestBrowser/1.0")
+    rater.refresh_from_db()
+    assert rater.consented_at and rater.user_agent == "TestBrowser/1.0"
+
+
+def test_a_window_too_small_is_warned_and_recorded(launch, client):
+    rater = launch(display_policy="warn").raters.first()
+    response = get_ready(client, rater, viewport=(40, 300), dpr=1.0)
+    html = response.content.decode()
+    assert "Your window is too small" in html and "Continue anyway" in html
+    going_on = client.post(
+        f"/r/{rater.token}/display/",
+        {"viewport_width": 40, "viewport_height": 300, "dpr": 1, "go_on": "1"},
+    )
+    assert going_on.status_code == 302
+    rater.refresh_from_db()
+    first, second = rater.display_checks
+    assert first["fits"] is False and first["viewport"] == [40, 300]
+    assert second["went_on_anyway"] is True
+    assert "Image 1 of" in client.get(f"/r/{rater.token}/").content.decode()
+
+
+def test_a_refuse_policy_does_not_let_a_small_window_through(launch, client):
+    rater = launch(display_policy="refuse").raters.first()
+    html = get_ready(client, rater, viewport=(40, 300)).content.decode()
+    assert "Your window is too small" in html and "Continue anyway" not in html
+    client.post(
+        f"/r/{rater.token}/display/",
+        {"viewport_width": 40, "viewport_height": 300, "dpr": 1, "go_on": "1"},
+    )
+    assert "Display check" in client.get(f"/r/{rater.token}/").content.decode()
+    # A high-density screen needs fewer CSS pixels: 64 image px fit in 32 CSS px at dpr 2.
+    assert get_ready(client, rater, viewport=(40, 300), dpr=2.0).status_code == 302
+    assert "Image 1 of" in client.get(f"/r/{rater.token}/").content.decode()
+
+
+def test_calibration_shows_nn_as_1_and_hr_as_5_and_stores_no_votes(
+    dataset, image_folder, make_campaign, eager_celery, django_capture_on_commit_callbacks, client
+):
+    import_folder("calib", image_folder(2, name="calib"), is_calibration=True)
+    campaign = make_campaign()
+    campaign.calibration_dataset = Dataset.objects.get(name="calib")
+    campaign.calibration_images = 2
+    campaign.save()
+    generate_and_launch(campaign, django_capture_on_commit_callbacks)
+    assert campaign.candidates.filter(role="calibration").count() == 4
+    rater = campaign.raters.first()
+    # Calibration candidates are never rating trials.
+    assert not rater.trials.filter(candidate__role="calibration").exists()
+    get_ready(client, rater)
+    html = client.get(f"/r/{rater.token}/").content.decode()
+    assert html.count('class="calibration-item"') == 4
+    assert html.count("1 - bad") >= 2 and html.count("5 - excellent") >= 2
+    for c, _ in campaign.calibration_trials():
+        assert client.get(f"/r/{rater.token}/img/{c.public_id}").status_code == 200
+    client.post(f"/r/{rater.token}/calibration/")
+    assert "Image 1 of 9" in client.get(f"/r/{rater.token}/").content.decode()
+    assert not Trial.objects.answered().exists()
+
+
+def test_retests_gold_items_and_straight_lining_are_flagged(launch, client):
+    rater = launch(retest_share=0.34).raters.first()
+    trials = list(rater.trials.all())
+    assert len(trials) == 9 + 3
+    retests = [t for t in trials if t.kind == "retest"]
+    assert len(retests) == 3 and all(t.repeat == 1 for t in retests)
+    firsts = {t.candidate_id: t.position for t in trials if t.kind == "rating"}
+    assert all(firsts[t.candidate_id] < t.position for t in retests)
+    assert {t.expected for t in trials if t.candidate.method.slug == "hr"} == {">=4"}
+    assert {t.expected for t in trials if t.candidate.method.slug == "nearest"} == {"<=2"}
+
+    get_ready(client, rater)
+    answer_all(client, rater, score=3)
+    rater.refresh_from_db()
+    qc = rater.qc
+    assert qc["n"] == 9 and qc["variance"] == 0 and qc["retest_pairs"] == 3 and qc["retest_mad"] == 0
+    assert qc["gold_items"] == sum(1 for t in trials if t.expected)
+    assert qc["gold_misses"] == qc["gold_items"]  # 3 is neither >= 4 for HR nor <= 2 for NN
+    assert "straight-lining" not in qc["flags"]  # fewer than 10 votes: not judged
+    assert all("gold-miss" in t.flags for t in rater.trials.exclude(expected=""))
+    assert Rater.objects.get(pk=rater.pk).completed_at is not None
+
+
+def test_the_stored_order_is_reproducible_from_the_seeds(launch):
+    campaign = launch()
+    for rater in campaign.raters.all():
+        pairs = list(campaign.candidates.filter(role="rating").values_list("pk", "image_id"))
+        expected = trial_order(pairs, seed=f"{campaign.seed}:{rater.seed}")
+        assert list(rater.trials.values_list("candidate_id", flat=True)) == expected
+    orders = [list(r.trials.values_list("candidate_id", flat=True)) for r in campaign.raters.all()]
+    assert orders[0] != orders[1]
+
+
+def test_closing_the_browser_and_coming_back_resumes(launch, client):
+    rater = launch().raters.first()
+    get_ready(client, rater)
+    for score in (5, 4, 3):
+        client.post(f"/r/{rater.token}/vote/", {"position": rater.current_trial().position, "score": score})
+    other_device = Client()
+    assert "Display check" in other_device.get(f"/r/{rater.token}/").content.decode()
+    get_ready(other_device, rater)
+    assert "Image 4 of 9" in other_device.get(f"/r/{rater.token}/").content.decode()
+
+
+def test_a_duration_is_stored_with_each_vote_and_fast_votes_flagged(launch, client):
+    rater = launch(min_view_ms=1500).raters.first()
+    get_ready(client, rater)
+    client.get(f"/r/{rater.token}/")
+    client.post(f"/r/{rater.token}/vote/", {"position": 0, "score": 4, "duration_ms": 200})
+    trial = rater.trials.get(position=0)
+    assert trial.duration_ms == 200 and "too-fast" in trial.flags and trial.shown_at is not None
+
+
+def test_completion_shows_the_code_and_the_platform_link(launch, client):
+    campaign = launch(
+        open_recruitment=True,
+        completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+    )
+    url = f"/join/{campaign.recruit_token}/?PROLIFIC_PID=p123&STUDY_ID=s1&SESSION_ID=x9"
+    response = client.get(url)
+    rater = Rater.objects.get(participant_id="p123")
+    assert response.url == f"/r/{rater.token}/"
+    assert rater.platform == "prolific" and rater.platform_data == {"STUDY_ID": "s1", "SESSION_ID": "x9"}
+    assert client.get(f"/r/{rater.token}/done/").status_code == 302  # no code before the end
+    get_ready(client, rater)
+    answer_all(client, rater, score=2)
+    html = client.get(f"/r/{rater.token}/done/").content.decode()
+    assert campaign.completion_code in html
+    assert f"https://app.prolific.com/submissions/complete?cc={campaign.completion_code}" in html
+    # The same participant again gets the same session, never a second one.
+    assert client.get(url).url == f"/r/{rater.token}/"
+    assert campaign.raters.filter(participant_id="p123").count() == 1
+
+
+def test_mturk_preview_accepts_nothing_and_a_finished_hit_posts_back(launch, client):
+    campaign = launch(open_recruitment=True)
+    base = f"/join/{campaign.recruit_token}/"
+    preview = client.get(base + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=h1")
+    assert "preview" in preview.content.decode().lower() and not Rater.objects.exclude(participant_id="").exists()
+    response = client.get(
+        base + "?workerId=W1&assignmentId=A1&hitId=h1&turkSubmitTo=https://workersandbox.mturk.com"
+    )
+    rater = Rater.objects.get(participant_id="W1")
+    assert response.url == f"/r/{rater.token}/" and rater.platform == "mturk"
+    get_ready(client, rater)
+    answer_all(client, rater)
+    html = client.get(f"/r/{rater.token}/done/").content.decode()
+    assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in html
+    assert 'name="assignmentId" value="A1"' in html
+
+
+def test_mturk_submission_goes_only_to_mturk(launch, client):
+    campaign = launch(open_recruitment=True)
+    client.get(f"/join/{campaign.recruit_token}/?workerId=W2&assignmentId=A2&turkSubmitTo=https://evil.example")
+    rater = Rater.objects.get(participant_id="W2")
+    get_ready(client, rater)
+    answer_all(client, rater)
+    assert "evil.example" not in client.get(f"/r/{rater.token}/done/").content.decode()
+
+
+def test_open_link_refusals_are_friendly(launch, client):
+    campaign = launch(open_recruitment=True, max_participants=1)
+    base = f"/join/{campaign.recruit_token}/"
+    missing = client.get(base)
+    assert missing.status_code == 400 and "must carry" in missing.content.decode()
+    assert client.get(base + "?participant=<script>").status_code == 400
+    client.get(base + "?participant=first")
+    assert "This study is full" in client.get(base + "?participant=second").content.decode()
+    assert client.get("/join/nope/").status_code == 404
+    campaign.close()
+    assert "This study has ended" in client.get(base + "?participant=third").content.decode()
+
+
+def test_an_unlaunched_campaign_shows_a_friendly_page(make_campaign, client):
+    campaign = make_campaign()
+    campaign.open_recruitment = True
+    campaign.save()
+    page = client.get(f"/join/{campaign.recruit_token}/?participant=early")
+    assert page.status_code == 200 and "has not started yet" in page.content.decode()
+
+
+def test_the_admin_and_exports_need_staff_rights(live_campaign, client, django_user_model):
+    export = f"/admin/study/campaign/{live_campaign.pk}/export/votes/"
+    assert client.get(export).status_code == 302
+    django_user_model.objects.create_user("visitor", password="pw-visitor-123")
+    client.login(username="visitor", password="pw-visitor-123")
+    assert client.get(export).status_code == 302
+    assert client.get("/admin/study/rater/").status_code == 302
+
+
+def test_the_researcher_sees_qc_flags_per_rater(live_campaign, client, researcher):
+    rater = live_campaign.raters.first()
+    rater_client = Client()
+    get_ready(rater_client, rater)
+    answer_all(rater_client, rater, score=1)
+    client.force_login(researcher)
+    html = client.get("/admin/study/rater/").content.decode()
+    assert "gold-miss x3" in html  # the three HR images scored 1
+    links = client.get(f"/admin/study/campaign/{live_campaign.pk}/export/links/").content.decode()
+    assert links.count("http://testserver/r/") == live_campaign.raters.count()
