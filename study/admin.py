@@ -1,11 +1,13 @@
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from study import reports
 from study.admin_generation import CampaignGenerationMixin, DatasetImportMixin, MethodResultsMixin
+from study.analysis import VotesError
 from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
 
 
@@ -100,6 +102,11 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.export_view),
                 name="study_campaign_export",
             ),
+            path(
+                "<int:pk>/report/",
+                self.admin_site.admin_view(self.report_view),
+                name="study_campaign_report",
+            ),
         ]
         return urls + super().get_urls()
 
@@ -149,7 +156,7 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
     def rater_links_list(self, obj):
         if not obj.pk or obj.status not in (Campaign.LIVE, Campaign.CLOSED):
             return "Links appear here once the campaign is launched."
-        raters = obj.raters.all()
+        raters = obj.raters.filter(platform="link")
         return format_html(
             '<ul id="rater-links">{}</ul>',
             format_html_join(
@@ -163,7 +170,7 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
     def exports(self, obj):
         if not obj.pk:
             return "-"
-        links = [
+        links = [(reverse("admin:study_campaign_report", args=[obj.pk]), "Live report")] + [
             (reverse("admin:study_campaign_export", args=[obj.pk, kind]), label)
             for kind, label in [
                 ("links", "Rater links (CSV)"),
@@ -174,12 +181,26 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         ]
         return format_html_join(" | ", '<a href="{}">{}</a>', links)
 
+    def report_view(self, request, pk):
+        campaign = get_object_or_404(Campaign, pk=pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "campaign": campaign,
+            "title": f"Report: {campaign}",
+            "auto_refresh": campaign.status == Campaign.LIVE,
+        }
+        try:
+            context.update(reports.report_context(campaign))
+        except (ValueError, VotesError) as exc:
+            context["error"] = str(exc)
+        return TemplateResponse(request, "admin/study/campaign/report.html", context)
+
     def export_view(self, request, pk, kind):
         campaign = get_object_or_404(Campaign, pk=pk)
         if kind == "links":
             rows = [
                 f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}"
-                for r in campaign.raters.all()
+                for r in campaign.raters.filter(platform="link")
             ]
             body, ctype, ext = "rater,url\n" + "\n".join(rows) + "\n", "text/csv", "rater-links.csv"
         elif kind == "votes":

@@ -151,7 +151,10 @@ class Campaign(models.Model):
     instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS, blank=True)
     display_policy = models.CharField(
         max_length=10,
-        choices=[("warn", "Warn, then let the rater go on"), ("refuse", "Refuse until the window is large enough")],
+        choices=[
+            ("warn", "Warn, then let the rater go on"),
+            ("refuse", "Refuse until the window is large enough"),
+        ],
         default="warn",
         help_text="What happens when the largest image cannot be shown at 1:1 device pixels.",
     )
@@ -183,7 +186,10 @@ class Campaign(models.Model):
         default=0.1, help_text="Flag a session whose votes vary less than this (P.808: 0.1-0.15)."
     )
     recruit_token = models.CharField(
-        max_length=64, unique=True, default=rater_token, editable=False,
+        max_length=64,
+        unique=True,
+        default=rater_token,
+        editable=False,
         help_text="The open recruitment link for crowd platforms.",
     )
     open_recruitment = models.BooleanField(
@@ -250,7 +256,9 @@ class Campaign(models.Model):
             anchors = list(Method.objects.filter(slug__in=CALIBRATION_METHODS))
             if len(anchors) != len(CALIBRATION_METHODS):
                 raise ValueError("Calibration needs the built-in methods 'nearest' and 'hr'.")
-            calibration = self.calibration_dataset.images.order_by("name")[: self.calibration_images]
+            calibration = self.calibration_dataset.images.order_by("name")[
+                : self.calibration_images
+            ]
             planned += [
                 Candidate(campaign=self, image=i, method=m, role=Candidate.CALIBRATION)
                 for i in calibration
@@ -288,9 +296,7 @@ class Campaign(models.Model):
         again queues them anew.
         """
         with transaction.atomic():
-            n = self.candidates.filter(status=Candidate.QUEUED).update(
-                status=Candidate.CANCELLED
-            )
+            n = self.candidates.filter(status=Candidate.QUEUED).update(status=Candidate.CANCELLED)
             Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.DRAFT)
         self.refresh_from_db()
         return n

@@ -32,7 +32,10 @@ def votes_frame(campaign):
         )
     )
     frame = pd.DataFrame(
-        [(f"r{r}", d, i, m, s, k, rep, t.isoformat(), ms, f) for r, d, i, m, s, k, rep, t, ms, f in rows],
+        [
+            (f"r{r}", d, i, m, s, k, rep, t.isoformat(), ms, f)
+            for r, d, i, m, s, k, rep, t, ms, f in rows
+        ],
         columns=[*VOTE_COLUMNS, "duration_ms", "flags"],
     )
     return frame.astype({"score": "int64", "repeat": "int64"})
@@ -63,6 +66,7 @@ def export_report(campaign, out_dir):
     meta = out_dir / "campaign.txt"
     meta.write_text(
         f"campaign: {campaign.name}\nscale: {campaign.scale}\nkernel: {campaign.kernel}\n"
+        f"lr_source: {campaign.lr_description()}\n"
         f"seed: {campaign.seed}\nstatus: {campaign.status}\n"
     )
     return paths
@@ -77,3 +81,52 @@ def report_zip(campaign):
                 if path.is_file():
                     zf.write(path, path.relative_to(tmp))
         return buffer.getvalue()
+
+
+REPORT_SECTIONS = [
+    ("table2.csv", "PSNR / SSIM / MOS per method (the paper's Table 2 layout)", ""),
+    ("mos.csv", "MOS per method and dataset", "95% CI: t(0.975, n-1) s / sqrt(n)."),
+    (
+        "significance.csv",
+        "Paired Wilcoxon signed-rank tests",
+        "Paired per rater and image; raw, Holm and Benjamini-Hochberg p.",
+    ),
+    ("friedman.csv", "Friedman omnibus test", ""),
+    (
+        "raters.csv",
+        "Rater screening (reported, never applied)",
+        "mos_screened.csv in the zip shows MOS with and without the flagged raters.",
+    ),
+    ("reliability.csv", "Reliability", ""),
+    ("correlation.csv", "MOS against PSNR / SSIM", ""),
+    ("power.csv", "Smallest detectable MOS difference", ""),
+]
+
+
+def report_context(campaign):
+    """Tables (as HTML) and plots (base64 PNG) of the full report, for the admin report page."""
+    import base64
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_report(campaign, tmp)
+        sections = []
+        for name, title, help_text in REPORT_SECTIONS:
+            if name not in paths:
+                continue
+            table = pd.read_csv(paths[name])
+            html = table.to_html(
+                index=False, float_format=lambda x: f"{x:.4g}", na_rep="-", border=0
+            )
+            sections.append({"title": title, "help": help_text, "html": html})
+        plots = [
+            {"title": title, "data": base64.b64encode(paths[name].read_bytes()).decode()}
+            for name, title in [
+                ("mos_ci.png", "MOS with 95% confidence intervals"),
+                ("score_distribution.png", "Distribution of scores per method"),
+                ("mos_vs_psnr.png", "MOS against PSNR"),
+            ]
+            if name in paths
+        ]
+        manifest = json.loads(paths["manifest.json"].read_text())
+    return {"sections": sections, "plots": plots, "manifest": manifest}

@@ -24,3 +24,19 @@ def write_sample_photos(folder):
         if not path.exists():
             Image.fromarray(loaders[name]()).save(path)
     return folder
+
+
+CALIBRATION_PHOTOS = ["hubble_deep_field", "immunohistochemistry"]
+
+
+def write_calibration_photos(folder):
+    """Two other bundled colour photos, cropped to 400 x 400, to calibrate the demo's raters."""
+    from skimage import data
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in CALIBRATION_PHOTOS:
+        path = folder / f"{name}.png"
+        if not path.exists():
+            Image.fromarray(getattr(data, name)()[:400, :400]).save(path)
+    return folder

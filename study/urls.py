@@ -6,6 +6,7 @@ app_name = "study"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
     path("join/<str:recruit_token>/", views.join, name="join"),
     path("r/<str:token>/", views.session, name="session"),
     path("r/<str:token>/consent/", views.consent, name="consent"),

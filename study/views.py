@@ -37,6 +37,11 @@ def home(request):
     return render(request, "study/home.html")
 
 
+def healthz(request):
+    """For load balancers and the vote benchmark's baseline: no database, no template."""
+    return JsonResponse({"ok": True})
+
+
 def _display_key(rater):
     return f"display-ok-{rater.pk}"
 
@@ -55,7 +60,12 @@ def _trial_payload(rater, trial):
     if trial.shown_at is None:
         Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=timezone.now())
     total = rater.trials.count()
-    following = rater.trials.pending().filter(position__gt=trial.position).select_related("candidate").first()
+    following = (
+        rater.trials.pending()
+        .filter(position__gt=trial.position)
+        .select_related("candidate")
+        .first()
+    )
     return {
         "position": trial.position,
         "number": trial.position + 1,
@@ -82,13 +92,21 @@ def session(request, token):
     if trial is None:
         return redirect("study:done", token=token)
     if rater.consented_at is None:
-        return render(request, "study/welcome.html", {"rater": rater, "campaign": campaign, "scale": SCALE})
+        return render(
+            request, "study/welcome.html", {"rater": rater, "campaign": campaign, "scale": SCALE}
+        )
     if not request.session.get(_display_key(rater)):
         width, height = _largest_image(campaign)
         return render(
             request,
             "study/display_check.html",
-            {"rater": rater, "campaign": campaign, "need_width": width, "need_height": height, "ui_height": UI_HEIGHT},
+            {
+                "rater": rater,
+                "campaign": campaign,
+                "need_width": width,
+                "need_height": height,
+                "ui_height": UI_HEIGHT,
+            },
         )
     calibration = campaign.calibration_trials()
     if calibration and rater.calibrated_at is None:
@@ -130,7 +148,12 @@ def consent(request, token):
         return render(
             request,
             "study/welcome.html",
-            {"rater": rater, "campaign": rater.campaign, "scale": SCALE, "error": "Please tick the box to give your consent."},
+            {
+                "rater": rater,
+                "campaign": rater.campaign,
+                "scale": SCALE,
+                "error": "Please tick the box to give your consent.",
+            },
             status=400,
         )
     Rater.objects.filter(pk=rater.pk, consented_at__isnull=True).update(
@@ -145,10 +168,15 @@ def display_check(request, token):
     campaign = rater.campaign
     form = DisplayCheckForm(request.POST)
     if not form.is_valid():
-        return HttpResponse("The display check needs JavaScript and sent no measurements.", status=400)
+        return HttpResponse(
+            "The display check needs JavaScript and sent no measurements.", status=400
+        )
     m = form.cleaned_data
     need_w, need_h = _largest_image(campaign)
-    fits = need_w / m["dpr"] <= m["viewport_width"] and need_h / m["dpr"] <= m["viewport_height"] - UI_HEIGHT
+    fits = (
+        need_w / m["dpr"] <= m["viewport_width"]
+        and need_h / m["dpr"] <= m["viewport_height"] - UI_HEIGHT
+    )
     override = bool(m.get("go_on")) and campaign.display_policy == "warn"
     check = {
         "at": timezone.now().isoformat(),
@@ -184,7 +212,9 @@ def display_check(request, token):
 @require_POST
 def calibration_done(request, token):
     rater = _get_rater(token)
-    Rater.objects.filter(pk=rater.pk, calibrated_at__isnull=True).update(calibrated_at=timezone.now())
+    Rater.objects.filter(pk=rater.pk, calibrated_at__isnull=True).update(
+        calibrated_at=timezone.now()
+    )
     return redirect("study:session", token=token)
 
 
@@ -202,7 +232,9 @@ def vote(request, token):
         return _not_live(request, rater.campaign, status=409)
     if rater.consented_at is None:
         if as_json:
-            return JsonResponse({"error": "Please start from your link.", "resync": True}, status=409)
+            return JsonResponse(
+                {"error": "Please start from your link.", "resync": True}, status=409
+            )
         return redirect("study:session", token=token)
     form = VoteForm(request.POST)
     if not form.is_valid():

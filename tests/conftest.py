@@ -287,3 +287,23 @@ def get_ready(client, rater, viewport=(1920, 1080), dpr=1.0):
         f"/r/{rater.token}/display/",
         {"viewport_width": viewport[0], "viewport_height": viewport[1], "dpr": dpr},
     )
+
+
+@pytest.fixture
+def calibrated_campaign(
+    make_campaign, image_folder, eager_celery, django_capture_on_commit_callbacks
+):
+    """A launched campaign with a calibration set of two images (NN = 1, HR = 5)."""
+    from study.importing import import_folder
+    from study.models import Dataset
+
+    import_folder("calib", image_folder(2, name="calib"), is_calibration=True)
+    campaign = make_campaign()
+    campaign.calibration_dataset = Dataset.objects.get(name="calib")
+    campaign.calibration_images = 2
+    campaign.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign.start_generation()
+    campaign.refresh_from_db()
+    campaign.launch()
+    return campaign

@@ -27,29 +27,53 @@ def run_action(page, base, campaign, label):
     page.click("button[name=index]")
 
 
-def rate_everything(page, base, rater, scores):
+def start_session(page, base, rater, shot=None):
+    """Open the link, consent with the keyboard, and let the display check pass."""
     page.goto(f"{base}{rater.get_absolute_url()}")
-    given = []
+    page.wait_for_selector("text=Welcome")
+    if shot:
+        screenshot(page, f"{shot}-1-consent")
+    page.focus("input[name=consent]")
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#stimulus, .calibration-item")
+
+
+def check_native_size(page):
+    # 1:1 device pixels: the CSS size times the pixel ratio is the file's own size.
+    natural, shown, ratio = page.evaluate(
+        "() => { const i = document.getElementById('stimulus');"
+        " return [i.naturalWidth, i.getBoundingClientRect().width, window.devicePixelRatio]; }"
+    )
+    assert natural > 0 and shown * ratio == pytest.approx(natural)
+
+
+def rate(page, scores, first_number=1, total=None, shot=None):
+    """Score the trials on screen one after another, alternating keys and buttons."""
     for i, score in enumerate(scores):
-        page.wait_for_selector("#stimulus")
-        assert page.text_content(".counter") == f"Image {i + 1} of {len(scores)}"
-        # 1:1 device pixels: the CSS size times the pixel ratio is the file's own size.
-        natural, shown, ratio = page.evaluate(
-            "() => { const i = document.getElementById('stimulus');"
-            " return [i.naturalWidth, i.getBoundingClientRect().width, window.devicePixelRatio]; }"
+        number = first_number + i
+        page.wait_for_function(
+            "n => document.getElementById('counter').textContent.startsWith('Image ' + n + ' of')",
+            arg=number,
         )
-        assert natural > 0 and shown * ratio == pytest.approx(natural)
-        if i == 0:
-            screenshot(page, "rater-trial")
+        page.wait_for_function("() => document.getElementById('stimulus').complete")
+        check_native_size(page)
+        if shot and i == 0:
+            screenshot(page, shot)
         if i % 2:
             page.keyboard.press(str(score))
         else:
             page.get_by_role("button", name=f"{score} - ").click()
-        given.append(score)
-        page.wait_for_load_state()
-    page.wait_for_selector("text=Thank you!")
+        if total and number == total:
+            page.wait_for_selector("text=Thank you!")
+
+
+def rate_everything(page, base, rater, scores):
+    start_session(page, base, rater)
+    rate(page, scores, total=len(scores), shot="rater-trial")
     screenshot(page, "rater-done")
-    return given
+    return scores
 
 
 def test_a_rater_scores_every_image_and_the_votes_are_stored(live_campaign, live_server, page):
@@ -62,6 +86,102 @@ def test_a_rater_scores_every_image_and_the_votes_are_stored(live_campaign, live
     assert stored == scores
     html = page.content().lower()
     assert "bicubic" not in html and "nearest" not in html
+
+
+def test_the_whole_session_with_calibration_and_resume(calibrated_campaign, live_server, browser):
+    base = live_server.url
+    rater = calibrated_campaign.raters.first()
+    laptop = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = laptop.new_page()
+    start_session(page, base, rater, shot="session")
+    screenshot(page, "session-2-calibration")
+    labels = []
+    for _ in range(4):
+        visible = page.locator(".calibration-item:not([hidden]) figcaption")
+        labels.append(visible.text_content())
+        page.keyboard.press("Enter")
+    assert labels == ["1 - bad", "5 - excellent", "1 - bad", "5 - excellent"]
+    rate(page, [4, 2, 5, 1], shot="session-3-trial")
+    for _ in range(50):
+        if Trial.objects.filter(rater=rater).answered().count() == 4:
+            break
+        time.sleep(0.1)
+    laptop.close()  # the rater closes the browser
+
+    tablet = browser.new_context(viewport={"width": 1024, "height": 768}, device_scale_factor=2)
+    page = tablet.new_page()
+    page.goto(f"{base}{rater.get_absolute_url()}")  # consent is remembered, the display is not
+    page.wait_for_selector("#stimulus, .calibration-item")
+    assert page.text_content("#counter") == "Image 5 of 9"
+    screenshot(page, "session-4-resumed")
+    rate(page, [3, 3, 4, 5, 1], first_number=5, total=9)
+    screenshot(page, "session-5-done")
+    assert calibrated_campaign.completion_code in page.text_content("#completion-code")
+    tablet.close()
+    stored = list(
+        Trial.objects.filter(rater=rater).order_by("position").values_list("score", flat=True)
+    )
+    assert stored == [4, 2, 5, 1, 3, 3, 4, 5, 1]
+    assert all(
+        d is not None
+        for d in Trial.objects.filter(rater=rater).values_list("duration_ms", flat=True)
+    )
+    rater.refresh_from_db()
+    assert len(rater.display_checks) == 2 and rater.display_checks[1]["dpr"] == 2
+
+
+def test_a_double_click_stores_one_vote(live_campaign, live_server, page):
+    rater = live_campaign.raters.first()
+    start_session(page, live_server.url, rater)
+    page.get_by_role("button", name="4 - ").dblclick()
+    page.wait_for_function(
+        "() => document.getElementById('counter').textContent.startsWith('Image 2 of')"
+    )
+    time.sleep(0.5)
+    assert list(rater.trials.answered().values_list("position", "score")) == [(0, 4)]
+    assert page.text_content("#counter").startswith("Image 2 of")
+
+
+def test_two_tabs_never_vote_twice_or_skip(live_campaign, live_server, browser):
+    rater = live_campaign.raters.first()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    first = context.new_page()
+    start_session(first, live_server.url, rater)
+    second = context.new_page()
+    second.goto(f"{live_server.url}{rater.get_absolute_url()}")
+    second.wait_for_selector("#stimulus")
+    first.get_by_role("button", name="5 - ").click()
+    first.wait_for_function(
+        "() => document.getElementById('counter').textContent.startsWith('Image 2 of')"
+    )
+    second.get_by_role("button", name="1 - ").click()  # a stale tab still shows image 1
+    second.wait_for_function(
+        "() => document.getElementById('counter').textContent.startsWith('Image 2 of')"
+    )
+    assert list(rater.trials.answered().values_list("position", "score")) == [(0, 5)]
+    second.get_by_role("button", name="2 - ").click()
+    second.wait_for_function(
+        "() => document.getElementById('counter').textContent.startsWith('Image 3 of')"
+    )
+    assert list(rater.trials.answered().values_list("position", "score")) == [(0, 5), (1, 2)]
+    context.close()
+
+
+def test_a_small_window_is_asked_to_grow(live_campaign, live_server, browser):
+    rater = live_campaign.raters.first()
+    context = browser.new_context(viewport={"width": 360, "height": 180})
+    page = context.new_page()
+    page.goto(f"{live_server.url}{rater.get_absolute_url()}")
+    page.check("input[name=consent]")
+    page.click("text=Start")
+    page.wait_for_selector("#too-small")
+    screenshot(page, "display-too-small")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.click("#check-again")
+    page.wait_for_selector("#stimulus")
+    context.close()
+    rater.refresh_from_db()
+    assert [c["fits"] for c in rater.display_checks] == [False, True]
 
 
 def test_a_researcher_runs_the_thin_path_in_the_admin(

@@ -119,7 +119,9 @@ def test_retests_gold_items_and_straight_lining_are_flagged(launch, client):
     answer_all(client, rater, score=3)
     rater.refresh_from_db()
     qc = rater.qc
-    assert qc["n"] == 9 and qc["variance"] == 0 and qc["retest_pairs"] == 3 and qc["retest_mad"] == 0
+    assert (
+        qc["n"] == 9 and qc["variance"] == 0 and qc["retest_pairs"] == 3 and qc["retest_mad"] == 0
+    )
     assert qc["gold_items"] == sum(1 for t in trials if t.expected)
     assert qc["gold_misses"] == qc["gold_items"]  # 3 is neither >= 4 for HR nor <= 2 for NN
     assert "straight-lining" not in qc["flags"]  # fewer than 10 votes: not judged
@@ -141,7 +143,9 @@ def test_closing_the_browser_and_coming_back_resumes(launch, client):
     rater = launch().raters.first()
     get_ready(client, rater)
     for score in (5, 4, 3):
-        client.post(f"/r/{rater.token}/vote/", {"position": rater.current_trial().position, "score": score})
+        client.post(
+            f"/r/{rater.token}/vote/", {"position": rater.current_trial().position, "score": score}
+        )
     other_device = Client()
     assert "Display check" in other_device.get(f"/r/{rater.token}/").content.decode()
     get_ready(other_device, rater)
@@ -166,7 +170,10 @@ def test_completion_shows_the_code_and_the_platform_link(launch, client):
     response = client.get(url)
     rater = Rater.objects.get(participant_id="p123")
     assert response.url == f"/r/{rater.token}/"
-    assert rater.platform == "prolific" and rater.platform_data == {"STUDY_ID": "s1", "SESSION_ID": "x9"}
+    assert rater.platform == "prolific" and rater.platform_data == {
+        "STUDY_ID": "s1",
+        "SESSION_ID": "x9",
+    }
     assert client.get(f"/r/{rater.token}/done/").status_code == 302  # no code before the end
     get_ready(client, rater)
     answer_all(client, rater, score=2)
@@ -182,7 +189,10 @@ def test_mturk_preview_accepts_nothing_and_a_finished_hit_posts_back(launch, cli
     campaign = launch(open_recruitment=True)
     base = f"/join/{campaign.recruit_token}/"
     preview = client.get(base + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=h1")
-    assert "preview" in preview.content.decode().lower() and not Rater.objects.exclude(participant_id="").exists()
+    assert (
+        "preview" in preview.content.decode().lower()
+        and not Rater.objects.exclude(participant_id="").exists()
+    )
     response = client.get(
         base + "?workerId=W1&assignmentId=A1&hitId=h1&turkSubmitTo=https://workersandbox.mturk.com"
     )
@@ -197,7 +207,9 @@ def test_mturk_preview_accepts_nothing_and_a_finished_hit_posts_back(launch, cli
 
 def test_mturk_submission_goes_only_to_mturk(launch, client):
     campaign = launch(open_recruitment=True)
-    client.get(f"/join/{campaign.recruit_token}/?workerId=W2&assignmentId=A2&turkSubmitTo=https://evil.example")
+    client.get(
+        f"/join/{campaign.recruit_token}/?workerId=W2&assignmentId=A2&turkSubmitTo=https://evil.example"
+    )
     rater = Rater.objects.get(participant_id="W2")
     get_ready(client, rater)
     answer_all(client, rater)

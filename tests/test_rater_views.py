@@ -1,8 +1,7 @@
 import re
 
-from django.contrib.staticfiles import finders
-
 import pytest
+from django.contrib.staticfiles import finders
 
 from study.models import Method, Trial
 from tests.conftest import get_ready

@@ -9,7 +9,7 @@ from sr_models.methods import get_method
 from study import processes
 from study.importing import import_folder
 from study.models import Campaign, Dataset, Method
-from study.sample import write_sample_photos
+from study.sample import write_calibration_photos, write_sample_photos
 
 DEMO_METHODS = ["nearest", "bicubic", "srcnn", "espcn", "srresnet-mse", "srgan-mse", "hr"]
 
@@ -35,14 +35,17 @@ class Command(BaseCommand):
             call_command("generate_candidates", campaign.name, "--wait", stdout=self.stdout)
             campaign.refresh_from_db()
             campaign.launch()
+            if not campaign.raters.filter(platform="simulated").exists():
+                call_command("simulate_raters", campaign.name, "--raters", "26", stdout=self.stdout)
         except (CommandError, RuntimeError, ValueError):
             worker.terminate()
             raise
-        rater = campaign.raters.first()
+        rater = campaign.raters.exclude(platform="simulated").first()
         self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
         self.stdout.write(f"  admin:      {self.base}/admin/  user: admin  password: {password}")
         self.stdout.write(f"  campaign:   {self.base}/admin/study/campaign/{campaign.pk}/change/")
         self.stdout.write(f"  rater link: {self.base}{rater.get_absolute_url()}")
+        self.stdout.write(f"  report:     {self.base}/admin/study/campaign/{campaign.pk}/report/")
         if no_serve:
             worker.terminate()
             worker.wait(20)
@@ -53,11 +56,17 @@ class Command(BaseCommand):
         raise SystemExit(processes.supervise([worker, web]))
 
     def import_sample(self):
-        if Dataset.objects.filter(name="sample").exists():
-            return
-        folder = write_sample_photos(settings.DATA_DIR / "sample")
-        report = import_folder("sample", folder, description="scikit-image's bundled colour photos")
-        self.stdout.write(f"imported {len(report.imported)} sample photos as dataset 'sample'")
+        if not Dataset.objects.filter(name="sample").exists():
+            folder = write_sample_photos(settings.DATA_DIR / "sample")
+            report = import_folder(
+                "sample", folder, description="scikit-image's bundled colour photos"
+            )
+            self.stdout.write(f"imported {len(report.imported)} sample photos as dataset 'sample'")
+        if not Dataset.objects.filter(name="sample-calibration").exists():
+            folder = write_calibration_photos(settings.DATA_DIR / "sample-calibration")
+            import_folder(
+                "sample-calibration", folder, description="calibration images", is_calibration=True
+            )
 
     def admin_account(self):
         password_file = settings.DATA_DIR / "admin_password"
@@ -78,7 +87,13 @@ class Command(BaseCommand):
             return campaign
         slugs = [slug for slug in DEMO_METHODS if self.runnable(slug)]
         campaign = Campaign.objects.create(
-            name="demo", description="Demo on scikit-image photos", seed=2017, rater_links=3
+            name="demo",
+            description="Demo on scikit-image photos",
+            seed=2017,
+            rater_links=3,
+            calibration_dataset=Dataset.objects.get(name="sample-calibration"),
+            calibration_images=2,
+            retest_share=0.1,
         )
         campaign.datasets.set(Dataset.objects.filter(name="sample"))
         campaign.methods.set(Method.objects.filter(slug__in=slugs))

@@ -16,11 +16,21 @@ class Command(BaseCommand):
             "--calibration", action="store_true", help="mark the dataset for rater calibration"
         )
         parser.add_argument("--description", default="")
+        parser.add_argument(
+            "--lr-dir", default=None, help="the dataset's own LR images, matched by name stem"
+        )
+        parser.add_argument("--lr-scale", type=int, default=None, help="their scale (default 4)")
 
     def handle(self, name, folder, skip_bad, calibration, description, **options):
         try:
             report = import_folder(
-                name, folder, skip_bad=skip_bad, description=description, is_calibration=calibration
+                name,
+                folder,
+                lr_folder=options["lr_dir"],
+                lr_scale=options["lr_scale"],
+                skip_bad=skip_bad,
+                description=description,
+                is_calibration=calibration,
             )
         except ImportFailed as exc:
             for line in exc.report.lines():

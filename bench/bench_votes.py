@@ -1,0 +1,270 @@
+"""The vote path under load: N simulated raters against gunicorn + PostgreSQL, one vote every 2 s.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_votes.py
+
+Creates (and afterwards drops) the database `srmos_bench` on that server, a campaign with one
+rater per simulated client, serves it with gunicorn, and reports throughput, p50/p95/p99
+latency and votes lost, next to a bare Django view (/healthz, no database) served the same way.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values, q):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def prepare(db_url, raters, trials_per_rater):
+    """Create the bench database and a live campaign; returns the rater tokens."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        CELERY_TASK_ALWAYS_EAGER="1",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    script = f"""
+import django, os
+django.setup()
+from django.utils import timezone
+from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+ds = Dataset.objects.create(name="bench")
+images = [SourceImage(dataset=ds, name=f"i{{i}}", original_name=f"i{{i}}.png", file="x.png",
+          width=64, height=64, sha256=f"{{i:064d}}") for i in range({trials_per_rater})]
+SourceImage.objects.bulk_create(images)
+c = Campaign.objects.create(name="bench", status="live", rater_links=0, min_view_ms=0)
+c.datasets.add(ds)
+m = Method.objects.get(slug="bicubic")
+c.methods.add(m)
+Candidate.objects.bulk_create([Candidate(campaign=c, image=i, method=m, status="done", file="x.png",
+    width=64, height=64) for i in ds.images.all()])
+c.status = "ready"; c.save(); c.rater_links = {raters}; c.save(); c.launch()
+Rater.objects.update(consented_at=timezone.now())
+print(",".join(c.raters.values_list("token", flat=True)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        sys.exit(f"preparing the bench campaign failed:\n{out.stderr}")
+    return out.stdout.strip().splitlines()[-1].split(",")
+
+
+def count_votes(db_url):
+    env = dict(os.environ, DATABASE_URL=db_url, DJANGO_SETTINGS_MODULE="config.settings")
+    script = "import django; django.setup(); from study.models import Trial; print(Trial.objects.answered().count())"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+class Client(threading.Thread):
+    def __init__(self, host, port, token, interval, duration, bare, start_at):
+        super().__init__(daemon=True)
+        self.host, self.port, self.token = host, port, token
+        self.interval, self.duration, self.bare, self.start_at = interval, duration, bare, start_at
+        self.latencies, self.errors, self.stored = [], 0, 0
+
+    def request(self, conn, method, path, body=None, headers=None):
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response, response.read()
+
+    def run(self):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        cookie, csrf = "", ""
+        if not self.bare:
+            response, body = self.request(conn, "GET", f"/r/{self.token}/")
+            cookie = "; ".join(
+                h.split(";", 1)[0] for k, h in response.getheaders() if k.lower() == "set-cookie"
+            )
+            match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)
+            csrf = match.group(1).decode() if match else ""
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
+        end = time.monotonic() + self.duration
+        position = 0
+        next_at = time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += self.interval
+            t0 = time.perf_counter()
+            try:
+                if self.bare:
+                    response, _ = self.request(conn, "GET", "/healthz")
+                    ok = response.status == 200
+                else:
+                    body = urlencode(
+                        {"position": position, "score": 1 + position % 5, "duration_ms": 1500}
+                    )
+                    headers = {
+                        "Content-Type": "application/x-www-form-urlencoded",
+                        "Accept": "application/json",
+                        "Cookie": cookie,
+                        "X-CSRFToken": csrf,
+                    }
+                    response, data = self.request(
+                        conn, "POST", f"/r/{self.token}/vote/", body, headers
+                    )
+                    ok = response.status == 200 and json.loads(data)["status"] == "stored"
+                    if ok:
+                        self.stored += 1
+                        position += 1
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            self.latencies.append((time.perf_counter() - t0) * 1000)
+            if not ok:
+                self.errors += 1
+
+
+def run_load(url, tokens, interval, duration, bare):
+    parsed = urlparse(url)
+    start_at = time.monotonic() + 3
+    clients = [
+        Client(
+            parsed.hostname,
+            parsed.port,
+            t,
+            interval,
+            duration,
+            bare,
+            start_at + i * interval / len(tokens),
+        )
+        for i, t in enumerate(tokens)
+    ]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    latencies = [x for c in clients for x in c.latencies]
+    return {
+        "requests": len(latencies),
+        "throughput_per_s": len(latencies) / duration,
+        "p50_ms": percentile(latencies, 0.5),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
+        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+        "errors": sum(c.errors for c in clients),
+        "stored": sum(c.stored for c in clients),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raters", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    if not server.startswith("postgres"):
+        sys.exit(
+            "bench_votes needs DATABASE_URL=postgres://... (a PostgreSQL server to create srmos_bench on)"
+        )
+    base = server.rsplit("/", 1)[0]
+    db_url = f"{base}/srmos_bench"
+    admin = urlparse(server)
+    psql = [
+        "psql",
+        "-h",
+        admin.hostname,
+        "-p",
+        str(admin.port or 5432),
+        "-U",
+        admin.username or "postgres",
+        "-d",
+        admin.path.lstrip("/") or "postgres",
+        "-q",
+        "-c",
+    ]
+    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
+    subprocess.run([*psql, "CREATE DATABASE srmos_bench"], check=True)
+    trials = int(args.duration / args.interval) + 5
+    tokens = prepare(db_url, args.raters, trials)
+
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        DEBUG="0",
+        SECRET_KEY="bench-only-secret",
+        DB_CONN_MAX_AGE="60",
+        LOG_LEVEL="WARNING",
+    )
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        time.sleep(4)
+        url = f"http://127.0.0.1:{args.port}"
+        bare = run_load(url, tokens, args.interval, args.duration, bare=True)
+        votes = run_load(url, tokens, args.interval, args.duration, bare=False)
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(20)
+    in_db = count_votes(db_url)
+    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
+    print(
+        f"machine: {os.cpu_count()} CPU cores; gunicorn {args.workers} workers x {args.threads} threads; "
+        f"{args.raters} raters, one request every {args.interval:.1f} s each, {args.duration:.0f} s"
+    )
+    print(f"{'path':<24}{'req':>7}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, r in (("bare view (/healthz)", bare), ("vote (JSON POST)", votes)):
+        print(
+            f"{name:<24}{r['requests']:>7}{r['throughput_per_s']:>8.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8}"
+        )
+    lost = votes["stored"] - in_db
+    print(
+        f"votes acknowledged as stored: {votes['stored']}; rows in the database: {in_db}; lost: {lost}"
+    )
+
+
+if __name__ == "__main__":
+    main()

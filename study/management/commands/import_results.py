@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from study.importing import ImportFailed, import_results, read_folder
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a folder of SR results made elsewhere as an imported method, matched to the "
+        "dataset's images by name stem; all or nothing by default."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("dataset", help="name of an imported dataset")
+        parser.add_argument("method", help="method slug; created as an imported method if new")
+        parser.add_argument("folder")
+        parser.add_argument(
+            "--skip-bad", action="store_true", help="import the good files, report the bad"
+        )
+        parser.add_argument(
+            "--scale", type=int, default=None, help="results may be the HR modcropped to this"
+        )
+
+    def handle(self, dataset, method, folder, skip_bad, scale, **options):
+        try:
+            report = import_results(
+                dataset, method, read_folder(folder), skip_bad=skip_bad, scale=scale
+            )
+        except ImportFailed as exc:
+            for line in exc.report.lines():
+                self.stderr.write(line)
+            raise CommandError(str(exc)) from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        for line in report.lines():
+            self.stdout.write(line)
+        self.stdout.write(
+            self.style.SUCCESS(f"{len(report.imported)} results of {method} imported for {dataset}")
+        )

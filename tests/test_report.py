@@ -1,0 +1,80 @@
+"""simulate_raters and the campaign report: CLI, zip download and the live admin page."""
+
+import io
+import zipfile
+
+import pandas as pd
+import pytest
+from django.core.management import CommandError, call_command
+
+from study.models import Rater, Trial
+
+pytestmark = pytest.mark.django_db
+
+
+def test_simulated_raters_vote_on_every_trial(live_campaign, capsys):
+    call_command(
+        "simulate_raters", live_campaign.name, "--raters", "6", "--bad", "2", "--seed", "1"
+    )
+    simulated = Rater.objects.filter(campaign=live_campaign, platform="simulated")
+    assert simulated.count() == 6
+    assert not Trial.objects.filter(rater__in=simulated, score__isnull=True).exists()
+    assert all(r.completed_at and "n" in r.qc for r in simulated)
+    assert "added 6 simulated raters (2 bad)" in capsys.readouterr().out
+    hr = Trial.objects.filter(rater__in=simulated, candidate__method__slug="hr")
+    nn = Trial.objects.filter(rater__in=simulated, candidate__method__slug="nearest")
+    good = [r for r in simulated if "(good)" in r.label]
+    assert len(good) == 4
+    mean = lambda qs: sum(qs.values_list("score", flat=True)) / qs.count()  # noqa: E731
+    assert mean(hr.filter(rater__in=good)) > mean(nn.filter(rater__in=good)) + 2
+
+
+def test_simulate_raters_needs_a_live_campaign(make_campaign):
+    campaign = make_campaign()
+    with pytest.raises(CommandError, match="launch it first"):
+        call_command("simulate_raters", campaign.name)
+
+
+def test_the_report_page_shows_tables_and_plots(live_campaign, client, researcher):
+    call_command("simulate_raters", live_campaign.name, "--raters", "8", "--seed", "2")
+    client.force_login(researcher)
+    page = client.get(f"/admin/study/campaign/{live_campaign.pk}/report/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    for title in [
+        "MOS per method and dataset",
+        "Paired Wilcoxon signed-rank tests",
+        "Rater screening",
+        "Reliability",
+        "MOS against PSNR / SSIM",
+    ]:
+        assert title in html
+    assert html.count("data:image/png;base64,") == 3
+    assert 'http-equiv="refresh"' in html  # live campaign: the page follows incoming votes
+
+
+def test_the_report_page_says_when_there_are_no_votes(live_campaign, client, researcher):
+    client.force_login(researcher)
+    html = client.get(f"/admin/study/campaign/{live_campaign.pk}/report/").content.decode()
+    assert "has no votes yet" in html
+
+
+def test_the_report_zip_holds_the_analysis(live_campaign, client, researcher):
+    call_command("simulate_raters", live_campaign.name, "--raters", "5", "--seed", "3")
+    client.force_login(researcher)
+    response = client.get(f"/admin/study/campaign/{live_campaign.pk}/export/report/")
+    assert response["Content-Type"] == "application/zip"
+    names = set(zipfile.ZipFile(io.BytesIO(response.content)).namelist())
+    assert {
+        "votes.csv",
+        "mos.csv",
+        "significance.csv",
+        "raters.csv",
+        "table2.csv",
+        "campaign.txt",
+        "mos_ci.png",
+    } <= names
+    mos = pd.read_csv(zipfile.ZipFile(io.BytesIO(response.content)).open("mos.csv"))
+    assert mos["n"].sum() == 5 * 9
+    meta = zipfile.ZipFile(io.BytesIO(response.content)).read("campaign.txt").decode()
+    assert "kernel: matlab-bicubic" in meta
