@@ -142,6 +142,22 @@ def test_a_double_click_stores_one_vote(live_campaign, live_server, page):
     assert page.text_content("#counter").startswith("Image 2 of")
 
 
+def test_a_break_is_suggested_every_n_images(live_campaign, live_server, page):
+    type(live_campaign).objects.filter(pk=live_campaign.pk).update(break_every=2)
+    rater = live_campaign.raters.first()
+    start_session(page, live_server.url, rater)
+    rate(page, [3, 4])
+    page.wait_for_selector("#break:not([hidden])")
+    screenshot(page, "rater-break")
+    page.keyboard.press("5")  # no vote while the break is shown
+    time.sleep(0.3)
+    assert rater.trials.answered().count() == 2
+    page.click("#break-continue")
+    rate(page, [5], first_number=3)
+    page.wait_for_function("() => document.getElementById('counter').textContent.startsWith('Image 4 of')")
+    assert list(rater.trials.answered().values_list("score", flat=True)) == [3, 4, 5]
+
+
 def test_two_tabs_never_vote_twice_or_skip(live_campaign, live_server, browser):
     rater = live_campaign.raters.first()
     context = browser.new_context(viewport={"width": 1280, "height": 900})
