@@ -12,26 +12,15 @@ from django.conf import settings
 ROOT = Path(settings.BASE_DIR)
 
 
+def worker_command(queues="gpu,cpu", concurrency=1, name="local"):
+    return [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
+        "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
 def start_worker(queues="gpu,cpu", concurrency=1, name="local"):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=ROOT,
-    )
+    return subprocess.Popen(worker_command(queues, concurrency, name), cwd=ROOT)
 
 
 def start_web(bind="127.0.0.1:8000", workers=2):
@@ -61,7 +50,7 @@ def wait_for_worker(timeout=60):
         if app.control.ping(timeout=1.0):
             return
         time.sleep(0.5)
-    raise RuntimeError("no Celery worker answered within %d s" % timeout)
+    raise RuntimeError(f"no Celery worker answered within {timeout} s")
 
 
 def supervise(processes):

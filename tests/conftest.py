@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -122,7 +121,7 @@ def image_folder(tmp_path):
 
 
 @pytest.fixture
-def dataset(image_folder):
+def dataset(image_folder, builtin_methods):
     from study.importing import import_folder
     from study.models import Dataset
 
@@ -153,15 +152,19 @@ def make_campaign(dataset, builtin_methods):
     return make
 
 
-@pytest.fixture
-def live_campaign(make_campaign, eager_celery, django_capture_on_commit_callbacks):
-    """A launched campaign whose candidates were generated in-process (eager mode)."""
-    campaign = make_campaign()
-    with django_capture_on_commit_callbacks(execute=True):
+def generate_and_launch(campaign, capture_on_commit):
+    """Generate in-process (eager Celery; on-commit hooks run) and launch."""
+    with capture_on_commit(execute=True):
         campaign.start_generation()
     campaign.refresh_from_db()
     campaign.launch()
     return campaign
+
+
+@pytest.fixture
+def live_campaign(make_campaign, eager_celery, django_capture_on_commit_callbacks):
+    """A launched campaign whose candidates were generated in-process (eager mode)."""
+    return generate_and_launch(make_campaign(), django_capture_on_commit_callbacks)
 
 
 @pytest.fixture
@@ -177,25 +180,10 @@ class Worker:
     def __init__(self, env, queues="gpu,cpu", name="w1"):
         self.log = Path(env["MEDIA_ROOT"]).parent / f"worker-{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        from study.processes import worker_command
+
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                "1",
-                "-n",
-                f"{name}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            [*worker_command(queues, 1, name), "--without-gossip", "--without-mingle"],
             cwd=ROOT,
             env=env,
             stdout=self.log.open("w"),
@@ -302,8 +290,4 @@ def calibrated_campaign(
     campaign.calibration_dataset = Dataset.objects.get(name="calib")
     campaign.calibration_images = 2
     campaign.save()
-    with django_capture_on_commit_callbacks(execute=True):
-        campaign.start_generation()
-    campaign.refresh_from_db()
-    campaign.launch()
-    return campaign
+    return generate_and_launch(campaign, django_capture_on_commit_callbacks)

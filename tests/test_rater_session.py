@@ -3,19 +3,10 @@
 import pytest
 from django.test import Client
 
-from study.importing import import_folder
-from study.models import Campaign, Dataset, Rater, Trial, trial_order
-from tests.conftest import get_ready
+from study.models import Campaign, Rater, Trial, trial_order
+from tests.conftest import generate_and_launch, get_ready
 
 pytestmark = pytest.mark.django_db
-
-
-def generate_and_launch(campaign, capture):
-    with capture(execute=True):
-        campaign.start_generation()
-    campaign.refresh_from_db()
-    campaign.launch()
-    return campaign
 
 
 @pytest.fixture
@@ -80,15 +71,8 @@ def test_a_refuse_policy_does_not_let_a_small_window_through(launch, client):
     assert "Image 1 of" in client.get(f"/r/{rater.token}/").content.decode()
 
 
-def test_calibration_shows_nn_as_1_and_hr_as_5_and_stores_no_votes(
-    dataset, image_folder, make_campaign, eager_celery, django_capture_on_commit_callbacks, client
-):
-    import_folder("calib", image_folder(2, name="calib"), is_calibration=True)
-    campaign = make_campaign()
-    campaign.calibration_dataset = Dataset.objects.get(name="calib")
-    campaign.calibration_images = 2
-    campaign.save()
-    generate_and_launch(campaign, django_capture_on_commit_callbacks)
+def test_calibration_shows_nn_as_1_and_hr_as_5_and_stores_no_votes(calibrated_campaign, client):
+    campaign = calibrated_campaign
     assert campaign.candidates.filter(role="calibration").count() == 4
     rater = campaign.raters.first()
     # Calibration candidates are never rating trials.
