@@ -1,25 +1,39 @@
-"""Import a folder of HR images as a Dataset: every file checked, nothing half-made."""
+"""Getting images in: datasets (HR, optionally their own LR) and results made elsewhere.
+
+Every file is checked and decoded before anything is written; one bad file imports nothing
+unless the caller asks to skip bad files, and a failure while writing removes the files already
+written. The report names each file and what happened to it.
+"""
 
 import hashlib
 import io
+import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
 
-from study.models import Dataset, SourceImage
+from sr_models.evaluate import match_files
+from study.models import Dataset, ImportedResult, LowResImage, Method, SourceImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+# A zip entry larger than this once uncompressed is refused unread (a zip bomb).
+MAX_ENTRY_BYTES = 256 * 1024 * 1024
+MAX_ZIP_BYTES = 2 * 1024 * 1024 * 1024
+# Folders of a zip (or `--lr-dir` names) that hold LR images, e.g. `LRx4/` or `lr_x4/`.
+LR_FOLDER = re.compile(r"^lr[_-]?(x(?P<scale>\d))?$", re.IGNORECASE)
 
 
 @dataclass
 class FileReport:
     name: str
-    status: str  # "imported", "error" or "skipped"
+    status: str  # "imported", "error", "skipped", "missing" or "ignored"
     message: str = ""
 
 
@@ -35,6 +49,9 @@ class ImportReport:
     @property
     def imported(self):
         return [f for f in self.files if f.status == "imported"]
+
+    def add(self, name, status, message=""):
+        self.files.append(FileReport(name, status, message))
 
     def lines(self):
         for f in self.files:
@@ -61,15 +78,22 @@ class _Decoded:
 
 def _decode(name, data):
     """Decode and normalise one file to an RGB PNG; raises ValueError with the reason."""
+    if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError("not an image file (PNG, JPEG or BMP)")
     try:
         with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 probe.verify()
             image = Image.open(io.BytesIO(data))
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"too many pixels for an image ({exc})") from None
+        raise ValueError(f"decompression bomb: too many pixels for an image ({exc})") from None
+    except OSError as exc:
+        if "truncated" in str(exc).lower():
+            raise ValueError(f"not a readable image: truncated ({exc})") from None
+        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
     except Exception as exc:
         raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
     notes = []
@@ -89,40 +113,57 @@ def _decode(name, data):
     )
 
 
-def import_files(dataset_name, files, skip_bad=False, description="", is_calibration=False):
-    """Import (name, bytes) pairs into a new or existing dataset.
+def _scale_note(width, height, scale):
+    if width % scale == 0 and height % scale == 0:
+        return ""
+    return (
+        f"{width}x{height} is not a multiple of {scale}: x{scale} campaigns modcrop it to "
+        f"{width - width % scale}x{height - height % scale}"
+    )
 
-    Every file is decoded first, outside the transaction. Unless `skip_bad`, one bad file stops
-    the import and nothing is written; the report names every file and what happened to it.
+
+def import_files(
+    dataset_name,
+    files,
+    skip_bad=False,
+    description="",
+    is_calibration=False,
+    lr_files=(),
+    lr_scale=None,
+    report=None,
+):
+    """Import (name, bytes) pairs of HR images, and optionally their LR versions, into a dataset.
+
+    `lr_files` are matched to the HR images by name stem (as `sr_models.evaluate` matches, so
+    `baby_LR.png` is the LR of `baby_HR.png`) and must be exactly `lr_scale` times smaller.
+    Unless `skip_bad`, one bad file stops the import and nothing is written; `report` may come
+    with problems found earlier (a zip's unsafe entries), which count as bad files.
     """
-    report = ImportReport(dataset=dataset_name)
-    decoded = []
-    existing = set()
-    existing_names = set()
+    report = report or ImportReport(dataset=dataset_name)
     dataset = Dataset.objects.filter(name=dataset_name).first()
-    if dataset:
-        existing = set(dataset.images.values_list("sha256", flat=True))
-        existing_names = set(dataset.images.values_list("name", flat=True))
-    seen = {}
+    existing = set(dataset.images.values_list("sha256", flat=True)) if dataset else set()
+    existing_names = set(dataset.images.values_list("name", flat=True)) if dataset else set()
+    scale = lr_scale or settings.SRMOS_DEFAULT_SCALE
+    decoded, seen = [], {}
     for name, data in sorted(files, key=lambda f: f[0]):
-        if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-            report.files.append(FileReport(name, "error", "not an image file (PNG, JPEG or BMP)"))
-            continue
         try:
             item = _decode(name, data)
         except ValueError as exc:
-            report.files.append(FileReport(name, "error", str(exc)))
+            report.add(name, "error", str(exc))
             continue
         if item.sha256 in existing or item.sha256 in seen:
             twin = seen.get(item.sha256, "an image already in the dataset")
-            report.files.append(FileReport(name, "error", f"same content as {twin}"))
+            report.add(name, "error", f"same content as {twin}")
             continue
         if item.stem in existing_names or any(d.stem == item.stem for d in decoded):
-            report.files.append(FileReport(name, "error", f"an image named {item.stem} exists"))
+            report.add(name, "error", f"an image named {item.stem} exists")
             continue
         seen[item.sha256] = name
         decoded.append(item)
-        report.files.append(FileReport(name, "imported", item.notes))
+        notes = "; ".join(n for n in (item.notes, _scale_note(item.width, item.height, scale)) if n)
+        item.notes = notes
+        report.add(name, "imported", notes)
+    lows = _match_lr(decoded, lr_files, scale, report) if lr_files else {}
     if report.errors and not skip_bad:
         for f in report.files:
             if f.status == "imported":
@@ -130,11 +171,48 @@ def import_files(dataset_name, files, skip_bad=False, description="", is_calibra
         raise ImportFailed(report)
     for f in report.errors:
         f.status = "skipped"
-    _store(dataset_name, decoded, description, is_calibration)
+    _store(dataset_name, decoded, lows, scale, description, is_calibration)
     return report
 
 
-def _store(dataset_name, decoded, description, is_calibration):
+def _match_lr(decoded, lr_files, scale, report):
+    """{HR stem: decoded LR}; every LR file that does not fit is reported by name."""
+    by_name = dict(lr_files)
+    pairs, unmatched_hr, unmatched_lr = match_files(
+        [Path(f"{d.stem}.png") for d in decoded], [Path(name) for name in sorted(by_name)]
+    )
+    hr = {d.stem: d for d in decoded}
+    lows = {}
+    for _key, hr_path, lr_path in pairs:
+        name = lr_path.name
+        try:
+            item = _decode(name, by_name[name])
+        except ValueError as exc:
+            report.add(name, "error", f"LR: {exc}")
+            continue
+        high = hr[hr_path.stem]
+        want = (high.width // scale, high.height // scale)
+        if (item.width, item.height) != want:
+            report.add(
+                name,
+                "error",
+                f"LR is {item.width}x{item.height}; {high.name} x1/{scale} is {want[0]}x{want[1]}",
+            )
+            continue
+        lows[hr_path.stem] = item
+        report.add(name, "imported", f"LR x{scale} of {high.name}" + _join(item.notes))
+    for path in unmatched_lr:
+        report.add(path.name, "error", "LR file matches no HR image (or a second LR for one)")
+    for path in unmatched_hr:
+        report.add(hr[path.stem].name, "missing", f"no LR x{scale} file")
+    return lows
+
+
+def _join(note):
+    return f"; {note}" if note else ""
+
+
+def _store(dataset_name, decoded, lows, scale, description, is_calibration):
     written = []
     try:
         with transaction.atomic():
@@ -150,11 +228,25 @@ def _store(dataset_name, decoded, description, is_calibration):
                     width=item.width,
                     height=item.height,
                     sha256=item.sha256,
-                    notes=item.notes,
+                    notes=item.notes[:300],
                 )
                 image.file.save(f"{item.stem}.png", ContentFile(item.png), save=False)
                 written.append(image.file.name)
                 image.save()
+                low = lows.get(item.stem)
+                if low:
+                    path = default_storage.save(
+                        f"datasets/{dataset.name}/lr_x{scale}/{item.stem}.png", ContentFile(low.png)
+                    )
+                    written.append(path)
+                    LowResImage.objects.create(
+                        image=image,
+                        scale=scale,
+                        original_name=low.name,
+                        file=path,
+                        width=low.width,
+                        height=low.height,
+                    )
     except Exception:
         # A failed import leaves no files behind either.
         for name in written:
@@ -162,11 +254,174 @@ def _store(dataset_name, decoded, description, is_calibration):
         raise
 
 
-def import_folder(dataset_name, folder, **kwargs):
+def read_folder(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     files = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()]
     if not files:
         raise ValueError(f"{folder} holds no files")
-    return import_files(dataset_name, files, **kwargs)
+    return files
+
+
+def import_folder(dataset_name, folder, lr_folder=None, **kwargs):
+    lr_files = read_folder(lr_folder) if lr_folder else ()
+    return import_files(dataset_name, read_folder(folder), lr_files=lr_files, **kwargs)
+
+
+def read_zip(upload, report):
+    """(images, lr_images, lr_scale) from a zip; unsafe or oversized entries go to `report`.
+
+    Nothing is extracted to disk: entries are read into memory after their declared size has
+    been checked. Entries in a folder named like `LR`, `LRx4` or `lr_x4` are LR images.
+    """
+    try:
+        archive = zipfile.ZipFile(upload)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"not a zip file ({exc})") from None
+    images, lows, scale = [], [], None
+    total = 0
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            path = PurePosixPath(name.replace("\\", "/"))
+            if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+                report.add(name, "error", "unsafe path in the zip (absolute or with ..)")
+                continue
+            if path.parts[0] == "__MACOSX" or path.name.startswith("."):
+                report.add(name, "ignored", "system file")
+                continue
+            total += info.file_size
+            if info.file_size > MAX_ENTRY_BYTES or total > MAX_ZIP_BYTES:
+                report.add(name, "error", "too large once uncompressed (a zip bomb?)")
+                continue
+            try:
+                data = archive.read(info)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                report.add(name, "error", f"corrupt zip entry ({exc})")
+                continue
+            folder = LR_FOLDER.match(path.parent.name) if len(path.parts) > 1 else None
+            if folder:
+                lows.append((path.name, data))
+                scale = int(folder["scale"]) if folder["scale"] else scale
+            else:
+                images.append((path.name, data))
+    return images, lows, scale
+
+
+def import_zip(dataset_name, upload, skip_bad=False, lr_scale=None, **kwargs):
+    """Import a dataset from an uploaded zip (a file object); unsafe entries are bad files."""
+    report = ImportReport(dataset=dataset_name)
+    images, lows, scale = read_zip(upload, report)
+    if not images and not report.errors:
+        raise ValueError("the zip holds no files")
+    return import_files(
+        dataset_name,
+        images,
+        skip_bad=skip_bad,
+        lr_files=lows,
+        lr_scale=lr_scale or scale,
+        report=report,
+        **kwargs,
+    )
+
+
+def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None):
+    """Attach results made elsewhere to a dataset's images as the `imported` method `method_slug`.
+
+    Files are matched to images by name stem with `sr_models.evaluate`'s tolerance
+    (`baby_SRGAN-VGG54.png` is the result for `baby_HR.png`). A result must be the size of its
+    HR image, or of that image modcropped to `scale`. A missing result is reported; an unmatched
+    file, an unreadable one and a wrong size are errors.
+    """
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        raise ValueError(f"no dataset {dataset_name!r}")
+    method = Method.objects.filter(slug=method_slug).first()
+    if method is not None and method.kind != Method.IMPORTED:
+        raise ValueError(
+            f"method {method_slug} is {method.get_kind_display().lower()}, not imported"
+        )
+    scale = scale or settings.SRMOS_DEFAULT_SCALE
+    report = ImportReport(dataset=dataset_name)
+    images = {image.name: image for image in dataset.images.all()}
+    by_name = dict(files)
+    pairs, unmatched_hr, unmatched_sr = match_files(
+        [Path(f"{name}.png") for name in images], [Path(name) for name in sorted(by_name)]
+    )
+    matched = []
+    for _key, hr_path, sr_path in pairs:
+        image = images[hr_path.stem]
+        name = sr_path.name
+        try:
+            item = _decode(name, by_name[name])
+        except ValueError as exc:
+            report.add(name, "error", str(exc))
+            continue
+        sizes = {
+            (image.width, image.height),
+            (image.width - image.width % scale, image.height - image.height % scale),
+        }
+        if (item.width, item.height) not in sizes:
+            report.add(
+                name,
+                "error",
+                f"size {item.width}x{item.height} differs from {image.original_name} "
+                f"{image.width}x{image.height}",
+            )
+            continue
+        matched.append((image, item))
+        report.add(name, "imported", f"result for {image.original_name}" + _join(item.notes))
+    for path in unmatched_sr:
+        report.add(path.name, "error", f"matches no image of {dataset_name} (or a second result)")
+    for path in unmatched_hr:
+        report.add(images[path.stem].original_name, "missing", "no result file for this image")
+    if report.errors and not skip_bad:
+        for f in report.files:
+            if f.status == "imported":
+                f.status, f.message = "skipped", "not imported because other files are bad"
+        raise ImportFailed(report)
+    for f in report.errors:
+        f.status = "skipped"
+    _store_results(method_slug, dataset, matched)
+    return report
+
+
+def _store_results(method_slug, dataset, matched):
+    written, replaced = [], []
+    try:
+        with transaction.atomic():
+            method, _ = Method.objects.get_or_create(
+                slug=method_slug,
+                defaults={
+                    "name": method_slug,
+                    "kind": Method.IMPORTED,
+                    "description": "Results imported from files.",
+                },
+            )
+            for image, item in matched:
+                path = default_storage.save(
+                    f"results/{method.slug}/{dataset.name}/{image.name}.png", ContentFile(item.png)
+                )
+                written.append(path)
+                old = ImportedResult.objects.filter(method=method, image=image).first()
+                if old:
+                    replaced.append(old.file.name)
+                    old.delete()
+                ImportedResult.objects.create(
+                    method=method,
+                    image=image,
+                    original_name=item.name,
+                    file=path,
+                    width=item.width,
+                    height=item.height,
+                    sha256=item.sha256,
+                )
+    except Exception:
+        for name in written:
+            default_storage.delete(name)
+        raise
+    for name in replaced:
+        default_storage.delete(name)

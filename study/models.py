@@ -233,8 +233,11 @@ class Campaign(models.Model):
                 return 0
             Candidate.objects.bulk_create(campaign.planned_candidates(), ignore_conflicts=True)
             campaign.candidates.filter(status=Candidate.CANCELLED).update(status=Candidate.QUEUED)
+            # A running candidate whose lease ran out lost its worker (and, on a broker without
+            # redelivery, its message too): queue a task for it, which takes it over.
+            abandoned = Q(status=Candidate.RUNNING, lease_expires__lt=timezone.now())
             queued = list(
-                campaign.candidates.filter(status=Candidate.QUEUED).values_list(
+                campaign.candidates.filter(Q(status=Candidate.QUEUED) | abandoned).values_list(
                     "pk", "method__kind"
                 )
             )

@@ -1,15 +1,33 @@
-"""Celery tasks. They take primary keys, re-read rows and return quietly when there is nothing to do."""
+"""Celery tasks. They take primary keys, re-read rows and return quietly when there is nothing to do.
+
+A candidate row is its own job row: queued -> running -> done / failed (cancelled when the
+researcher withdraws it). A worker claims it with a conditional update that also accepts a
+`running` row whose lease ran out, and renews the lease from a heartbeat thread while it works.
+So a task redelivered after its worker was killed (`acks_late`: the broker hands the unacked
+message to another worker) takes the candidate over, and a task delivered twice while the first
+worker is alive waits for it (a bounded retry) instead of making the image a second time.
+"""
 
 import logging
+import threading
 import traceback
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import F
+from django.conf import settings
+from django.db import OperationalError, connection
+from django.db.models import F, Q
 from django.utils import timezone
 
 from study.models import Campaign, Candidate, Method
 
 log = logging.getLogger(__name__)
+
+
+class CandidateBusy(Exception):
+    """Another worker holds this candidate's lease: try again once the lease could have expired."""
 
 
 def enqueue_candidates(rows):
@@ -19,35 +37,134 @@ def enqueue_candidates(rows):
         generate_candidate.apply_async(args=[pk], queue=queue)
 
 
-@shared_task(acks_late=True)
-def generate_candidate(candidate_id):
-    from study.generation import render_candidate
+def _lease():
+    return timedelta(seconds=settings.SRMOS_GENERATION_LEASE)
 
-    # The claim: of all workers a (re)delivered task reaches, only one flips queued -> running.
-    claimed = Candidate.objects.filter(pk=candidate_id, status=Candidate.QUEUED).update(
-        status=Candidate.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+
+def claim(candidate_ids, token):
+    """Claim the given candidates that are queued or abandoned; returns how many were claimed."""
+    now = timezone.now()
+    claimable = Q(status=Candidate.QUEUED) | Q(status=Candidate.RUNNING, lease_expires__lt=now)
+    return Candidate.objects.filter(claimable, pk__in=candidate_ids).update(
+        status=Candidate.RUNNING,
+        claim=token,
+        lease_expires=now + _lease(),
+        started_at=now,
+        attempts=F("attempts") + 1,
     )
-    if not claimed:
-        return
-    candidate = Candidate.objects.select_related("campaign", "image", "method").get(pk=candidate_id)
+
+
+def _batch_mates(candidate, limit):
+    """Queued candidates that can share this one's network pass (same method, same HR size)."""
+    if limit <= 1 or candidate.method.kind != Method.NETWORK:
+        return []
+    return list(
+        Candidate.objects.filter(
+            campaign_id=candidate.campaign_id,
+            method_id=candidate.method_id,
+            status=Candidate.QUEUED,
+            image__width=candidate.image.width,
+            image__height=candidate.image.height,
+        )
+        .exclude(pk=candidate.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: limit - 1]
+    )
+
+
+@contextmanager
+def heartbeat(token):
+    """Renew the lease of the candidates claimed with `token` until the block ends."""
+    stop = threading.Event()
+    interval = settings.SRMOS_GENERATION_LEASE / 3
+
+    def beat():
+        try:
+            while not stop.wait(interval):
+                Candidate.objects.filter(claim=token, status=Candidate.RUNNING).update(
+                    lease_expires=timezone.now() + _lease()
+                )
+        except Exception:
+            log.exception("heartbeat for claim %s stopped", token)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"lease-{token[:8]}", daemon=True)
+    thread.start()
     try:
-        result = render_candidate(candidate)
-    except Exception as exc:
-        log.exception("candidate %s failed", candidate_id)
-        Candidate.objects.filter(pk=candidate_id).update(
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _max_busy_retries():
+    # A live attempt cannot outlast the hard time limit, so this many lease-long waits suffice.
+    return settings.CELERY_TASK_TIME_LIMIT // settings.SRMOS_GENERATION_LEASE + 5
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    max_retries=_max_busy_retries(),
+)
+def generate_candidate(self, candidate_id):
+    from study.generation import render_candidates
+
+    token = uuid.uuid4().hex
+    if not claim([candidate_id], token):
+        row = Candidate.objects.filter(pk=candidate_id).values("status", "lease_expires").first()
+        if row is None or row["status"] != Candidate.RUNNING:
+            return  # gone, done, failed or cancelled: nothing to do
+        wait = (
+            (row["lease_expires"] - timezone.now()).total_seconds() if row["lease_expires"] else 0
+        )
+        raise self.retry(
+            exc=CandidateBusy(f"candidate {candidate_id} is held by another worker"),
+            countdown=max(wait, 0) + 1,
+            max_retries=_max_busy_retries(),
+        )
+    candidate = Candidate.objects.select_related("campaign", "image", "method").get(pk=candidate_id)
+    mates = _batch_mates(candidate, settings.SRMOS_GPU_BATCH)
+    if mates:
+        claim(mates, token)
+    batch = list(
+        Candidate.objects.filter(claim=token, status=Candidate.RUNNING)
+        .select_related("campaign", "image", "method")
+        .order_by("pk")
+    )
+    with heartbeat(token):
+        results = render_candidates(batch)
+    for item, result in zip(batch, results, strict=True):
+        _record(item.pk, token, result)
+    Campaign.objects.get(pk=candidate.campaign_id).update_generation_status()
+
+
+def _record(candidate_id, token, result):
+    # Conditional on our claim: an attempt that lost its lease to another worker writes nothing.
+    mine = Candidate.objects.filter(pk=candidate_id, claim=token, status=Candidate.RUNNING)
+    if isinstance(result, Exception):
+        log.error("candidate %s failed: %s", candidate_id, result)
+        trace = "".join(traceback.format_exception(result, limit=5))
+        mine.update(
             status=Candidate.FAILED,
-            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}",
+            error=f"{type(result).__name__}: {result}\n\n{trace}",
             finished_at=timezone.now(),
+            lease_expires=None,
         )
         return
-    Candidate.objects.filter(pk=candidate_id, status=Candidate.RUNNING).update(
+    mine.update(
         status=Candidate.DONE,
         file=result.path,
         width=result.width,
         height=result.height,
         psnr=result.psnr,
         ssim=result.ssim,
+        seconds=result.seconds,
+        notes=result.notes,
         error="",
         finished_at=timezone.now(),
+        lease_expires=None,
     )
-    Campaign.objects.get(pk=candidate.campaign_id).update_generation_status()

@@ -17,9 +17,13 @@ def use_broker():
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
 
     def use(url, options=None):
+        from kombu import pools
+
+        # kombu keeps one connection pool per broker URL for the whole process: drop them all,
+        # or the next publish may pick a pool closed for another test.
+        pools.reset()
         app.conf.broker_url = url
         app.conf.broker_transport_options = options or {}
-        app.pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
 

@@ -1,0 +1,59 @@
+"""Pure analysis of MOS studies: a long vote DataFrame in, tables and plots out.
+
+No Django or ORM import anywhere in this package: ``python -m study.analysis --votes VOTES.csv
+--out DIR`` works on any long-format CSV. See docs/analysis.md.
+"""
+
+from .mos import mos_per_stimulus, mos_table
+from .objective import method_ranking, objective_correlation, vqeg_logistic
+from .power import detectable_difference, power_table
+from .reliability import icc, krippendorff_alpha, reliability_table
+from .report import table2, write_report
+from .schema import VotesError, validate_votes
+from .screening import (
+    bt500_screening,
+    gold_consistency,
+    mos_with_and_without,
+    p913_adjusted,
+    p913_bias,
+    rater_agreement,
+    retest_agreement,
+    screen_raters,
+    straightlining,
+)
+from .significance import friedman, pairwise_tests
+from .simulate import paper_design, simulate_votes
+from .subject_model import p910_mle
+from .sureal_io import to_sureal_dataset
+
+__all__ = [
+    "VotesError",
+    "bt500_screening",
+    "detectable_difference",
+    "friedman",
+    "gold_consistency",
+    "icc",
+    "krippendorff_alpha",
+    "method_ranking",
+    "mos_per_stimulus",
+    "mos_table",
+    "mos_with_and_without",
+    "objective_correlation",
+    "p910_mle",
+    "p913_adjusted",
+    "p913_bias",
+    "pairwise_tests",
+    "paper_design",
+    "power_table",
+    "rater_agreement",
+    "reliability_table",
+    "retest_agreement",
+    "screen_raters",
+    "simulate_votes",
+    "straightlining",
+    "table2",
+    "to_sureal_dataset",
+    "validate_votes",
+    "vqeg_logistic",
+    "write_report",
+]

@@ -1,0 +1,232 @@
+"""Study-level reliability: Krippendorff's alpha and intraclass correlations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .schema import STIMULUS, ratings
+
+
+def _first_votes(r: pd.DataFrame) -> pd.DataFrame:
+    return (
+        r.sort_values("repeat", kind="stable").groupby([*STIMULUS, "rater"], observed=True).head(1)
+    )
+
+
+def krippendorff_alpha(votes: pd.DataFrame, level: str = "ordinal") -> float:
+    """Krippendorff's alpha over stimuli (units) and raters (coders).
+
+    :math:`\\alpha = 1 - D_o / D_e` from the coincidence matrix
+    :math:`o_{ck} = \\sum_u n_{uc} n_{uk} / (m_u - 1)` (:math:`o_{cc}` uses
+    :math:`n_{uc}(n_{uc} - 1)`), over units with :math:`m_u \\ge 2` values;
+    :math:`D_o = \\sum_{c,k} o_{ck}\\,\\delta^2_{ck} / n`,
+    :math:`D_e = \\sum_{c,k} n_c n_k\\,\\delta^2_{ck} / (n (n - 1))`. Interval:
+    :math:`\\delta^2_{ck} = (c - k)^2`; ordinal:
+    :math:`\\delta^2_{ck} = (\\sum_{g=c}^{k} n_g - (n_c + n_k)/2)^2`.
+
+    Missing-data policy: missing votes are absent pairs (alpha's own handling); units with one
+    value do not count. A rater's repeated votes on a stimulus: only the first (lowest ``repeat``)
+    counts, as alpha has one value per coder and unit.
+
+    Returns
+    -------
+    float
+        NaN when no unit has two values or all values are equal (:math:`D_e = 0`).
+
+    References
+    ----------
+    Krippendorff, K. (2011), "Computing Krippendorff's alpha-reliability", UPenn; Hayes &
+    Krippendorff (2007). Same estimator as the ``krippendorff`` package.
+    """
+    if level not in ("ordinal", "interval"):
+        raise ValueError(f"level must be 'ordinal' or 'interval', got {level!r}")
+    return _alpha(_first_votes(ratings(votes)), level)
+
+
+def _alpha(r: pd.DataFrame, level: str) -> float:
+    unit = r.groupby(list(STIMULUS), observed=True).ngroup().to_numpy()
+    values, vi = np.unique(r["score"].to_numpy(), return_inverse=True)
+    n_u = np.zeros((unit.max() + 1, len(values)))
+    np.add.at(n_u, (unit, vi), 1.0)
+    m_u = n_u.sum(axis=1)
+    n_u = n_u[m_u >= 2]
+    m_u = m_u[m_u >= 2]
+    if len(m_u) == 0:
+        return np.nan
+    o = (n_u / (m_u - 1)[:, None]).T @ n_u
+    o -= np.diag((n_u / (m_u - 1)[:, None]).sum(axis=0))
+    n_c = o.sum(axis=0)
+    n = n_c.sum()
+    if level == "interval":
+        d2 = (values[:, None] - values[None, :]) ** 2
+    else:
+        cum = np.cumsum(n_c)
+        i, k = np.meshgrid(np.arange(len(values)), np.arange(len(values)), indexing="ij")
+        lo, hi = np.minimum(i, k), np.maximum(i, k)
+        between = cum[hi] - np.where(lo > 0, cum[lo - 1], 0.0)
+        d2 = (between - (n_c[i] + n_c[k]) / 2.0) ** 2
+    d_o = (o * d2).sum()
+    d_e = (np.outer(n_c, n_c) * d2).sum() / (n - 1)
+    if d_e == 0:
+        return np.nan
+    return float(1.0 - d_o / d_e)
+
+
+ICC_TYPES = ("ICC(1,1)", "ICC(A,1)", "ICC(C,1)", "ICC(1,k)", "ICC(A,k)", "ICC(C,k)")
+
+
+def icc(votes: pd.DataFrame) -> pd.DataFrame:
+    """Intraclass correlations of Shrout & Fleiss (1979) / McGraw & Wong (1996).
+
+    Targets are stimuli, judges are raters; a rater's repeats on a stimulus are averaged. From the
+    two-way ANOVA mean squares (targets MSB, raters MSJ, error MSE, within-target MSW):
+    ICC(1,1) = (MSB - MSW)/(MSB + (k-1)MSW); ICC(A,1) = (MSB - MSE)/(MSB + (k-1)MSE + k(MSJ -
+    MSE)/n); ICC(C,1) = (MSB - MSE)/(MSB + (k-1)MSE); the average-measure forms divide by MSB
+    (A,k adds (MSJ - MSE)/n). F tests and 95% CIs as in Shrout & Fleiss (McGraw & Wong for A).
+
+    Missing-data policy: listwise deletion: only stimuli rated by every rater enter (as pingouin's
+    ``nan_policy="omit"``); with partial designs this can leave nothing, and the result says so.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Six rows: ``type`` (ICC(1,1), ICC(A,1), ICC(C,1), ICC(1,k), ICC(A,k), ICC(C,k)),
+        ``description, icc, F, df1, df2, p, ci95_low, ci95_high, n_targets, n_raters,
+        n_targets_dropped, note``.
+
+    References
+    ----------
+    Shrout, P. E. & Fleiss, J. L. (1979), Psychological Bulletin 86(2), 420-428. McGraw, K. O. &
+    Wong, S. P. (1996), Psychological Methods 1(1), 30-46. Matches ``pingouin.intraclass_corr``.
+    """
+    r = ratings(votes)
+    wide = r.pivot_table(
+        index=list(STIMULUS), columns="rater", values="score", aggfunc="mean", observed=True
+    )
+    full = wide.dropna()
+    n, k = full.shape
+    desc = [
+        "single rater, one-way random",
+        "single rater, absolute agreement",
+        "single rater, consistency",
+        "mean of k raters, one-way random",
+        "mean of k raters, absolute agreement",
+        "mean of k raters, consistency",
+    ]
+    base = pd.DataFrame({"type": ICC_TYPES, "description": desc})
+    base["n_targets"], base["n_raters"], base["n_targets_dropped"] = n, k, len(wide) - n
+    if n < 2 or k < 2:
+        for c in ("icc", "F", "df1", "df2", "p", "ci95_low", "ci95_high"):
+            base[c] = np.nan
+        base["note"] = (
+            f"undefined: {n} stimuli rated by all {k} raters "
+            "(ICC needs >= 2 of each with complete data)"
+        )
+        return base
+    y = full.to_numpy()
+    grand = y.mean()
+    ssb = k * ((y.mean(axis=1) - grand) ** 2).sum()
+    ssj = n * ((y.mean(axis=0) - grand) ** 2).sum()
+    sst = ((y - grand) ** 2).sum()
+    sse = sst - ssb - ssj
+    msb, msj = ssb / (n - 1), ssj / (k - 1)
+    mse = sse / ((n - 1) * (k - 1))
+    msw = (ssj + sse) / (n * (k - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        icc1 = (msb - msw) / (msb + (k - 1) * msw)
+        icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+        icc3 = (msb - mse) / (msb + (k - 1) * mse)
+        icc1k = (msb - msw) / msb
+        icc2k = (msb - mse) / (msb + (msj - mse) / n)
+        icc3k = (msb - mse) / msb
+        f1, f3 = msb / msw, msb / mse
+        df1, df1w, df3 = n - 1, n * (k - 1), (n - 1) * (k - 1)
+        p1, p3 = stats.f.sf(f1, df1, df1w), stats.f.sf(f3, df1, df3)
+        a = 0.05
+        f1l, f1u = f1 / stats.f.ppf(1 - a / 2, df1, df1w), f1 * stats.f.ppf(1 - a / 2, df1w, df1)
+        f3l, f3u = f3 / stats.f.ppf(1 - a / 2, df1, df3), f3 * stats.f.ppf(1 - a / 2, df3, df1)
+        fj = msj / mse
+        vn = df3 * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        vd = df1 * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        v = vn / vd
+        f2u, f2l = stats.f.ppf(1 - a / 2, n - 1, v), stats.f.ppf(1 - a / 2, v, n - 1)
+        l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
+        u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
+    base["icc"] = [icc1, icc2, icc3, icc1k, icc2k, icc3k]
+    base["F"] = [f1, f3, f3, f1, f3, f3]
+    base["df1"] = df1
+    base["df2"] = [df1w, df3, df3, df1w, df3, df3]
+    base["p"] = [p1, p3, p3, p1, p3, p3]
+    base["ci95_low"] = [
+        (f1l - 1) / (f1l + k - 1),
+        l2,
+        (f3l - 1) / (f3l + k - 1),
+        1 - 1 / f1l,
+        l2 * k / (1 + l2 * (k - 1)),
+        1 - 1 / f3l,
+    ]
+    base["ci95_high"] = [
+        (f1u - 1) / (f1u + k - 1),
+        u2,
+        (f3u - 1) / (f3u + k - 1),
+        1 - 1 / f1u,
+        u2 * k / (1 + u2 * (k - 1)),
+        1 - 1 / f3u,
+    ]
+    base["note"] = (
+        "" if len(wide) == n else f"{len(wide) - n} stimuli without a vote of every rater dropped"
+    )
+    return base
+
+
+def reliability_table(votes: pd.DataFrame) -> pd.DataFrame:
+    """Alpha (ordinal, interval) and the six ICCs per dataset and over all datasets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset`` ("all" for the pooled row), ``measure, value, ci95_low, ci95_high, n_units,
+        n_raters, note``.
+    """
+    r = ratings(votes)
+    rows = []
+    groups = (
+        [("all", r)] + list(r.groupby("dataset", sort=True))
+        if r["dataset"].nunique() > 1
+        else list(r.groupby("dataset", sort=True))
+    )
+    for ds, g in groups:
+        first = _first_votes(g)
+        n_units = first.groupby(list(STIMULUS), observed=True).ngroups
+        for level in ("ordinal", "interval"):
+            a = _alpha(first, level)
+            rows.append(
+                {
+                    "dataset": ds,
+                    "measure": f"krippendorff_alpha_{level}",
+                    "value": a,
+                    "ci95_low": np.nan,
+                    "ci95_high": np.nan,
+                    "n_units": n_units,
+                    "n_raters": g["rater"].nunique(),
+                    "note": "undefined: fewer than 2 raters per stimulus or no variation"
+                    if np.isnan(a)
+                    else "no CI: alpha's CI needs a bootstrap, not computed",
+                }
+            )
+        for _, row in icc(g).iterrows():
+            rows.append(
+                {
+                    "dataset": ds,
+                    "measure": row["type"],
+                    "value": row["icc"],
+                    "ci95_low": row["ci95_low"],
+                    "ci95_high": row["ci95_high"],
+                    "n_units": row["n_targets"],
+                    "n_raters": row["n_raters"],
+                    "note": row["note"],
+                }
+            )
+    return pd.DataFrame(rows)

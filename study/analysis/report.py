@@ -1,0 +1,186 @@
+"""Write the full analysis of a vote table to a directory of CSV, JSON and plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy
+
+from . import plots
+from .mos import summarize
+from .objective import method_ranking, objective_correlation, validate_objective
+from .power import power_table
+from .reliability import reliability_table
+from .schema import VotesError, validate_votes
+from .screening import (
+    FLAG_COLUMNS,
+    _bt500,
+    _p913,
+    mos_with_and_without,
+    retest_agreement,
+    screen_raters,
+)
+from .significance import friedman, pairwise_tests
+from .subject_model import p910_mle
+from .sureal_io import write_sureal_json
+
+REPORT_VERSION = "srmos-analysis-1"
+
+
+def table2(mos: pd.DataFrame, objective: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The SRGAN paper's Table 2 layout: rows (dataset, metric), one column per method.
+
+    Metrics are ``psnr`` (dB, mean over the dataset's images; ``inf`` for the HR reference),
+    ``ssim`` and ``mos``; methods in the paper's order. PSNR/SSIM rows are empty without objective
+    metrics. Values are rounded as the paper prints them (2, 4 and 2 decimals).
+    """
+    methods = plots.method_order(mos["method"].unique())
+    rows = []
+    obj = None
+    if objective is not None:
+        obj = validate_objective(objective).groupby(["dataset", "method"])[["psnr", "ssim"]].mean()
+    for ds in sorted(mos["dataset"].unique()):
+        g = mos[mos["dataset"] == ds].set_index("method")["mos"]
+        for metric, digits in (("psnr", 2), ("ssim", 4), ("mos", 2)):
+            row = {"dataset": ds, "metric": metric}
+            for m in methods:
+                if metric == "mos":
+                    val = g.get(m, np.nan)
+                elif obj is not None and (ds, m) in obj.index:
+                    val = obj.loc[(ds, m), metric]
+                else:
+                    val = np.nan
+                row[m] = round(float(val), digits) if np.isfinite(val) else val
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "metric", *methods])
+
+
+def write_report(
+    votes: pd.DataFrame,
+    out_dir: str | Path,
+    objective: pd.DataFrame | None = None,
+    ci: str = "t",
+    pairing: str = "rater_image",
+    plots_enabled: bool = True,
+) -> dict[str, Path]:
+    """Analyse ``votes`` and write every table and plot into ``out_dir``.
+
+    Screening is reported, never applied silently: ``mos.csv`` uses every rating vote;
+    ``mos_screened.csv`` shows MOS with and without the raters ``raters.csv`` flags.
+
+    Parameters
+    ----------
+    votes : pandas.DataFrame
+        Long vote table (see :func:`study.analysis.validate_votes`).
+    out_dir : str or pathlib.Path
+        Created if missing; files of the same name are overwritten.
+    objective : pandas.DataFrame, optional
+        ``dataset, image, method, psnr, ssim`` per stimulus (psnr may be inf for the reference).
+    ci : {"t", "normal"}
+        CI of the MOS tables (see :func:`study.analysis.mos_table`).
+    pairing : {"rater_image", "rater", "none"}
+        Pairing unit of ``significance.csv`` (``significance_by_rater.csv`` always uses "rater").
+    plots_enabled : bool
+        Draw the PNG/SVG figures (the slowest part on small studies).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        File name -> path: ``votes.csv, mos.csv, mos_per_stimulus.csv, mos_screened.csv,
+        significance.csv, significance_by_rater.csv, friedman.csv, raters.csv, retest.csv,
+        reliability.csv, subject_model.csv, correlation.csv, ranking.csv, table2.csv, power.csv,
+        dataset_sureal.json, manifest.json`` and the figures ``score_distribution``, ``mos_ci``,
+        ``mos_vs_psnr`` (with objective metrics) as ``.png`` and ``.svg``.
+    """
+    v = validate_votes(votes)
+    obj = validate_objective(objective) if objective is not None else None
+    r = v[v["kind"] == "rating"].reset_index(drop=True)
+    if r.empty:
+        raise VotesError(
+            f"no votes of kind rating (kinds present: {', '.join(sorted(v['kind'].unique()))})"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    notes: list[str] = []
+
+    def put(name: str, df: pd.DataFrame) -> None:
+        files[name] = out / name
+        df.to_csv(files[name], index=False)
+
+    put("votes.csv", v)
+    mos = summarize(r, ("dataset", "method"), ci)
+    stim = summarize(r, ("dataset", "image", "method"), ci)
+    put("mos.csv", mos)
+    put("mos_per_stimulus.csv", stim)
+
+    p913, _ = _p913(r)
+    retest_per_rater, retest_overall = retest_agreement(v)
+    raters = screen_raters(v, p913=p913, retest=retest_per_rater)
+    quality, mle_raters = p910_mle(r)
+    raters = raters.merge(mle_raters.drop(columns="n_votes"), on="rater", how="left")
+    put("raters.csv", raters)
+    excluded = raters.loc[raters["flagged"], "rater"].tolist()
+    put("mos_screened.csv", mos_with_and_without(r, excluded, ci=ci))
+    put("retest.csv", retest_overall)
+    put("subject_model.csv", quality)
+    if not quality.attrs.get("converged", True):
+        notes.append(f"P.910 MLE stopped after {quality.attrs['n_iter']} iterations unconverged")
+
+    put("significance.csv", pairwise_tests(r, pairing=pairing))
+    put("significance_by_rater.csv", pairwise_tests(r, pairing="rater"))
+    put("friedman.csv", friedman(r, pairing="rater_image" if pairing == "none" else pairing))
+    put("reliability.csv", reliability_table(r))
+    put("power.csv", power_table(r))
+
+    if obj is not None:
+        put("correlation.csv", objective_correlation(stim, obj))
+        unmatched = len(stim) - len(stim.merge(obj, on=["dataset", "image", "method"]))
+        if unmatched:
+            notes.append(f"{unmatched} rated stimuli have no objective metrics")
+    else:
+        put("correlation.csv", pd.DataFrame([{"note": "no objective metrics given (--objective)"}]))
+    put("ranking.csv", method_ranking(mos, obj))
+    put("table2.csv", table2(mos, obj))
+
+    files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
+
+    if plots_enabled:
+        files.update(plots.score_distribution(r, out))
+        files.update(plots.mos_ci(mos, out))
+        if obj is not None:
+            files.update(plots.mos_vs_psnr(mos, obj, out))
+
+    manifest = {
+        "report": REPORT_VERSION,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_votes": len(v),
+        "n_rating_votes": len(r),
+        "kinds": v["kind"].value_counts().to_dict(),
+        "n_raters": int(r["rater"].nunique()),
+        "n_stimuli": len(stim),
+        "estimators": {
+            "mos_ci": ci,
+            "bt500": _bt500.__module__ + ":bt500_screening(zero_std='skip')",
+            "subject_model": quality.attrs["estimator"],
+            "subject_model_iterations": quality.attrs["n_iter"],
+            "significance": f"wilcoxon signed-rank, pairing={pairing}, Holm and BH per dataset",
+        },
+        "flags": {name: int(raters[col].sum()) for col, name in FLAG_COLUMNS.items()},
+        "excluded_in_mos_screened": excluded,
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "scipy": scipy.__version__,
+        },
+        "notes": notes,
+    }
+    files["manifest.json"] = out / "manifest.json"
+    files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
+    return files

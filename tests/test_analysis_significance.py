@@ -1,0 +1,163 @@
+"""Paired and unpaired tests against scipy, statsmodels and pingouin."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from study.analysis import friedman, pairwise_tests, paper_design, simulate_votes
+from study.analysis.significance import bh, holm, rank_biserial_paired, signed_rank_test
+
+
+def synthetic(seed, n_images=4, **kw):
+    d = paper_design()
+    d = d[d["image"].isin([f"img{i:03d}" for i in range(n_images)])]
+    return simulate_votes(d, seed=seed, profile="noisy", **kw)
+
+
+DATASETS = [
+    synthetic(0, n_raters=12),
+    synthetic(1, n_raters=20, missing=0.25, repeats=6),
+    synthetic(2, n_images=1, n_raters=8, missing=0.1),  # small: scipy's exact/permutation path
+]
+
+
+def reference_pairs(v, a, b, ds, unit):
+    r = v[(v["kind"] == "rating") & (v["dataset"] == ds)]
+    r = r.groupby(["dataset", "image", "method", "rater"], as_index=False)["score"].mean()
+    x = r[r["method"] == a].groupby(unit)["score"].mean()
+    y = r[r["method"] == b].groupby(unit)["score"].mean()
+    return x.align(y, join="inner")
+
+
+@pytest.mark.parametrize("v", DATASETS)
+@pytest.mark.parametrize(
+    "pairing, unit", [("rater_image", ["rater", "image"]), ("rater", ["rater"])]
+)
+def test_it_matches_scipy_wilcoxon_per_pair(v, pairing, unit):
+    res = pairwise_tests(v, pairing=pairing)
+    assert len(res) == 66 + 66 + 36
+    # scipy's small-sample permutation path takes ~1 s a call: compare a sample of the pairs.
+    for _, row in res.sample(8 if pairing == "rater" else 25, random_state=0).iterrows():
+        x, y = reference_pairs(v, row["method_a"], row["method_b"], row["dataset"], unit)
+        assert row["n_pairs"] == len(x)
+        if (x - y).abs().sum() == 0:
+            assert np.isnan(row["p"]) and row["note"]
+            continue
+        w = stats.wilcoxon(x, y)
+        assert row["statistic"] == pytest.approx(w.statistic, abs=1e-9)
+        assert row["p"] == pytest.approx(w.pvalue, rel=1e-9, abs=1e-12)
+        assert row["mean_diff"] == pytest.approx((x - y).mean())
+
+
+@pytest.mark.parametrize("v", DATASETS[:2])
+def test_it_adjusts_like_statsmodels(v):
+    res = pairwise_tests(v)
+    for _, g in res.groupby("dataset"):
+        ok = g["p"].notna()
+        np.testing.assert_allclose(
+            g.loc[ok, "p_holm"], multipletests(g.loc[ok, "p"], method="holm")[1], atol=1e-12
+        )
+        np.testing.assert_allclose(
+            g.loc[ok, "p_bh"], multipletests(g.loc[ok, "p"], method="fdr_bh")[1], atol=1e-12
+        )
+    allp = pairwise_tests(v, family="all")
+    ok = allp["p"].notna()
+    np.testing.assert_allclose(
+        allp.loc[ok, "p_holm"], multipletests(allp.loc[ok, "p"], method="holm")[1], atol=1e-12
+    )
+
+
+def test_it_keeps_nan_out_of_the_correction():
+    p = np.array([0.01, np.nan, 0.04, 0.03])
+    np.testing.assert_allclose(holm(p)[[0, 2, 3]], multipletests(p[[0, 2, 3]], method="holm")[1])
+    np.testing.assert_allclose(bh(p)[[0, 2, 3]], multipletests(p[[0, 2, 3]], method="fdr_bh")[1])
+    assert np.isnan(holm(p)[1]) and np.isnan(bh(p)[1])
+
+
+def test_it_matches_pingouin_rank_biserial():
+    pg = pytest.importorskip("pingouin")
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        x, y = rng.integers(1, 6, 40), rng.integers(1, 6, 40)
+        want = pg.wilcoxon(x, y)["RBC"].iloc[0]
+        assert rank_biserial_paired(x - y) == pytest.approx(want, abs=1e-12)
+
+
+def test_it_matches_scipy_signed_rank_above_50_pairs():
+    rng = np.random.default_rng(2)
+    for n in (51, 300, 5000):
+        d = rng.integers(-3, 4, n).astype(float)
+        w = stats.wilcoxon(d)
+        assert signed_rank_test(d) == pytest.approx((w.statistic, w.pvalue), rel=1e-12, abs=1e-300)
+
+
+def test_it_matches_scipy_signed_rank_on_small_tied_samples():
+    rng = np.random.default_rng(3)
+    for n in (4, 7, 10, 12, 13):
+        d = rng.integers(-2, 3, n).astype(float)
+        d[0] = 1.0
+        w = stats.wilcoxon(d)
+        assert signed_rank_test(d) == pytest.approx((w.statistic, w.pvalue), rel=1e-12)
+
+
+@pytest.mark.parametrize("v", DATASETS)
+@pytest.mark.parametrize(
+    "pairing, unit", [("rater_image", ["rater", "image"]), ("rater", ["rater"])]
+)
+def test_it_matches_scipy_friedman(v, pairing, unit):
+    res = friedman(v, pairing=pairing).set_index("dataset")
+    r = v[v["kind"] == "rating"]
+    for ds, g in r.groupby("dataset"):
+        wide = g.pivot_table(index=unit, columns="method", values="score", aggfunc="mean").dropna()
+        assert res.loc[ds, "n_blocks"] == len(wide)
+        if len(wide) < 2:
+            assert np.isnan(res.loc[ds, "p"]) and "complete blocks" in res.loc[ds, "note"]
+            continue
+        f = stats.friedmanchisquare(*[wide[c] for c in wide.columns])
+        assert res.loc[ds, "statistic"] == pytest.approx(f.statistic, rel=1e-12)
+        assert res.loc[ds, "p"] == pytest.approx(f.pvalue, rel=1e-9, abs=1e-300)
+        k = wide.shape[1]
+        assert res.loc[ds, "kendall_w"] == pytest.approx(f.statistic / (len(wide) * (k - 1)))
+
+
+def test_it_runs_mann_whitney_when_unpaired():
+    v = DATASETS[1]
+    res = pairwise_tests(v, pairing="none")
+    r = v[v["kind"] == "rating"]
+    r = r.groupby(["dataset", "image", "method", "rater"], as_index=False)["score"].mean()
+    for _, row in res.sample(20, random_state=0).iterrows():
+        g = r[r["dataset"] == row["dataset"]]
+        x = g[g["method"] == row["method_a"]]["score"]
+        y = g[g["method"] == row["method_b"]]["score"]
+        u = stats.mannwhitneyu(x, y, alternative="two-sided")
+        assert row["statistic"] == pytest.approx(u.statistic)
+        assert row["p"] == pytest.approx(u.pvalue, rel=1e-12)
+        assert row["effect"] == pytest.approx(2 * u.statistic / (len(x) * len(y)) - 1)
+        assert row["test"] == "mannwhitneyu"
+
+
+def test_it_marks_undefined_comparisons():
+    v = pd.DataFrame(
+        {
+            "rater": ["a", "a", "b", "b", "c"],
+            "dataset": "S",
+            "image": "i",
+            "method": ["x", "y", "x", "y", "z"],
+            "score": [3, 3, 4, 4, 2],
+        }
+    )
+    res = pairwise_tests(v).set_index(["method_a", "method_b"])
+    assert "all paired differences are zero" in res.loc[("x", "y"), "note"]
+    assert "no pairs" in res.loc[("x", "z"), "note"]
+    assert res["p"].isna().all() and (res["note"] != "").all()
+    f = friedman(v)
+    assert np.isnan(f.loc[0, "p"]) and f.loc[0, "note"]
+
+
+def test_it_rejects_unknown_options():
+    with pytest.raises(ValueError, match="pairing"):
+        pairwise_tests(DATASETS[0], pairing="image")
+    with pytest.raises(ValueError, match="family"):
+        pairwise_tests(DATASETS[0], family="study")

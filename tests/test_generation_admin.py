@@ -1,0 +1,143 @@
+"""The researcher runs generation from the campaign's admin page, also for 1,000+ candidates."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from study.models import Campaign, Candidate, Dataset, Method, SourceImage
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def big_campaign(builtin_methods):
+    """138 images x 8 built-in methods = 1,104 candidates (rows only: no pixels needed)."""
+    dataset = Dataset.objects.create(name="big")
+    SourceImage.objects.bulk_create(
+        [
+            SourceImage(
+                dataset=dataset,
+                name=f"im{i:03}",
+                original_name=f"im{i:03}.png",
+                file=f"datasets/big/im{i:03}.png",
+                width=64,
+                height=48,
+                sha256=f"{i:064}",
+            )
+            for i in range(138)
+        ]
+    )
+    campaign = Campaign.objects.create(name="big")
+    campaign.datasets.set([dataset])
+    campaign.methods.set(Method.objects.all())
+    return campaign
+
+
+def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
+    big_campaign, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(
+        "study.tasks.generate_candidate.apply_async",
+        lambda args, queue: sent.append((args[0], queue)),
+    )
+    with CaptureQueriesContext(connection) as queries:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert big_campaign.start_generation() == 1104
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    # One INSERT on PostgreSQL; SQLite's 999-parameter limit splits it into batches of ~49.
+    assert len(inserts) <= 1104 // 40
+    assert len(queries) - len(inserts) <= 15
+    assert len(sent) == 1104 and len({pk for pk, _ in sent}) == 1104
+    network = set(
+        Candidate.objects.filter(method__kind=Method.NETWORK).values_list("pk", flat=True)
+    )
+    assert {pk for pk, q in sent if q == "gpu"} == network
+
+
+def test_the_change_page_stays_cheap_with_1104_candidates(
+    big_campaign, client, researcher, django_assert_max_num_queries, monkeypatch
+):
+    monkeypatch.setattr("study.tasks.enqueue_candidates", lambda rows: None)
+    big_campaign.start_generation()
+    now = timezone.now()
+    done = list(big_campaign.candidates.order_by("pk").values_list("pk", flat=True)[:600])
+    Candidate.objects.filter(pk__in=done).update(
+        status=Candidate.DONE, started_at=now - timedelta(seconds=60), finished_at=now, seconds=0.5
+    )
+    failed = list(big_campaign.candidates.filter(status="queued").values_list("pk", flat=True)[:30])
+    Candidate.objects.filter(pk__in=failed).update(
+        status=Candidate.FAILED, error="RuntimeError: CUDA out of memory\n\ntrace"
+    )
+    client.force_login(researcher)
+    url = reverse("admin:study_campaign_change", args=[big_campaign.pk])
+    with django_assert_max_num_queries(30):
+        response = client.get(url)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<th>done</th><td>600</td>" in html and "<th>failed</th><td>30</td>" in html
+    assert "RuntimeError: CUDA out of memory" in html
+    assert 'id="method-times"' in html and "0.50 s" in html
+    # 474 left at 600 per minute: about 47 s (more as the test itself takes time).
+    assert re.search(r"remaining 474, ETA [45]\d s", html)
+    with django_assert_max_num_queries(30):
+        assert client.get(reverse("admin:study_campaign_changelist")).status_code == 200
+
+
+def test_the_buttons_generate_retry_and_cancel(
+    make_campaign, client, researcher, eager_celery, django_capture_on_commit_callbacks
+):
+    campaign = make_campaign(methods=("nearest",))
+    client.force_login(researcher)
+
+    def press(action):
+        url = reverse("admin:study_campaign_generation", args=[campaign.pk, action])
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(url)
+        assert response.status_code == 302
+        campaign.refresh_from_db()
+
+    press("generate")
+    assert campaign.status == Campaign.READY and campaign.progress()["done"] == 3
+    campaign.candidates.filter(image__name="img0").update(status=Candidate.FAILED, error="boom")
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.GENERATING)
+    press("retry")
+    assert campaign.status == Campaign.READY and campaign.progress()["failed"] == 0
+    assert (
+        client.get(
+            reverse("admin:study_campaign_generation", args=[campaign.pk, "cancel"])
+        ).status_code
+        == 405
+    )
+
+
+def test_the_cancel_action_withdraws_queued_candidates(
+    make_campaign, client, researcher, monkeypatch
+):
+    monkeypatch.setattr("study.tasks.enqueue_candidates", lambda rows: None)
+    campaign = make_campaign(methods=("nearest", "bicubic"))
+    campaign.start_generation()
+    client.force_login(researcher)
+    response = client.post(
+        reverse("admin:study_campaign_changelist"),
+        {"action": "cancel_generation", "_selected_action": [campaign.pk]},
+        follow=True,
+    )
+    assert "6 queued candidates withdrawn" in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.DRAFT and campaign.progress()["cancelled"] == 6
+
+
+def test_an_outsider_cannot_press_the_buttons(make_campaign, client, django_user_model):
+    campaign = make_campaign(methods=("nearest",))
+    outsider = django_user_model.objects.create_user("outsider", password="pw-outsider-1")
+    client.force_login(outsider)
+    url = reverse("admin:study_campaign_generation", args=[campaign.pk, "generate"])
+    response = client.post(url)
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert not campaign.candidates.exists()

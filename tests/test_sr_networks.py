@@ -1,0 +1,119 @@
+"""Networks: the paper's shapes and parameter counts, ICNR, tiled inference, losses."""
+
+import numpy as np
+import pytest
+import torch
+
+from sr_models.discriminator import Discriminator, DiscriminatorConfig
+from sr_models.espcn import ESPCN, ESPCNConfig
+from sr_models.inference import run_tiled, upscale_images
+from sr_models.losses import VGG_LAYERS, VGGLoss, load_vgg19_features, tv_loss
+from sr_models.srcnn import SRCNN
+from sr_models.srresnet import SRResNet, SRResNetConfig
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_it_builds_the_paper_srresnet_with_about_1_55m_parameters():
+    model = SRResNet()
+    assert n_params(model) == pytest.approx(1.55e6, rel=0.005)
+    assert len(model.body) == 16
+    assert [type(m).__name__ for m in model.upsample] == ["Conv2d", "PixelShuffle", "PReLU"] * 2
+    assert model.conv_first.kernel_size == (9, 9) and model.conv_last.kernel_size == (9, 9)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_it_upscales_by_2_4_8(scale):
+    model = SRResNet(SRResNetConfig(scale=scale, num_feat=8, num_blocks=1)).eval()
+    assert model(torch.rand(2, 3, 7, 5)).shape == (2, 3, 7 * scale, 5 * scale)
+
+
+def test_it_refuses_an_unsupported_scale():
+    with pytest.raises(ValueError, match="2, 4 or 8"):
+        SRResNetConfig(scale=3)
+
+
+def test_it_starts_subpixel_convs_as_nearest_neighbour_icnr():
+    model = SRResNet(SRResNetConfig(num_feat=8, num_blocks=1))
+    conv, shuffle = model.upsample[0], model.upsample[1]
+    out = shuffle(conv(torch.rand(1, 8, 5, 5)) - conv.bias.view(1, -1, 1, 1))
+    # Every 2x2 output block is constant: no checkerboard at initialisation.
+    np.testing.assert_allclose(
+        out[..., ::2, ::2].detach(), out[..., 1::2, 1::2].detach(), atol=1e-6
+    )
+
+
+def test_it_gives_discriminator_logits_for_96px_crops():
+    disc = Discriminator()
+    convs = [m for m in disc.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [c.stride[0] for c in convs] == [1, 2] * 4
+    out = disc(torch.rand(2, 3, 96, 96) * 2 - 1)
+    assert out.shape == (2, 1)  # logits, no sigmoid
+    with pytest.raises(ValueError, match="96x96"):
+        disc(torch.rand(1, 3, 64, 64))
+    assert Discriminator(DiscriminatorConfig(input_size=64))(torch.rand(1, 3, 64, 64)).shape == (
+        1,
+        1,
+    )
+
+
+def test_it_builds_the_baselines():
+    srcnn = SRCNN()
+    assert [c.kernel_size[0] for c in (srcnn.conv1, srcnn.conv2, srcnn.conv3)] == [9, 5, 5]
+    assert srcnn(torch.rand(1, 3, 20, 20)).shape == (1, 3, 20, 20)
+    assert ESPCN(ESPCNConfig(scale=4))(torch.rand(1, 3, 10, 12)).shape == (1, 3, 40, 48)
+
+
+def test_it_tiles_like_the_untiled_run_within_one_grey_level():
+    torch.manual_seed(0)
+    model = SRResNet(SRResNetConfig(num_feat=16, num_blocks=4)).eval()
+    with torch.no_grad():  # untrained BN would be identity; give it real statistics
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2)
+    lr = np.random.default_rng(0).integers(0, 256, (45, 38, 3), dtype=np.uint8)
+    whole = upscale_images(model, [lr], 4, tile=None)[0].astype(int)
+    tiled = upscale_images(model, [lr], 4, tile=16)[0].astype(int)
+    assert whole.shape == (180, 152, 3)
+    assert np.abs(whole - tiled).max() <= 1
+    x = torch.rand(1, 3, 33, 20)
+    np.testing.assert_allclose(
+        run_tiled(model, x, 4, tile=None), run_tiled(model, x, 4, tile=8), atol=1e-4
+    )
+
+
+def test_it_computes_total_variation():
+    flat = torch.zeros(1, 3, 8, 8)
+    assert tv_loss(flat) == 0
+    ramp = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 3, 8, 8)
+    assert tv_loss(ramp).item() == pytest.approx(1.0)
+
+
+def test_it_picks_vgg19_relu2_2_and_relu5_4():
+    from torchvision.models.vgg import cfgs
+
+    # torchvision's VGG19 (config "E") features: conv+ReLU per number, one module per "M".
+    kinds = [k for v in cfgs["E"] for k in (["pool"] if v == "M" else ["conv", "relu"])]
+    for layer, index in VGG_LAYERS.items():
+        assert kinds[index] == "relu" and kinds[index + 1] == "pool", layer
+    assert kinds[: VGG_LAYERS["vgg22"] + 1].count("conv") == 4  # conv1_1..conv2_2
+    assert kinds[: VGG_LAYERS["vgg54"] + 1].count("conv") == 16  # ..conv5_4
+
+
+def test_it_refuses_a_vgg_loss_without_weights(tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match="not found"):
+        load_vgg19_features(tmp_path / "missing.pth")
+
+    def offline(*args, weights=None, **kwargs):
+        if weights is not None:
+            raise OSError("no network")
+        return torch.nn.Module()  # stands in for the randomly initialised VGG19
+
+    monkeypatch.delenv("SRMOS_VGG19_WEIGHTS", raising=False)
+    monkeypatch.setattr("torchvision.models.vgg19", offline)
+    with pytest.raises(RuntimeError, match="SRMOS_VGG19_WEIGHTS"):
+        VGGLoss("vgg54")
