@@ -494,6 +494,8 @@ class RaterManager(models.Manager):
                 )
             )
         Trial.objects.bulk_create(trials)
+        rater.n_trials = len(trials)
+        rater.save(update_fields=["n_trials"])
         return rater
 
 
@@ -554,6 +556,7 @@ class Rater(models.Model):
         default=list, blank=True, help_text="Every display check: viewport, pixel ratio, verdict."
     )
     qc = models.JSONField(default=dict, blank=True, help_text="Quality-control summary.")
+    n_trials = models.PositiveIntegerField(default=0, editable=False)
 
     objects = RaterManager()
 
@@ -601,7 +604,8 @@ class Rater(models.Model):
             )
         )
         if stored:
-            Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
+            if self.started_at is None:
+                Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
             if not self.trials.pending().exists():
                 Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
                     completed_at=now, qc=self.quality()

@@ -53,19 +53,19 @@ def _largest_image(campaign):
     return sizes["w"] or 0, sizes["h"] or 0
 
 
-def _trial_payload(rater, trial):
-    """What the page needs to show a trial: an opaque image URL and its pixel size, no more."""
-    if trial is None:
+def _trial_payload(rater):
+    """The current trial as the page needs it: an opaque image URL and its pixel size, no more.
+
+    None when every trial is answered. The following trial's image URL comes along for prefetch.
+    """
+    upcoming = list(rater.trials.pending().select_related("candidate")[:2])
+    if not upcoming:
         return None
+    trial = upcoming[0]
     if trial.shown_at is None:
         Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=timezone.now())
-    total = rater.trials.count()
-    following = (
-        rater.trials.pending()
-        .filter(position__gt=trial.position)
-        .select_related("candidate")
-        .first()
-    )
+    total = rater.n_trials
+    following = upcoming[1] if len(upcoming) > 1 else None
     return {
         "position": trial.position,
         "number": trial.position + 1,
@@ -111,14 +111,14 @@ def session(request, token):
     calibration = campaign.calibration_trials()
     if calibration and rater.calibrated_at is None:
         return _render_calibration(request, rater, calibration)
-    return _render_trial(request, rater, trial)
+    return _render_trial(request, rater)
 
 
-def _render_trial(request, rater, trial, error=None, status=200):
+def _render_trial(request, rater, error=None, status=200):
     ctx = {
         "rater": rater,
         "campaign": rater.campaign,
-        "trial": _trial_payload(rater, trial),
+        "trial": _trial_payload(rater),
         "scale": SCALE,
         "error": error,
     }
@@ -137,6 +137,13 @@ def _render_calibration(request, rater, calibration):
         for c, score in calibration
     ]
     return render(request, "study/calibration.html", {"rater": rater, "items": items})
+
+
+def _refuse(request, rater, message, status):
+    """The trial page again with the reason a vote was not taken (forms without JavaScript)."""
+    if not rater.trials.pending().exists():
+        return redirect("study:done", token=rater.token)
+    return _render_trial(request, rater, error=message, status=status)
 
 
 @require_POST
@@ -241,26 +248,20 @@ def vote(request, token):
         message = " ".join(e for errors in form.errors.values() for e in errors)
         if as_json:
             return JsonResponse({"error": message}, status=400)
-        trial = rater.current_trial()
-        if trial is None:
-            return redirect("study:done", token=token)
-        return _render_trial(request, rater, trial, error=message, status=400)
+        return _refuse(request, rater, message, status=400)
     data = form.cleaned_data
     try:
         stored = rater.record_vote(data["position"], data["score"], data.get("duration_ms"))
     except VoteRejected as exc:
         if as_json:
             return JsonResponse({"error": str(exc), "resync": True}, status=409)
-        trial = rater.current_trial()
-        if trial is None:
-            return redirect("study:done", token=token)
-        return _render_trial(request, rater, trial, error=str(exc), status=409)
+        return _refuse(request, rater, str(exc), status=409)
     if not as_json:
         return redirect("study:session", token=token)
     return JsonResponse(
         {
             "status": "stored" if stored else "duplicate",
-            "next": _trial_payload(rater, rater.current_trial()),
+            "next": _trial_payload(rater),
             "done_url": reverse("study:done", args=[token]),
         }
     )
