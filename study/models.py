@@ -513,23 +513,24 @@ def trial_order(candidates, seed):
     for pks in groups.values():
         rng.shuffle(pks)
 
-    def feasible(image, total):
-        # After placing `image`, the rest must fit with no repeats and not start with `image`.
-        rest = total - 1
-        for other, pks in groups.items():
-            left = len(pks) - (other == image)
-            limit = rest // 2 if other == image else (rest + 1) // 2
-            if left > limit:
-                return False
-        return True
-
     order, previous = [], None
     total = len(candidates)
     while total:
-        choices = [i for i, pks in groups.items() if pks and i != previous]
-        allowed = [i for i in choices if feasible(i, total)] or choices or [previous]
-        weights = [len(groups[i]) for i in allowed]
-        image = rng.choices(allowed, weights=weights)[0]
+        counts = {image: len(pks) for image, pks in groups.items() if pks}
+        # Only the two largest groups decide whether a valid completion remains possible.
+        (top, top_n), *rest = sorted(counts.items(), key=lambda kv: -kv[1])[:2] or [(None, 0)]
+        second_n = rest[0][1] if rest else 0
+
+        def feasible(image):
+            # After placing `image`, no group may need more than every other remaining slot,
+            # and `image` itself may not come next.
+            left = total - 1
+            largest_other = second_n if image == top else top_n
+            return largest_other <= (left + 1) // 2 and counts[image] - 1 <= left // 2
+
+        choices = [i for i in counts if i != previous]
+        allowed = [i for i in choices if feasible(i)] or choices or [previous]
+        image = rng.choices(allowed, weights=[counts[i] for i in allowed])[0]
         order.append(groups[image].pop())
         previous = image
         total -= 1

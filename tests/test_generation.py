@@ -120,6 +120,13 @@ def test_trial_order_never_repeats_an_image_in_a_row():
     assert trial_order(items, 3) == trial_order(items, 3)
     assert trial_order(items, 3) != trial_order(items, 4)
 
+    # The paper's design: 12 versions of 19 images, 9 of 100, plus 56 retest showings.
+    paper = [(pk, pk // 12 if pk < 228 else 19 + (pk - 228) // 9) for pk in range(1128)]
+    image_of = dict(paper)
+    order = trial_order(paper + paper[::20], seed="paper")
+    assert len(order) == 1128 + 57 and set(order) == set(image_of)
+    assert all(image_of[a] != image_of[b] for a, b in zip(order, order[1:], strict=False))
+
 
 def test_it_serves_pixels_equal_to_the_stored_candidate(live_campaign, client):
     rater = live_campaign.raters.first()
