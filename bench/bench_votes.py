@@ -91,11 +91,30 @@ class Client(threading.Thread):
         self.host, self.port, self.token = host, port, token
         self.interval, self.duration, self.bare, self.start_at = interval, duration, bare, start_at
         self.latencies, self.errors, self.stored = [], 0, 0
+        self.problems = {}
 
     def request(self, conn, method, path, body=None, headers=None):
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return response, response.read()
+
+    def send(self, conn, position, cookie, csrf):
+        if self.bare:
+            response, _ = self.request(conn, "GET", "/healthz")
+            return response.status == 200
+        body = urlencode({"position": position, "score": 1 + position % 5, "duration_ms": 1500})
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            "Cookie": cookie,
+            "X-CSRFToken": csrf,
+        }
+        response, data = self.request(conn, "POST", f"/r/{self.token}/vote/", body, headers)
+        ok = response.status == 200 and json.loads(data)["status"] in ("stored", "duplicate")
+        if not ok:
+            key = f"{response.status} {data[:80]!r}"
+            self.problems[key] = self.problems.get(key, 0) + 1
+        return ok
 
     def run(self):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
@@ -115,31 +134,22 @@ class Client(threading.Thread):
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at += self.interval
             t0 = time.perf_counter()
-            try:
-                if self.bare:
-                    response, _ = self.request(conn, "GET", "/healthz")
-                    ok = response.status == 200
-                else:
-                    body = urlencode(
-                        {"position": position, "score": 1 + position % 5, "duration_ms": 1500}
-                    )
-                    headers = {
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "Accept": "application/json",
-                        "Cookie": cookie,
-                        "X-CSRFToken": csrf,
-                    }
-                    response, data = self.request(
-                        conn, "POST", f"/r/{self.token}/vote/", body, headers
-                    )
-                    ok = response.status == 200 and json.loads(data)["status"] == "stored"
-                    if ok:
-                        self.stored += 1
-                        position += 1
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            for attempt in (1, 2):
+                try:
+                    ok = self.send(conn, position, cookie, csrf)
+                    break
+                except (OSError, http.client.HTTPException) as exc:
+                    # An idle keep-alive connection the server closed: reconnect and resend,
+                    # as the rater page does (the server stores a resent vote once).
+                    ok = False
+                    conn.close()
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                    if attempt == 2:
+                        key = type(exc).__name__
+                        self.problems[key] = self.problems.get(key, 0) + 1
+            if ok and not self.bare:
+                self.stored += 1
+                position += 1
             self.latencies.append((time.perf_counter() - t0) * 1000)
             if not ok:
                 self.errors += 1
@@ -174,6 +184,7 @@ def run_load(url, tokens, interval, duration, bare):
         "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
         "errors": sum(c.errors for c in clients),
         "stored": sum(c.stored for c in clients),
+        "problems": {k: sum(c.problems.get(k, 0) for c in clients) for c in clients for k in c.problems},
     }
 
 
@@ -260,6 +271,9 @@ def main():
         print(
             f"{name:<24}{r['requests']:>7}{r['throughput_per_s']:>8.1f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8}"
         )
+    for name, r in (("bare", bare), ("vote", votes)):
+        for problem, n in r["problems"].items():
+            print(f"  {name}: {n} x {problem}")
     lost = votes["stored"] - in_db
     print(
         f"votes acknowledged as stored: {votes['stored']}; rows in the database: {in_db}; lost: {lost}"

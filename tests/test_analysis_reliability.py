@@ -104,3 +104,25 @@ def test_it_marks_a_single_rater_dataset_undefined():
     )
     t = reliability_table(v)
     assert t["value"].isna().all() and (t["note"] != "").all()
+
+
+def test_it_bootstraps_alpha_over_stimuli_like_the_package_on_resampled_data():
+    from study.analysis import alpha_bootstrap_ci
+    from study.analysis.reliability import _alpha_from, _first_votes, _unit_coincidences
+
+    v = DATASETS[1]
+    first = _first_votes(v[v["kind"] == "rating"])
+    values, p_u = _unit_coincidences(first)
+    m = reliability_matrix(v)
+    m = m[:, (~np.isnan(m)).sum(axis=0) >= 2]  # the pairable units, in the same (sorted) order
+    assert m.shape[1] == len(p_u)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        idx = rng.integers(0, len(p_u), len(p_u))
+        w = np.bincount(idx, minlength=len(p_u))
+        ours = _alpha_from(np.tensordot(w, p_u, axes=1), values, "ordinal")
+        want = krippendorff.alpha(reliability_data=m[:, idx], level_of_measurement="ordinal")
+        assert ours == pytest.approx(want, abs=1e-12)
+    lo, hi = alpha_bootstrap_ci(v)
+    assert lo < krippendorff_alpha(v) < hi
+    assert (lo, hi) == alpha_bootstrap_ci(v)  # deterministic

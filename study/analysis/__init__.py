@@ -7,7 +7,7 @@ No Django or ORM import anywhere in this package: ``python -m study.analysis --v
 from .mos import mos_per_stimulus, mos_table
 from .objective import method_ranking, objective_correlation, vqeg_logistic
 from .power import detectable_difference, power_table
-from .reliability import icc, krippendorff_alpha, reliability_table
+from .reliability import alpha_bootstrap_ci, icc, krippendorff_alpha, reliability_table
 from .report import table2, write_report
 from .schema import VotesError, validate_votes
 from .screening import (
@@ -28,6 +28,7 @@ from .sureal_io import to_sureal_dataset
 
 __all__ = [
     "VotesError",
+    "alpha_bootstrap_ci",
     "bt500_screening",
     "detectable_difference",
     "friedman",

@@ -26,15 +26,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--objective", help="CSV with dataset, image, method, psnr, ssim")
     p.add_argument("--ci", choices=("t", "normal"), default="t", help="MOS confidence interval")
-    p.add_argument("--pairing", choices=("rater_image", "rater", "none"), default="rater_image",
-                   help="pairing unit of significance.csv")
+    p.add_argument(
+        "--pairing",
+        choices=("rater_image", "rater", "none"),
+        default="rater_image",
+        help="pairing unit of significance.csv",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG figures")
     a = p.parse_args(argv)
     try:
         votes = _read(a.votes, "votes")
         objective = _read(a.objective, "objective") if a.objective else None
-        files = write_report(votes, a.out, objective=objective, ci=a.ci, pairing=a.pairing,
-                             plots_enabled=not a.no_plots)
+        files = write_report(
+            votes,
+            a.out,
+            objective=objective,
+            ci=a.ci,
+            pairing=a.pairing,
+            plots_enabled=not a.no_plots,
+        )
     except (VotesError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

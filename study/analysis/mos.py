@@ -46,6 +46,8 @@ def summarize(scores: pd.DataFrame, by: Sequence[str], ci: str = "t") -> pd.Data
     g = scores.groupby(by, sort=True, observed=True)
     out = g["score"].agg(n="size", mos="mean", std="std", median="median").reset_index()
     out["n_raters"] = g["rater"].nunique().to_numpy()
+    # Plain strings out, whatever the input's identifier dtype (validated votes use categoricals).
+    out[by] = out[by].astype(str)
     half = ci_halfwidth(out["std"].to_numpy(), out["n"].to_numpy(), ci)
     out["ci95_low"] = out["mos"] - half
     out["ci95_high"] = out["mos"] + half

@@ -63,7 +63,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray | None, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p, _ = optimize.curve_fit(vqeg_logistic, x, y, p0=p0, maxfev=4000)
+            p, _ = optimize.curve_fit(vqeg_logistic, x, y, p0=p0, maxfev=1500)
     except (RuntimeError, optimize.OptimizeWarning, ValueError) as exc:
         return None, f"logistic fit failed: {exc}"
     if not np.all(np.isfinite(p)):
@@ -152,8 +152,9 @@ def objective_correlation(mos_stimulus: pd.DataFrame, objective: pd.DataFrame) -
 
     References
     ----------
-    VQEG (2003), Final report of the FR-TV phase II validation test, section 5 (5-parameter
-    logistic); ITU-T P.1401 (2020).
+    H. R. Sheikh, M. F. Sabir, A. C. Bovik (2006), "A statistical evaluation of recent full
+    reference image quality assessment algorithms", IEEE TIP 15(11) (the 5-parameter logistic,
+    after VQEG's FR-TV phase I/II reports); ITU-T P.1401 (2020).
     """
     obj = validate_objective(objective)
     m = mos_stimulus[[*STIMULUS, "mos"]].merge(obj, on=list(STIMULUS), how="inner")

@@ -74,8 +74,9 @@ def power_table(
 
     References
     ----------
-    Cohen (1988), Statistical power analysis, ch. 2; VQEG, "VQEGNumSubjTool"; Lehmann (1975),
-    Nonparametrics, ch. 2 (ARE).
+    Cohen, J. (1988), Statistical power analysis for the behavioral sciences, ch. 2; Lehmann, E. L.
+    (1975), Nonparametrics, ch. 2 (ARE). VQEG's VQEGNumSubjTool answers the same planning
+    question; its method is not reproduced here.
     """
     r = ratings(votes)
     rows = []

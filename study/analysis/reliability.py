@@ -45,33 +45,72 @@ def krippendorff_alpha(votes: pd.DataFrame, level: str = "ordinal") -> float:
     return _alpha(_first_votes(ratings(votes)), level)
 
 
-def _alpha(r: pd.DataFrame, level: str) -> float:
+def _unit_coincidences(r: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and each pairable unit's coincidence matrix (units x values x values)."""
     unit = r.groupby(list(STIMULUS), observed=True).ngroup().to_numpy()
     values, vi = np.unique(r["score"].to_numpy(), return_inverse=True)
     n_u = np.zeros((unit.max() + 1, len(values)))
     np.add.at(n_u, (unit, vi), 1.0)
     m_u = n_u.sum(axis=1)
-    n_u = n_u[m_u >= 2]
-    m_u = m_u[m_u >= 2]
-    if len(m_u) == 0:
-        return np.nan
-    o = (n_u / (m_u - 1)[:, None]).T @ n_u
-    o -= np.diag((n_u / (m_u - 1)[:, None]).sum(axis=0))
-    n_c = o.sum(axis=0)
-    n = n_c.sum()
+    n_u, m_u = n_u[m_u >= 2], m_u[m_u >= 2]
+    p_u = n_u[:, :, None] * n_u[:, None, :]
+    idx = np.arange(len(values))
+    p_u[:, idx, idx] -= n_u
+    return values, p_u / (m_u - 1)[:, None, None]
+
+
+def _alpha_from(o: np.ndarray, values: np.ndarray, level: str) -> np.ndarray:
+    """Alpha from coincidence matrices ``o`` of shape (..., V, V)."""
+    n_c = o.sum(axis=-2)
+    n = n_c.sum(axis=-1)
     if level == "interval":
         d2 = (values[:, None] - values[None, :]) ** 2
     else:
-        cum = np.cumsum(n_c)
+        cum = np.cumsum(n_c, axis=-1)
         i, k = np.meshgrid(np.arange(len(values)), np.arange(len(values)), indexing="ij")
         lo, hi = np.minimum(i, k), np.maximum(i, k)
-        between = cum[hi] - np.where(lo > 0, cum[lo - 1], 0.0)
-        d2 = (between - (n_c[i] + n_c[k]) / 2.0) ** 2
-    d_o = (o * d2).sum()
-    d_e = (np.outer(n_c, n_c) * d2).sum() / (n - 1)
-    if d_e == 0:
+        below = np.where(lo > 0, cum[..., np.maximum(lo - 1, 0)], 0.0)
+        d2 = (cum[..., hi] - below - (n_c[..., i] + n_c[..., k]) / 2.0) ** 2
+    d_o = (o * d2).sum(axis=(-2, -1))
+    d_e = (n_c[..., :, None] * n_c[..., None, :] * d2).sum(axis=(-2, -1)) / (n - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d_e > 0, 1.0 - d_o / d_e, np.nan)
+
+
+def _alpha(r: pd.DataFrame | tuple, level: str) -> float:
+    values, p_u = r if isinstance(r, tuple) else _unit_coincidences(r)
+    if len(p_u) == 0:
         return np.nan
-    return float(1.0 - d_o / d_e)
+    return float(_alpha_from(p_u.sum(axis=0), values, level))
+
+
+def alpha_bootstrap_ci(
+    votes: pd.DataFrame, level: str = "ordinal", n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile 95% CI of Krippendorff's alpha from resampling stimuli (units) with replacement.
+
+    Each replicate redraws the pairable units and recomputes alpha from their coincidence
+    matrices. This unit bootstrap is simpler than Krippendorff's own algorithm (which resamples
+    pairable values); it is reported as such. Deterministic for a given ``seed``.
+    """
+    return _alpha_ci(_first_votes(ratings(votes)), level, n_boot, seed)
+
+
+def _alpha_ci(r: pd.DataFrame | tuple, level: str, n_boot: int = 1000, seed: int = 0):
+    values, p_u = r if isinstance(r, tuple) else _unit_coincidences(r)
+    if len(p_u) < 2 or len(values) > 25:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    u = len(p_u)
+    draws = rng.integers(0, u, (n_boot, u)) + (np.arange(n_boot) * u)[:, None]
+    w = np.bincount(draws.ravel(), minlength=n_boot * u).reshape(n_boot, u)
+    o = (w @ p_u.reshape(len(p_u), -1)).reshape(n_boot, len(values), len(values))
+    a = _alpha_from(o, values, level)
+    a = a[np.isfinite(a)]
+    if len(a) < n_boot // 2:
+        return np.nan, np.nan
+    lo, hi = np.percentile(a, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 ICC_TYPES = ("ICC(1,1)", "ICC(A,1)", "ICC(C,1)", "ICC(1,k)", "ICC(A,k)", "ICC(C,k)")
@@ -200,20 +239,26 @@ def reliability_table(votes: pd.DataFrame) -> pd.DataFrame:
     for ds, g in groups:
         first = _first_votes(g)
         n_units = first.groupby(list(STIMULUS), observed=True).ngroups
+        coinc = _unit_coincidences(first)
         for level in ("ordinal", "interval"):
-            a = _alpha(first, level)
+            a = _alpha(coinc, level)
+            lo, hi = _alpha_ci(coinc, level) if np.isfinite(a) else (np.nan, np.nan)
+            if np.isnan(a):
+                note = "undefined: fewer than 2 raters per stimulus or no variation"
+            elif np.isnan(lo):
+                note = "CI undefined: too few stimuli to bootstrap"
+            else:
+                note = "CI: percentile bootstrap over stimuli, 1000 resamples"
             rows.append(
                 {
                     "dataset": ds,
                     "measure": f"krippendorff_alpha_{level}",
                     "value": a,
-                    "ci95_low": np.nan,
-                    "ci95_high": np.nan,
+                    "ci95_low": lo,
+                    "ci95_high": hi,
                     "n_units": n_units,
                     "n_raters": g["rater"].nunique(),
-                    "note": "undefined: fewer than 2 raters per stimulus or no variation"
-                    if np.isnan(a)
-                    else "no CI: alpha's CI needs a bootstrap, not computed",
+                    "note": note,
                 }
             )
         for _, row in icc(g).iterrows():

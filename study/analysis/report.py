@@ -18,8 +18,8 @@ from .power import power_table
 from .reliability import reliability_table
 from .schema import VotesError, validate_votes
 from .screening import (
+    BT500_VERSION,
     FLAG_COLUMNS,
-    _bt500,
     _p913,
     mos_with_and_without,
     retest_agreement,
@@ -114,6 +114,12 @@ def write_report(
         df.to_csv(files[name], index=False)
 
     put("votes.csv", v)
+    dup = int(v.duplicated(["rater", "dataset", "image", "method", "kind", "repeat"]).sum())
+    if dup:
+        notes.append(
+            f"{dup} votes repeat another vote's rater, stimulus, kind and repeat index; "
+            "they are analysed as further repetitions"
+        )
     mos = summarize(r, ("dataset", "method"), ci)
     stim = summarize(r, ("dataset", "image", "method"), ci)
     put("mos.csv", mos)
@@ -166,7 +172,8 @@ def write_report(
         "n_stimuli": len(stim),
         "estimators": {
             "mos_ci": ci,
-            "bt500": _bt500.__module__ + ":bt500_screening(zero_std='skip')",
+            "bt500": f"{BT500_VERSION}/zero_std=skip",
+            "rater_flags": "bt500, corr_with_others < 0.75, gold off by > 1, score variance < 0.1",
             "subject_model": quality.attrs["estimator"],
             "subject_model_iterations": quality.attrs["n_iter"],
             "significance": f"wilcoxon signed-rank, pairing={pairing}, Holm and BH per dataset",

@@ -54,8 +54,14 @@ def rank_biserial_paired(d: np.ndarray) -> float:
     d = d[d != 0]
     if len(d) == 0:
         return np.nan
-    rk = stats.rankdata(np.abs(d))
+    rk = _abs_ranks(d)
     return float((rk[d > 0].sum() - rk[d < 0].sum()) / rk.sum())
+
+
+def _abs_ranks(d: np.ndarray) -> np.ndarray:
+    """Average ranks of |d| (ties share the mean rank), as ``scipy.stats.rankdata``."""
+    _, inv, t = np.unique(np.abs(d), return_inverse=True, return_counts=True)
+    return (np.cumsum(t) - (t - 1) / 2.0)[inv]
 
 
 def signed_rank_test(d: np.ndarray, zero_method: str = "wilcox") -> tuple[float, float]:
@@ -182,9 +188,10 @@ def pairwise_tests(
     rows = []
     for ds, g in r.groupby("dataset", sort=True):
         methods = sorted(g["method"].unique())
-        wide = _paired_table(g, pairing) if pairing != "none" else None
-        if wide is not None:
-            wide.attrs = {}
+        wide = None
+        if pairing != "none":
+            table = _paired_table(g, pairing)
+            wide = (table.to_numpy(dtype=float), {m: i for i, m in enumerate(table.columns)})
         for a, b in combinations(methods, 2):
             if pairing == "none":
                 rows.append(_mwu(ds, a, b, g))
@@ -220,8 +227,7 @@ def pairwise_tests(
 
 
 def _wilcoxon(ds, a, b, wide, pairing, zero_method) -> dict:
-    cols = {m: i for i, m in enumerate(wide.columns)}
-    arr = wide.to_numpy(dtype=float)
+    arr, cols = wide
     x, y = arr[:, cols[a]], arr[:, cols[b]]
     ok = ~(np.isnan(x) | np.isnan(y))
     x, y = x[ok], y[ok]
