@@ -66,15 +66,21 @@ def supervise(processes):
         while not stop["now"] and all(p.poll() is None for p in processes):
             time.sleep(0.5)
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(processes)
     return 0 if stop["now"] else 1
+
+
+def stop_all(processes, timeout=20):
+    """SIGTERM (a Celery worker finishes its task: warm shutdown), then SIGKILL after timeout."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in processes:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -3,7 +3,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from sr_models.methods import get_method
 from study import processes
@@ -37,8 +37,9 @@ class Command(BaseCommand):
             campaign.launch()
             if not campaign.raters.filter(platform="simulated").exists():
                 call_command("simulate_raters", campaign.name, "--raters", "26", stdout=self.stdout)
-        except (CommandError, RuntimeError, ValueError):
-            worker.terminate()
+        except BaseException:
+            # Whatever stops the set-up (an error, Ctrl-C), the worker must not outlive it.
+            processes.stop_all([worker])
             raise
         rater = campaign.raters.exclude(platform="simulated").first()
         self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
@@ -47,8 +48,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  rater link: {self.base}{rater.get_absolute_url()}")
         self.stdout.write(f"  report:     {self.base}/admin/study/campaign/{campaign.pk}/report/")
         if no_serve:
-            worker.terminate()
-            worker.wait(20)
+            processes.stop_all([worker])
             return
         call_command("collectstatic", interactive=False, verbosity=0)
         web = processes.start_web(bind)
