@@ -3,7 +3,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from sr_models.methods import get_method
 from study import processes
@@ -23,9 +23,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="prepare only, then exit")
+        parser.add_argument(
+            "--methods",
+            default=",".join(DEMO_METHODS),
+            help="comma-separated method slugs of a new demo campaign (default: %(default)s)",
+        )
 
-    def handle(self, bind, no_serve, **options):
+    def handle(self, bind, no_serve, methods, **options):
         self.base = f"http://{bind}"
+        self.methods = [m.strip() for m in methods.split(",") if m.strip()]
+        unknown = set(self.methods) - set(Method.objects.values_list("slug", flat=True))
+        if unknown:
+            raise CommandError(f"unknown method(s): {', '.join(sorted(unknown))}")
         self.import_sample()
         password = self.admin_account()
         campaign = self.campaign()
@@ -85,7 +94,7 @@ class Command(BaseCommand):
         campaign = Campaign.objects.filter(name="demo").first()
         if campaign:
             return campaign
-        slugs = [slug for slug in DEMO_METHODS if self.runnable(slug)]
+        slugs = [slug for slug in self.methods if self.runnable(slug)]
         campaign = Campaign.objects.create(
             name="demo",
             description="Demo on scikit-image photos",
