@@ -135,6 +135,9 @@ def _database():
         # A worker process writes while the web process reads: wait for locks instead of failing.
         db.setdefault("OPTIONS", {})["timeout"] = 30
         db["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        # Take the write lock at BEGIN: a deferred transaction that reads, then writes, fails at
+        # once ("database is locked") when another connection wrote in between.
+        db["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     return db
 
 
@@ -164,6 +167,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10000
 
 LOGIN_URL = "admin:login"
+
+# Behind a TLS-terminating proxy (the usual deployment): secure cookies and https:// links.
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # Celery. The embedded default is kombu's filesystem transport: a real worker process, no server.
 BROKER_DIR = DATA_DIR / "broker"

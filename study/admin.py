@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -95,6 +96,25 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         ("Raters and results", {"fields": ["rater_links_list", "exports"]}),
     ]
 
+    # Once candidates exist, the design is what the images and the report say it was.
+    DESIGN_FIELDS = [
+        "datasets",
+        "methods",
+        "scale",
+        "kernel",
+        "seed",
+        "calibration_dataset",
+        "calibration_images",
+        "gold_items",
+        "retest_share",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != Campaign.DRAFT:
+            fields += [f for f in self.DESIGN_FIELDS if f not in fields]
+        return fields
+
     def get_urls(self):
         urls = [
             path(
@@ -181,8 +201,14 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         ]
         return format_html_join(" | ", '<a href="{}">{}</a>', links)
 
-    def report_view(self, request, pk):
+    def _campaign_for(self, request, pk):
         campaign = get_object_or_404(Campaign, pk=pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
+
+    def report_view(self, request, pk):
+        campaign = self._campaign_for(request, pk)
         context = {
             **self.admin_site.each_context(request),
             "campaign": campaign,
@@ -196,7 +222,7 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/study/campaign/report.html", context)
 
     def export_view(self, request, pk, kind):
-        campaign = get_object_or_404(Campaign, pk=pk)
+        campaign = self._campaign_for(request, pk)
         if kind == "links":
             rows = [
                 f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}"
@@ -224,7 +250,7 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{campaign.name}-{ext}"'
         return response
 
-    @admin.action(description="Generate candidates")
+    @admin.action(description="Generate candidates", permissions=["change"])
     def generate_candidates(self, request, queryset):
         for campaign in queryset:
             try:
@@ -234,14 +260,14 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
                 continue
             self.message_user(request, f"{campaign}: {n} candidates queued for the workers.")
 
-    @admin.action(description="Retry failed candidates")
+    @admin.action(description="Retry failed candidates", permissions=["change"])
     def retry_failed(self, request, queryset):
         for campaign in queryset:
             self.message_user(
                 request, f"{campaign}: {campaign.retry_failed()} failed candidates queued again."
             )
 
-    @admin.action(description="Launch (make live, create rater links)")
+    @admin.action(description="Launch (make live, create rater links)", permissions=["change"])
     def launch(self, request, queryset):
         for campaign in queryset:
             try:
@@ -253,7 +279,7 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
                 request, f"{campaign} is live with {campaign.raters.count()} rater links."
             )
 
-    @admin.action(description="Close")
+    @admin.action(description="Close", permissions=["change"])
     def close(self, request, queryset):
         for campaign in queryset:
             campaign.close()
@@ -313,6 +339,13 @@ class RaterAdmin(admin.ModelAdmin):
         "quality_now",
     ]
     inlines = [TrialInline]
+
+    def has_add_permission(self, request):
+        # Sessions come from launching a campaign or from its recruitment link, with trials.
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["campaign", *super().get_readonly_fields(request, obj)]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("campaign")

@@ -1,5 +1,7 @@
 from django import forms
 
+MAX_DURATION_MS = 24 * 3600 * 1000
+
 
 class VoteForm(forms.Form):
     position = forms.IntegerField(min_value=0)
@@ -13,7 +15,12 @@ class VoteForm(forms.Form):
             "required": "Choose a score from 1 (bad) to 5 (excellent).",
         },
     )
-    duration_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
+    duration_ms = forms.IntegerField(required=False, min_value=0)
+
+    def clean_duration_ms(self):
+        # A tab left open overnight still votes; its viewing time is stored as "a day or more".
+        value = self.cleaned_data["duration_ms"]
+        return None if value is None else min(value, MAX_DURATION_MS)
 
 
 class DisplayCheckForm(forms.Form):

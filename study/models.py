@@ -1,6 +1,7 @@
 import random
 import secrets
 
+from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.urls import reverse
@@ -125,7 +126,9 @@ class Campaign(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
-    datasets = models.ManyToManyField(Dataset, related_name="campaigns")
+    datasets = models.ManyToManyField(
+        Dataset, related_name="campaigns", limit_choices_to={"is_calibration": False}
+    )
     methods = models.ManyToManyField(Method, related_name="campaigns")
     scale = models.PositiveSmallIntegerField(default=4)
     kernel = models.CharField(
@@ -202,6 +205,7 @@ class Campaign(models.Model):
     completion_url = models.CharField(
         max_length=500,
         blank=True,
+        validators=[URLValidator(schemes=["https", "http"])],
         help_text="Where a finished participant is sent; {code} and {participant} are filled in, "
         "e.g. https://app.prolific.com/submissions/complete?cc={code}",
     )
@@ -401,7 +405,7 @@ class Candidate(models.Model):
     objects = CandidateQuerySet.as_manager()
 
     class Meta:
-        ordering = ["campaign", "image", "method"]
+        ordering = ["campaign_id", "image_id", "method_id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["campaign", "image", "method"], name="unique_candidate"
@@ -521,15 +525,15 @@ def trial_order(candidates, seed):
         (top, top_n), *rest = sorted(counts.items(), key=lambda kv: -kv[1])[:2] or [(None, 0)]
         second_n = rest[0][1] if rest else 0
 
-        def feasible(image):
-            # After placing `image`, no group may need more than every other remaining slot,
-            # and `image` itself may not come next.
-            left = total - 1
-            largest_other = second_n if image == top else top_n
-            return largest_other <= (left + 1) // 2 and counts[image] - 1 <= left // 2
-
+        # After placing an image, no group may need more than every other remaining slot, and
+        # that image itself may not come next.
+        left = total - 1
         choices = [i for i in counts if i != previous]
-        allowed = [i for i in choices if feasible(i)] or choices or [previous]
+        allowed = [
+            i
+            for i in choices
+            if (second_n if i == top else top_n) <= (left + 1) // 2 and counts[i] - 1 <= left // 2
+        ] or choices or [previous]
         image = rng.choices(allowed, weights=[counts[i] for i in allowed])[0]
         order.append(groups[image].pop())
         previous = image
@@ -562,7 +566,7 @@ class Rater(models.Model):
     objects = RaterManager()
 
     class Meta:
-        ordering = ["campaign", "created_at", "pk"]
+        ordering = ["campaign_id", "created_at", "pk"]
         constraints = [
             # One session per crowd participant and campaign.
             models.UniqueConstraint(
@@ -590,7 +594,12 @@ class Rater(models.Model):
         earlier_open = Trial.objects.filter(
             rater=OuterRef("rater"), position__lt=OuterRef("position"), score__isnull=True
         )
-        trial = self.trials.filter(position=position).only("expected", "shown_at").first()
+        trial = (
+            self.trials.filter(position=position)
+            .order_by()
+            .only("expected", "score", "shown_at")
+            .first()
+        )
         if trial is None:
             raise VoteRejected("This is not your current image; the page has been refreshed.")
         now = timezone.now()
@@ -604,17 +613,16 @@ class Rater(models.Model):
                 flags=vote_flags(trial.expected, score, duration_ms, self.campaign.min_view_ms),
             )
         )
-        if stored:
-            if self.started_at is None:
-                Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
-            if not self.trials.pending().exists():
-                Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
-                    completed_at=now, qc=self.quality()
-                )
-            return True
-        if self.trials.filter(position=position, score__isnull=False).exists():
-            return False
-        raise VoteRejected("This is not your current image; the page has been refreshed.")
+        if not stored and not self.trials.filter(pk=trial.pk, score__isnull=False).exists():
+            raise VoteRejected("This is not your current image; the page has been refreshed.")
+        if stored and self.started_at is None:
+            Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
+        # Also on a resent vote: the first request may have died between its vote and this.
+        if self.completed_at is None and not self.trials.pending().exists():
+            Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
+                completed_at=now, qc=self.quality()
+            )
+        return bool(stored)
 
     def quality(self):
         """This session's quality-control summary; reported to the researcher, never applied."""
@@ -623,7 +631,7 @@ class Rater(models.Model):
                 "candidate_id", "score", "kind", "flags", "duration_ms", "expected"
             )
         )
-        return session_quality(votes, self.campaign.straightline_min_variance)
+        return session_quality(votes, self.campaign.straightline_min_variance, self.display_checks)
 
 
 def vote_flags(expected, score, duration_ms, min_view_ms):
@@ -635,7 +643,7 @@ def vote_flags(expected, score, duration_ms, min_view_ms):
     return ",".join(flags)
 
 
-def session_quality(votes, min_variance):
+def session_quality(votes, min_variance, display_checks=()):
     """Summarise (candidate_id, score, kind, flags, duration_ms, expected) rows of one session.
 
     Returns n, the variance of the scores (straight-lining below `min_variance`), gold items
@@ -659,6 +667,8 @@ def session_quality(votes, min_variance):
         flags.append(f"gold-miss x{gold_misses}")
     if retest_mad is not None and retest_mad > 1.0:
         flags.append("retest-unreliable")
+    if any(check.get("went_on_anyway") for check in display_checks):
+        flags.append("display-too-small")
     return {
         "n": n,
         "variance": variance,
@@ -707,7 +717,8 @@ class Trial(models.Model):
     objects = TrialQuerySet.as_manager()
 
     class Meta:
-        ordering = ["rater", "position"]
+        # Column names, not relations: ordering by "rater" would join and sort by Rater's ordering.
+        ordering = ["rater_id", "position"]
         constraints = [
             models.UniqueConstraint(fields=["rater", "position"], name="unique_trial_position"),
             models.CheckConstraint(

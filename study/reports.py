@@ -29,14 +29,16 @@ def votes_frame(campaign):
             "answered_at",
             "duration_ms",
             "flags",
+            "rater__platform",
         )
     )
+    # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated" ones.
     frame = pd.DataFrame(
         [
-            (f"r{r}", d, i, m, s, k, rep, t.isoformat(), ms, f)
-            for r, d, i, m, s, k, rep, t, ms, f in rows
+            (f"r{r}", d, i, m, s, k, rep, t.isoformat(), ms, f, p)
+            for r, d, i, m, s, k, rep, t, ms, f, p in rows
         ],
-        columns=[*VOTE_COLUMNS, "duration_ms", "flags"],
+        columns=[*VOTE_COLUMNS, "duration_ms", "flags", "rater_platform"],
     )
     return frame.astype({"score": "int64", "repeat": "int64"})
 

@@ -14,5 +14,6 @@ urlpatterns = [
     path("r/<str:token>/calibration/", views.calibration_done, name="calibration"),
     path("r/<str:token>/vote/", views.vote, name="vote"),
     path("r/<str:token>/done/", views.done, name="done"),
-    path("r/<str:token>/img/<str:public_id>", views.trial_image, name="image"),
+    path("r/<str:token>/t/<int:position>.png", views.trial_image, name="image"),
+    path("r/<str:token>/c/<str:public_id>.png", views.calibration_image, name="calibration_image"),
 ]

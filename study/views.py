@@ -8,14 +8,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 
 from study.forms import DisplayCheckForm, VoteForm
 from study.models import Campaign, Candidate, Rater, Trial, VoteRejected
 
 SCALE = [(1, "Bad"), (2, "Poor"), (3, "Fair"), (4, "Good"), (5, "Excellent")]
-# Room the rating page needs around the image (progress bar, question, buttons), in CSS px.
+# Room the rating page needs around the image (progress bar, question, buttons), in CSS px,
+# and the page's side padding plus a scroll bar.
 UI_HEIGHT = 150
+UI_WIDTH = 40
 MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
 PARTICIPANT_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "PARTICIPANT_ID", "pid")
 PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,200}$")
@@ -71,10 +74,10 @@ def _trial_payload(rater):
         "number": trial.position + 1,
         "total": total,
         "percent": round(100 * trial.position / total) if total else 0,
-        "src": reverse("study:image", args=[rater.token, trial.candidate.public_id]),
+        "src": reverse("study:image", args=[rater.token, trial.position]),
         "width": trial.candidate.width,
         "height": trial.candidate.height,
-        "next_src": reverse("study:image", args=[rater.token, following.candidate.public_id])
+        "next_src": reverse("study:image", args=[rater.token, following.position])
         if following
         else None,
     }
@@ -128,7 +131,7 @@ def _render_trial(request, rater, error=None, status=200):
 def _render_calibration(request, rater, calibration):
     items = [
         {
-            "src": reverse("study:image", args=[rater.token, c.public_id]),
+            "src": reverse("study:calibration_image", args=[rater.token, c.public_id]),
             "width": c.width,
             "height": c.height,
             "label": dict(SCALE)[score],
@@ -190,14 +193,17 @@ def display_check(request, token):
         "viewport": [m["viewport_width"], m["viewport_height"]],
         "screen": [m.get("screen_width"), m.get("screen_height")],
         "dpr": m["dpr"],
-        "needed_css_px": [round(need_w / m["dpr"]), round(need_h / m["dpr"]) + UI_HEIGHT],
+        "needed_css_px": [
+            round(need_w / m["dpr"]) + UI_WIDTH,
+            round(need_h / m["dpr"]) + UI_HEIGHT,
+        ],
         "fits": fits,
         "went_on_anyway": override and not fits,
         "user_agent": request.headers.get("User-Agent", "")[:500],
     }
     with transaction.atomic():
         locked = Rater.objects.select_for_update().get(pk=rater.pk)
-        locked.display_checks = [*locked.display_checks, check]
+        locked.display_checks = [*locked.display_checks, check][-20:]
         locked.save(update_fields=["display_checks"])
     if fits or override:
         request.session[_display_key(rater)] = True
@@ -293,28 +299,43 @@ def done(request, token):
     )
 
 
-def trial_image(request, token, public_id):
-    rater = _get_rater(token)
-    candidate = (
-        Candidate.objects.filter(public_id=public_id, status=Candidate.DONE)
-        .filter(trials__rater=rater)
-        .first()
-    )
-    if candidate is None:
-        candidate = Candidate.objects.filter(
-            public_id=public_id,
-            campaign=rater.campaign,
-            role=Candidate.CALIBRATION,
-            status=Candidate.DONE,
-        ).first()
-    if candidate is None or not candidate.file:
-        raise Http404("No such image.")
-    with default_storage.open(candidate.file.name, "rb") as fh:
-        data = fh.read()
+def _png_response(candidate):
+    try:
+        with default_storage.open(candidate.file.name, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise Http404("No such image.") from None
     # Plain bytes: no file name or Content-Disposition, nothing but "a PNG".
     response = HttpResponse(data, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def trial_image(request, token, position):
+    """A trial's image by its place in the rater's session: the URL says nothing of the
+    candidate, so a retest showing looks like any other image."""
+    rater = _get_rater(token)
+    trial = (
+        Trial.objects.filter(rater=rater, position=position, candidate__status=Candidate.DONE)
+        .select_related("candidate")
+        .first()
+    )
+    if trial is None or not trial.candidate.file:
+        raise Http404("No such image.")
+    return _png_response(trial.candidate)
+
+
+def calibration_image(request, token, public_id):
+    rater = _get_rater(token)
+    candidate = Candidate.objects.filter(
+        public_id=public_id,
+        campaign=rater.campaign,
+        role=Candidate.CALIBRATION,
+        status=Candidate.DONE,
+    ).first()
+    if candidate is None or not candidate.file:
+        raise Http404("No such image.")
+    return _png_response(candidate)
 
 
 def _participant(params):
@@ -324,37 +345,77 @@ def _participant(params):
     return None, ""
 
 
+JOIN_COOKIE = "srmos-join-{}"
+
+
 @never_cache
+@xframe_options_exempt
 def join(request, recruit_token):
-    """The open recruitment link for crowd platforms: one session per participant id."""
+    """The open recruitment link for crowd platforms: one session per participant id.
+
+    MTurk shows the link inside a frame on its own site, where the session's cookies would be
+    third-party: there the page only offers to open the study in a new tab, top-level.
+    """
     campaign = Campaign.objects.filter(recruit_token=recruit_token).first()
     if campaign is None:
         raise Http404("No such study.")
-    if campaign.status != Campaign.LIVE or not campaign.open_recruitment:
-        return _not_live(request, campaign)
     params = request.GET
     if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
         return render(request, "study/preview.html", {"campaign": campaign})
     source, participant = _participant(params)
     if not participant or not PARTICIPANT_RE.match(participant):
+        if campaign.status != Campaign.LIVE:
+            return _not_live(request, campaign)
         return render(request, "study/join_error.html", {"campaign": campaign}, status=400)
     platform = {"PROLIFIC_PID": "prolific", "workerId": "mturk"}.get(source, "other")
     keep = ("STUDY_ID", "SESSION_ID", "assignmentId", "hitId", "turkSubmitTo")
     data = {k: params[k][:300] for k in keep if params.get(k)}
     rater = campaign.raters.filter(participant_id=participant).first()
-    if rater is None:
-        open_link = campaign.raters.exclude(participant_id="")
-        if campaign.max_participants and open_link.count() >= campaign.max_participants:
-            return render(request, "study/full.html", {"campaign": campaign})
-        try:
-            with transaction.atomic():
-                rater = Rater.objects.create_with_trials(
-                    campaign, participant_id=participant, platform=platform, platform_data=data
-                )
-        except IntegrityError:
-            # Two requests for one participant at once: the other made the session.
-            rater = campaign.raters.get(participant_id=participant)
-    elif data and data != rater.platform_data:
-        # A new MTurk assignment for the same worker must be submitted to the new assignment.
-        Rater.objects.filter(pk=rater.pk).update(platform_data={**rater.platform_data, **data})
-    return redirect("study:session", token=rater.token)
+    if rater is not None:
+        if not _may_rejoin(request, rater, data):
+            return render(request, "study/join_taken.html", {"campaign": campaign}, status=403)
+        if data and data != rater.platform_data:
+            # A new MTurk assignment of the same worker is submitted to the new assignment.
+            Rater.objects.filter(pk=rater.pk).update(platform_data={**rater.platform_data, **data})
+        return _enter(request, rater)
+    if campaign.status != Campaign.LIVE:
+        return _not_live(request, campaign)
+    if not campaign.open_recruitment:
+        return render(request, "study/closed.html", {"campaign_status": "no-recruitment"})
+    if campaign.max_participants and (
+        campaign.raters.exclude(participant_id="").count() >= campaign.max_participants
+    ):
+        return render(request, "study/full.html", {"campaign": campaign})
+    try:
+        with transaction.atomic():
+            rater = Rater.objects.create_with_trials(
+                campaign, participant_id=participant, platform=platform, platform_data=data
+            )
+    except IntegrityError:
+        # Two requests for one participant at once: the other one made the session.
+        rater = campaign.raters.get(participant_id=participant)
+    return _enter(request, rater)
+
+
+def _may_rejoin(request, rater, data):
+    """Knowing a participant id is not enough to open that participant's session."""
+    if request.get_signed_cookie(JOIN_COOKIE.format(rater.pk), default=None) == rater.token:
+        return True
+    same = [k for k in ("SESSION_ID", "assignmentId") if k in data and k in rater.platform_data]
+    return bool(same) and all(data[k] == rater.platform_data[k] for k in same)
+
+
+def _enter(request, rater):
+    url = reverse("study:session", args=[rater.token])
+    if rater.platform == "mturk":
+        response = render(request, "study/mturk_start.html", {"url": url})
+    else:
+        response = redirect(url)
+    response.set_signed_cookie(
+        JOIN_COOKIE.format(rater.pk),
+        rater.token,
+        max_age=90 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response

@@ -40,6 +40,15 @@ def start_session(page, base, rater, shot=None):
     page.wait_for_selector("#stimulus, .calibration-item")
 
 
+def wait_for_image(page, number):
+    # Null-safe: the page may be between two documents (a form just submitted).
+    page.wait_for_function(
+        "n => { const c = document.getElementById('counter');"
+        " return c !== null && c.textContent.startsWith('Image ' + n + ' of'); }",
+        arg=number,
+    )
+
+
 def check_native_size(page):
     # 1:1 device pixels: the CSS size times the pixel ratio is the file's own size.
     natural, shown, ratio = page.evaluate(
@@ -53,11 +62,9 @@ def rate(page, scores, first_number=1, total=None, shot=None):
     """Score the trials on screen one after another, alternating keys and buttons."""
     for i, score in enumerate(scores):
         number = first_number + i
-        page.wait_for_function(
-            "n => document.getElementById('counter').textContent.startsWith('Image ' + n + ' of')",
-            arg=number,
-        )
-        page.wait_for_function("() => document.getElementById('stimulus').complete")
+        wait_for_image(page, number)
+        # The buttons come alive once this trial's image has loaded (and was seen long enough).
+        page.wait_for_selector("#vote-form button[value='1']:enabled")
         check_native_size(page)
         if shot and i == 0:
             screenshot(page, shot)
@@ -134,9 +141,7 @@ def test_a_double_click_stores_one_vote(live_campaign, live_server, page):
     rater = live_campaign.raters.first()
     start_session(page, live_server.url, rater)
     page.get_by_role("button", name="4 - ").dblclick()
-    page.wait_for_function(
-        "() => document.getElementById('counter').textContent.startsWith('Image 2 of')"
-    )
+    wait_for_image(page, 2)
     time.sleep(0.5)
     assert list(rater.trials.answered().values_list("position", "score")) == [(0, 4)]
     assert page.text_content("#counter").startswith("Image 2 of")
@@ -154,8 +159,29 @@ def test_a_break_is_suggested_every_n_images(live_campaign, live_server, page):
     assert rater.trials.answered().count() == 2
     page.click("#break-continue")
     rate(page, [5], first_number=3)
-    page.wait_for_function("() => document.getElementById('counter').textContent.startsWith('Image 4 of')")
+    wait_for_image(page, 4)
     assert list(rater.trials.answered().values_list("score", flat=True)) == [3, 4, 5]
+
+
+def test_a_vote_whose_answer_is_lost_is_resent_and_stored_once(live_campaign, live_server, page):
+    rater = live_campaign.raters.first()
+    start_session(page, live_server.url, rater)
+    dropped = []
+
+    def drop_first_answer(route):
+        if not dropped:
+            route.fetch()  # the vote reaches the server and is stored...
+            dropped.append(1)
+            route.abort("connectionreset")  # ...but the answer never reaches the page
+        else:
+            route.continue_()
+
+    page.route("**/vote/", drop_first_answer)
+    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    page.keyboard.press("4")
+    wait_for_image(page, 2)
+    assert dropped == [1]
+    assert list(rater.trials.answered().values_list("position", "score")) == [(0, 4)]
 
 
 def test_two_tabs_never_vote_twice_or_skip(live_campaign, live_server, browser):
@@ -167,18 +193,12 @@ def test_two_tabs_never_vote_twice_or_skip(live_campaign, live_server, browser):
     second.goto(f"{live_server.url}{rater.get_absolute_url()}")
     second.wait_for_selector("#stimulus")
     first.get_by_role("button", name="5 - ").click()
-    first.wait_for_function(
-        "() => document.getElementById('counter').textContent.startsWith('Image 2 of')"
-    )
+    wait_for_image(first, 2)
     second.get_by_role("button", name="1 - ").click()  # a stale tab still shows image 1
-    second.wait_for_function(
-        "() => document.getElementById('counter').textContent.startsWith('Image 2 of')"
-    )
+    wait_for_image(second, 2)
     assert list(rater.trials.answered().values_list("position", "score")) == [(0, 5)]
     second.get_by_role("button", name="2 - ").click()
-    second.wait_for_function(
-        "() => document.getElementById('counter').textContent.startsWith('Image 3 of')"
-    )
+    wait_for_image(second, 3)
     assert list(rater.trials.answered().values_list("position", "score")) == [(0, 5), (1, 2)]
     context.close()
 

@@ -131,7 +131,7 @@ def test_trial_order_never_repeats_an_image_in_a_row():
 def test_it_serves_pixels_equal_to_the_stored_candidate(live_campaign, client):
     rater = live_campaign.raters.first()
     trial = rater.current_trial()
-    response = client.get(f"/r/{rater.token}/img/{trial.candidate.public_id}")
+    response = client.get(f"/r/{rater.token}/t/{trial.position}.png")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     assert "Content-Disposition" not in response
     import io

@@ -1,9 +1,11 @@
 """The rater's session: consent, display check, calibration, QC, resume, crowd recruitment."""
 
+import re
+
 import pytest
 from django.test import Client
 
-from study.models import Campaign, Rater, Trial, trial_order
+from study.models import Campaign, Rater, Trial, session_quality, trial_order
 from tests.conftest import generate_and_launch, get_ready
 
 pytestmark = pytest.mark.django_db
@@ -79,10 +81,18 @@ def test_calibration_shows_nn_as_1_and_hr_as_5_and_stores_no_votes(calibrated_ca
     assert not rater.trials.filter(candidate__role="calibration").exists()
     get_ready(client, rater)
     html = client.get(f"/r/{rater.token}/").content.decode()
-    assert html.count('class="calibration-item"') == 4
-    assert html.count("1 - bad") >= 2 and html.count("5 - excellent") >= 2
-    for c, _ in campaign.calibration_trials():
-        assert client.get(f"/r/{rater.token}/img/{c.public_id}").status_code == 200
+    figures = re.findall(
+        r'<figure class="calibration-item".*?<figcaption class="anchor-label">(.*?)</figcaption>'
+        r'.*?src="/r/[^/]+/c/([^".]+)\.png"',
+        html,
+        re.S,
+    )
+    slugs = dict(campaign.candidates.values_list("public_id", "method__slug"))
+    labels = [(label, slugs[public_id]) for label, public_id in figures]
+    # Each calibration image's nearest-neighbour version is labelled 1, its HR version 5.
+    assert labels == [("1 - bad", "nearest"), ("5 - excellent", "hr")] * 2
+    for _, public_id in figures:
+        assert client.get(f"/r/{rater.token}/c/{public_id}.png").status_code == 200
     client.post(f"/r/{rater.token}/calibration/")
     assert "Image 1 of 9" in client.get(f"/r/{rater.token}/").content.decode()
     assert not Trial.objects.answered().exists()
@@ -173,20 +183,59 @@ def test_mturk_preview_accepts_nothing_and_a_finished_hit_posts_back(launch, cli
     campaign = launch(open_recruitment=True)
     base = f"/join/{campaign.recruit_token}/"
     preview = client.get(base + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=h1")
-    assert (
-        "preview" in preview.content.decode().lower()
-        and not Rater.objects.exclude(participant_id="").exists()
-    )
+    assert "preview" in preview.content.decode().lower()
+    assert not Rater.objects.exclude(participant_id="").exists()
+    # MTurk frames the page: the join page may be framed and opens the study top-level.
+    assert "X-Frame-Options" not in preview
     response = client.get(
         base + "?workerId=W1&assignmentId=A1&hitId=h1&turkSubmitTo=https://workersandbox.mturk.com"
     )
     rater = Rater.objects.get(participant_id="W1")
-    assert response.url == f"/r/{rater.token}/" and rater.platform == "mturk"
+    assert rater.platform == "mturk" and "X-Frame-Options" not in response
+    html = response.content.decode()
+    assert f'href="/r/{rater.token}/" target="_blank"' in html
     get_ready(client, rater)
     answer_all(client, rater)
     html = client.get(f"/r/{rater.token}/done/").content.decode()
     assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in html
     assert 'name="assignmentId" value="A1"' in html
+
+
+def test_a_participant_id_alone_does_not_open_someone_elses_session(launch, client):
+    campaign = launch(open_recruitment=True)
+    base = f"/join/{campaign.recruit_token}/"
+    first = client.get(base + "?PROLIFIC_PID=alice&STUDY_ID=s1&SESSION_ID=one")
+    rater = Rater.objects.get(participant_id="alice")
+    assert first.url == f"/r/{rater.token}/"
+    # The same browser comes back (cookie), or Prolific sends the same session id: fine.
+    assert client.get(base + "?PROLIFIC_PID=alice").url == f"/r/{rater.token}/"
+    assert Client().get(base + "?PROLIFIC_PID=alice&SESSION_ID=one").url == f"/r/{rater.token}/"
+    # Somebody else who only knows the id is turned away, without the token.
+    intruder = Client().get(base + "?PROLIFIC_PID=alice&SESSION_ID=guess")
+    assert intruder.status_code == 403 and rater.token not in intruder.content.decode()
+    assert campaign.raters.filter(participant_id="alice").count() == 1
+
+
+def test_a_finished_participant_gets_the_code_after_the_close(launch, client):
+    campaign = launch(open_recruitment=True)
+    base = f"/join/{campaign.recruit_token}/?participant=bob"
+    client.get(base)
+    rater = Rater.objects.get(participant_id="bob")
+    get_ready(client, rater)
+    answer_all(client, rater)
+    campaign.close()
+    page = client.get(base, follow=True)
+    assert campaign.completion_code in page.content.decode()
+
+
+def test_straight_lining_and_a_small_display_are_flagged():
+    votes = [(i, 3, "rating", "", 2000, "") for i in range(12)]
+    checks = [{"fits": False, "went_on_anyway": True}]
+    quality = session_quality(votes, min_variance=0.1, display_checks=checks)
+    assert quality["variance"] == 0 and quality["n"] == 12
+    assert quality["flags"] == ["straight-lining", "display-too-small"]
+    varied = [(i, 1 + i % 5, "rating", "", 2000, "") for i in range(12)]
+    assert session_quality(varied, min_variance=0.1)["flags"] == []
 
 
 def test_mturk_submission_goes_only_to_mturk(launch, client):

@@ -1,10 +1,12 @@
 import re
+import struct
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.test import Client
 
-from study.models import Method, Trial
-from tests.conftest import get_ready
+from study.models import Campaign, Method, Rater, Trial
+from tests.conftest import generate_and_launch, get_ready
 
 pytestmark = pytest.mark.django_db
 
@@ -64,72 +66,125 @@ def test_a_vote_for_a_later_trial_is_refused(rater, client):
 
 def test_an_outsider_gets_404(live_campaign, client):
     rater = live_campaign.raters.first()
-    candidate = rater.current_trial().candidate
     assert client.get("/r/not-a-token/").status_code == 404
     assert client.get("/r/not-a-token/done/").status_code == 404
     assert client.post("/r/not-a-token/vote/", {"position": 0, "score": 3}).status_code == 404
-    assert client.get(f"/r/not-a-token/img/{candidate.public_id}").status_code == 404
-    assert client.get(f"/r/{rater.token}/img/not-an-id").status_code == 404
+    assert client.get("/r/not-a-token/t/0.png").status_code == 404
+    assert client.get(f"/r/{rater.token}/t/999.png").status_code == 404
+    assert client.get(f"/r/{rater.token}/c/not-an-id.png").status_code == 404
     assert not Trial.objects.answered().exists()
 
 
 def test_another_campaigns_rater_cannot_fetch_these_images(
-    live_campaign, make_campaign, client, django_capture_on_commit_callbacks
+    calibrated_campaign, make_campaign, client, django_capture_on_commit_callbacks
 ):
-    second = make_campaign(methods=("nearest",), name="second")
-    with django_capture_on_commit_callbacks(execute=True):
-        second.start_generation()
-    second.refresh_from_db()
-    second.launch()
+    second = generate_and_launch(
+        make_campaign(methods=("nearest",), name="second"), django_capture_on_commit_callbacks
+    )
     outsider = second.raters.first()
-    candidate = live_campaign.candidates.first()
-    assert client.get(f"/r/{outsider.token}/img/{candidate.public_id}").status_code == 404
+    for candidate, _ in calibrated_campaign.calibration_trials():
+        insider = calibrated_campaign.raters.first()
+        assert client.get(f"/r/{insider.token}/c/{candidate.public_id}.png").status_code == 200
+        assert client.get(f"/r/{outsider.token}/c/{candidate.public_id}.png").status_code == 404
+    # A rated candidate is never served by its public id, only as a trial of one's own.
+    rated = calibrated_campaign.candidates.filter(role="rating").first()
+    assert client.get(f"/r/{outsider.token}/c/{rated.public_id}.png").status_code == 404
 
 
-def test_nothing_a_rater_sees_names_a_method(live_campaign, client):
+def test_csrf_protects_every_form(live_campaign):
     rater = live_campaign.raters.first()
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post(f"/r/{rater.token}/consent/", {"consent": "yes"}).status_code == 403
+    assert strict.post(f"/r/{rater.token}/vote/", {"position": 0, "score": 3}).status_code == 403
+    assert strict.post(f"/r/{rater.token}/display/", {"viewport_width": 9}).status_code == 403
+    rater.refresh_from_db()
+    assert rater.consented_at is None and not Trial.objects.answered().exists()
+
+
+PNG_CHUNKS_ALLOWED = {b"IHDR", b"IDAT", b"IEND", b"sRGB", b"gAMA", b"pHYs"}
+
+
+def png_chunks(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length = struct.unpack(">I", data[at : at + 4])[0]
+        chunks.append(data[at + 4 : at + 8])
+        at += 12 + length
+    return chunks
+
+
+def test_nothing_a_rater_sees_names_a_method(calibrated_campaign, client):
+    campaign = calibrated_campaign
+    Campaign.objects.filter(pk=campaign.pk).update(open_recruitment=True, retest_share=0.3)
+    campaign.refresh_from_db()
+    rater = Rater.objects.create_with_trials(campaign)  # with retest showings
     words = set()
     for method in Method.objects.all():
         words |= {method.slug.lower(), method.name.lower()}
-    words |= {"nearest", "bicubic", "reference", "interpolation", "srgan", "srresnet"}
-    static_texts = []
-    seen = [client.get(f"/r/{rater.token}/")]
-    seen += [client.post(f"/r/{rater.token}/consent/", {"consent": "yes"}, follow=True)]
-    seen += [client.get(f"/r/{rater.token}/")]
-    display = {"viewport_width": 1920, "viewport_height": 1080, "dpr": 1}
-    seen += [client.post(f"/r/{rater.token}/display/", display, follow=True)]
-    json_vote = client.post(
-        f"/r/{rater.token}/vote/",
-        {"position": rater.current_trial().position, "score": 4},
-        HTTP_ACCEPT="application/json",
-    )
-    assert json_vote.status_code == 200 and json_vote.json()["status"] == "stored"
-    seen.append(json_vote)
-    while True:
-        page = client.get(f"/r/{rater.token}/", follow=True)
-        seen.append(page)
-        html = page.content.decode()
-        for src in re.findall(r'src="([^"]+)"', html):
-            if src.startswith("/static/"):
-                static_texts.append(finders.find(src.removeprefix("/static/")))
-                continue
-            image = client.get(src)
-            assert image.status_code == 200
-            seen.append(image)
-        trial = rater.current_trial()
-        if trial is None:
-            break
-        seen.append(vote(client, rater, 3))
-    assert static_texts, "the rater page loads its script"
-    for path in set(static_texts):
-        text = open(path).read().lower()
-        assert not any(re.search(rf"\b{re.escape(w)}\b", text) for w in words), path
-    for response in seen:
-        text = response.content.decode("latin-1").lower()
-        headers = " ".join(f"{k}: {v}" for k, v in response.items()).lower()
+    words |= {
+        "nearest",
+        "bicubic",
+        "reference",
+        "interpolation",
+        "srgan",
+        "srresnet",
+        "retest",
+        "gold",
+    }
+    token = rater.token
+    join = f"/join/{campaign.recruit_token}/"
+    pages = [
+        client.get(f"/r/{token}/"),
+        client.post(f"/r/{token}/consent/", {"consent": "yes"}, follow=True),
+        client.get(f"/r/{token}/"),
+        client.post(
+            f"/r/{token}/display/", {"viewport_width": 30, "viewport_height": 30, "dpr": 1}
+        ),
+        client.post(
+            f"/r/{token}/display/",
+            {"viewport_width": 1920, "viewport_height": 1080, "dpr": 1},
+            follow=True,
+        ),
+        client.get(join + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE"),
+        client.get(join),
+        client.get(join + "?workerId=W9&assignmentId=A9&turkSubmitTo=https://www.mturk.com"),
+        client.post(f"/r/{token}/vote/", {"position": 0, "score": 9}),  # 400
+        client.post(f"/r/{token}/vote/", {"position": 5, "score": 3}),  # 409
+        client.post(
+            f"/r/{token}/vote/", {"position": 5, "score": 3}, HTTP_ACCEPT="application/json"
+        ),
+        client.post(f"/r/{token}/calibration/", follow=True),
+    ]
+    images = []
+    for page in list(pages):
+        for src in re.findall(r'src="(/r/[^"]+)"', page.content.decode()):
+            images.append(client.get(src))
+    while (trial := rater.current_trial()) is not None:
+        response = client.post(
+            f"/r/{token}/vote/",
+            {"position": trial.position, "score": 3},
+            HTTP_ACCEPT="application/json",
+        )
+        pages.append(response)
+        if response.json()["next"]:
+            images.append(client.get(response.json()["next"]["src"]))
+    pages.append(client.get(f"/r/{token}/", follow=True))
+    assert rater.trials.filter(kind="retest").count() == 3
+    assert len(images) > rater.n_trials
+
+    scripts = {finders.find("study/session.js"), finders.find("study/rater.css")}
+    texts = [open(path).read() for path in scripts]
+    texts += [p.content.decode() for p in pages]
+    for text in texts:
         for word in words:
-            assert not re.search(rf"\b{re.escape(word)}\b", text), (word, response)
-            assert word not in headers, (word, headers)
+            assert not re.search(rf"\b{re.escape(word)}\b", text.lower()), word
+    for response in pages + images:
+        headers = " ".join(f"{k}: {v}" for k, v in response.items()).lower()
+        assert not any(word in headers for word in words), headers
+    for image in images:
+        assert image.status_code == 200 and image["Content-Type"] == "image/png"
+        assert set(png_chunks(image.content)) <= PNG_CHUNKS_ALLOWED  # no text, no metadata
 
 
 def test_a_campaign_not_live_shows_a_friendly_page(live_campaign, rater, client):
@@ -137,3 +192,33 @@ def test_a_campaign_not_live_shows_a_friendly_page(live_campaign, rater, client)
     page = client.get(f"/r/{rater.token}/")
     assert page.status_code == 200 and "This study has ended" in page.content.decode()
     assert vote(client, rater, 3, 0).status_code == 409
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_copies_of_one_vote_store_it_once(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    campaign = generate_and_launch(make_campaign(), django_capture_on_commit_callbacks)
+    rater = campaign.raters.first()
+    Rater.objects.filter(pk=rater.pk).update(consented_at=campaign.launched_at)
+
+    def post(score):
+        try:
+            response = Client().post(
+                f"/r/{rater.token}/vote/",
+                {"position": 0, "score": score},
+                HTTP_ACCEPT="application/json",
+            )
+            return response.status_code, response.json().get("status")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(post, [1, 2, 3, 4, 5, 1]))
+    assert all(code == 200 for code, _ in results), results
+    assert sorted(status for _, status in results) == ["duplicate"] * 5 + ["stored"]
+    assert rater.trials.answered().count() == 1

@@ -50,20 +50,28 @@ var srmos = (function () {
     var buttons = form.querySelectorAll("button[name=score]");
     var minView = parseInt(form.dataset.minViewMs || "0", 10);
     var breakEvery = parseInt(form.dataset.breakEvery || "0", 10);
-    var shownAt = performance.now();
-    var busy = false;
+    var shownAt = null;   // when the current image finished loading
+    var busy = false;     // a vote is on its way to the server
     var unlockTimer = null;
 
-    function lock(on) {
-      buttons.forEach(function (b) { b.disabled = on; });
+    // A score is taken only for an image that is on screen, loaded, and seen long enough.
+    function ready() {
+      return !busy && shownAt !== null && pause.hidden &&
+        performance.now() - shownAt >= minView;
+    }
+
+    function updateButtons() {
+      var on = ready();
+      buttons.forEach(function (b) { b.disabled = !on; });
     }
 
     function started() {
       shownAt = performance.now();
+      img.style.visibility = "";
+      updateButtons();
       if (minView > 0) {
-        lock(true);
         clearTimeout(unlockTimer);
-        unlockTimer = setTimeout(function () { lock(false); }, minView);
+        unlockTimer = setTimeout(updateButtons, minView);
       }
     }
 
@@ -73,6 +81,8 @@ var srmos = (function () {
     }
 
     function render(next) {
+      shownAt = null;
+      img.style.visibility = "hidden";  // never show the old image in the new trial's place
       form.position.value = next.position;
       counter.textContent = "Image " + next.number + " of " + next.total;
       document.title = "Image " + next.number + " of " + next.total;
@@ -87,52 +97,72 @@ var srmos = (function () {
         pause.hidden = false;
         document.getElementById("break-continue").focus();
       }
+      updateButtons();
     }
 
-    function send(score, attempt) {
-      var data = new FormData(form);
-      data.set("score", score);
-      data.set("duration_ms", Math.round(performance.now() - shownAt));
+    function wait(ms) {
+      return new Promise(function (resolve) { setTimeout(resolve, ms); });
+    }
+
+    function send(data, attempt) {
       return fetch(form.action, {
         method: "POST",
         body: data,
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       }).then(function (response) {
+        if ([502, 503, 504].indexOf(response.status) >= 0) throw { retry: true };
+        var json = (response.headers.get("Content-Type") || "").indexOf("application/json") >= 0;
+        if (!json) {
+          // A CSRF refusal or an error page: a fresh page gets a fresh token and the truth.
+          window.location.reload();
+          throw { fatal: true, message: "Reloading the page..." };
+        }
         return response.json().then(function (body) {
           if (response.ok) return body;
-          if (body.resync) { window.location.reload(); }
+          if (body.resync) window.location.reload();
           throw { fatal: true, message: body.error || "Your score was not accepted." };
         });
       }).catch(function (problem) {
         if (problem && problem.fatal) throw problem;
-        // The network failed: the vote is not lost, it is sent again (the server keeps one).
+        // The network failed or the server is briefly away: send the same vote again (the
+        // server keeps one), until it is stored.
         showError("Connection problem: your score is being sent again...");
-        return new Promise(function (resolve) { setTimeout(resolve, Math.min(8000, 500 * Math.pow(2, attempt))); })
-          .then(function () { return send(score, attempt + 1); });
+        return wait(Math.min(8000, 500 * Math.pow(2, attempt))).then(function () {
+          return send(data, attempt + 1);
+        });
       });
     }
 
     function vote(score) {
-      if (busy || !pause.hidden) return;
-      if (buttons[0].disabled) { showError("Please look at the image a little longer."); return; }
+      if (!ready()) {
+        if (!busy && shownAt !== null && pause.hidden) showError("Please look at the image a little longer.");
+        return;
+      }
+      var data = new FormData(form);
+      data.set("score", score);
+      data.set("duration_ms", Math.round(performance.now() - shownAt));
       busy = true;
-      lock(true);
-      send(score, 0).then(function (body) {
-        showError("");
+      updateButtons();
+      send(data, 0).then(function (body) {
+        busy = false;
+        showError(body.status === "duplicate" ? "That image was already rated in another window." : "");
         if (!body.next) { window.location.href = body.done_url; return; }
         render(body.next);
       }).catch(function (problem) {
-        showError(problem.message);
-      }).then(function () {
         busy = false;
-        lock(false);
+        showError(problem.message);
+        updateButtons();
       });
     }
 
     img.addEventListener("load", started);
-    if (img.complete) started();
+    img.addEventListener("error", function () {
+      showError("The image could not be loaded. Reloading the page...");
+      setTimeout(function () { window.location.reload(); }, 1500);
+    });
     showNative(img);
+    if (img.complete && img.naturalWidth > 0) started(); else updateButtons();
     prefetch(form.dataset.nextSrc);
 
     form.addEventListener("submit", function (event) {
@@ -146,8 +176,10 @@ var srmos = (function () {
     });
     document.getElementById("break-continue").addEventListener("click", function () {
       pause.hidden = true;
-      started();
-      buttons[2].focus();
+      shownAt = performance.now();
+      updateButtons();
+      if (minView > 0) setTimeout(updateButtons, minView);
+      form.focus();
     });
   }
 
