@@ -6,6 +6,8 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+from django.core.cache import cache
+from django.db.models import Count, Max
 
 from study.analysis import mos_table, write_report
 from study.models import Candidate, Trial
@@ -106,7 +108,21 @@ REPORT_SECTIONS = [
 
 
 def report_context(campaign):
-    """Tables (as HTML) and plots (base64 PNG) of the full report, for the admin report page."""
+    """Tables (as HTML) and plots (base64 PNG) of the full report, for the admin report page.
+
+    Cached until a vote arrives: the live page refreshes every 30 s, the analysis takes seconds.
+    """
+    votes = Trial.objects.answered().filter(rater__campaign=campaign)
+    state = votes.aggregate(n=Count("id"), last=Max("answered_at"))
+    key = f"srmos-report-{campaign.pk}-{state['n']}-{state['last']}"
+    context = cache.get(key)
+    if context is None:
+        context = _report_context(campaign)
+        cache.set(key, context, timeout=3600)
+    return context
+
+
+def _report_context(campaign):
     import base64
     import json
 
