@@ -276,7 +276,9 @@ class CampaignAdmin(CampaignGenerationMixin, admin.ModelAdmin):
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
             self.message_user(
-                request, f"{campaign} is live with {campaign.raters.count()} rater links."
+                request,
+                f"{campaign} is live with "
+                f"{campaign.raters.filter(platform='link').count()} rater links.",
             )
 
     @admin.action(description="Close", permissions=["change"])

@@ -147,7 +147,7 @@ class Campaign(models.Model):
     )
     seed = models.IntegerField(default=0, help_text="Seeds every rater's trial order.")
     rater_links = models.PositiveIntegerField(
-        default=5, help_text="Number of secret rater links made at launch."
+        default=5, help_text="Secret rater links to make; raise it and launch again to add more."
     )
     # The rater's session (issue 5): texts, display policy, calibration and quality control.
     consent_text = models.TextField(default=DEFAULT_CONSENT, help_text="Shown on the welcome page.")
@@ -326,22 +326,25 @@ class Campaign(models.Model):
             Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.READY)
 
     def launch(self):
-        """Make a ready campaign live and create its rater links (idempotent)."""
+        """Make a ready campaign live with `rater_links` secret links.
+
+        Idempotent: on a live campaign it only adds the links that `rater_links` asks for
+        beyond those made already (raise the number, launch again).
+        """
         with transaction.atomic():
             campaign = Campaign.objects.select_for_update().get(pk=self.pk)
-            if campaign.status == self.LIVE:
-                return
-            if campaign.status != self.READY:
+            if campaign.status not in (self.READY, self.LIVE):
                 raise ValueError(
                     f"Campaign {campaign.name} is {campaign.get_status_display().lower()}; "
                     "only a campaign whose candidates are all generated can be launched."
                 )
-            missing = campaign.rater_links - campaign.raters.count()
+            missing = campaign.rater_links - campaign.raters.filter(platform="link").count()
             for _ in range(max(missing, 0)):
                 Rater.objects.create_with_trials(campaign)
-            campaign.status = self.LIVE
-            campaign.launched_at = timezone.now()
-            campaign.save(update_fields=["status", "launched_at"])
+            if campaign.status == self.READY:
+                campaign.status = self.LIVE
+                campaign.launched_at = timezone.now()
+                campaign.save(update_fields=["status", "launched_at"])
         self.refresh_from_db()
 
     def close(self):
@@ -529,11 +532,16 @@ def trial_order(candidates, seed):
         # that image itself may not come next.
         left = total - 1
         choices = [i for i in counts if i != previous]
-        allowed = [
-            i
-            for i in choices
-            if (second_n if i == top else top_n) <= (left + 1) // 2 and counts[i] - 1 <= left // 2
-        ] or choices or [previous]
+        allowed = (
+            [
+                i
+                for i in choices
+                if (second_n if i == top else top_n) <= (left + 1) // 2
+                and counts[i] - 1 <= left // 2
+            ]
+            or choices
+            or [previous]
+        )
         image = rng.choices(allowed, weights=[counts[i] for i in allowed])[0]
         order.append(groups[image].pop())
         previous = image

@@ -289,3 +289,13 @@ def test_the_researcher_sees_qc_flags_per_rater(live_campaign, client, researche
     assert "gold-miss x3" in html  # the three HR images scored 1
     links = client.get(f"/admin/study/campaign/{live_campaign.pk}/export/links/").content.decode()
     assert links.count("http://testserver/r/") == live_campaign.raters.count()
+
+
+def test_launching_again_adds_the_links_asked_for(launch):
+    campaign = launch(rater_links=2)
+    Campaign.objects.filter(pk=campaign.pk).update(rater_links=5)
+    campaign.refresh_from_db()
+    campaign.launch()
+    assert campaign.raters.filter(platform="link").count() == 5
+    campaign.launch()
+    assert campaign.raters.filter(platform="link").count() == 5
