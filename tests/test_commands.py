@@ -85,6 +85,32 @@ def test_it_runs_the_thin_path_from_the_command_line(
             {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "colour": "red"},
             "unknown field",
         ),
+        (
+            {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "seed": "seven"},
+            "seed: .*must be an integer",
+        ),
+        (
+            {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "display_policy": "ask"},
+            "display_policy: Value 'ask' is not a valid choice",
+        ),
+        (
+            {
+                "name": "x",
+                "datasets": ["tiny"],
+                "methods": ["nearest"],
+                "completion_url": "ftp://x",
+            },
+            "completion_url: Enter a valid URL",
+        ),
+        (
+            {
+                "name": "x",
+                "datasets": ["tiny"],
+                "methods": ["nearest"],
+                "calibration_dataset": "no",
+            },
+            "unknown calibration dataset",
+        ),
     ],
 )
 @pytest.mark.django_db
@@ -92,6 +118,32 @@ def test_it_refuses_a_bad_spec(dataset, tmp_path, spec, message):
     with pytest.raises(CommandError, match=message):
         call_command("create_campaign", write_spec(tmp_path, **spec))
     assert not Campaign.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_spec_sets_the_session_and_quality_control(dataset, image_folder, tmp_path):
+    from study.importing import import_folder
+
+    import_folder("calib", image_folder(2, name="calib"), is_calibration=True)
+    spec = write_spec(
+        tmp_path,
+        name="full",
+        datasets=["tiny"],
+        methods=["nearest", "hr"],
+        calibration_dataset="calib",
+        calibration_images=2,
+        retest_share=0.1,
+        min_view_ms=1500,
+        break_every=50,
+        display_policy="refuse",
+        open_recruitment=True,
+        completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+    )
+    call_command("create_campaign", spec)
+    campaign = Campaign.objects.get(name="full")
+    assert campaign.calibration_dataset.name == "calib" and campaign.retest_share == 0.1
+    assert campaign.display_policy == "refuse" and campaign.open_recruitment
+    assert campaign.min_view_ms == 1500 and campaign.break_every == 50
 
 
 @pytest.mark.django_db

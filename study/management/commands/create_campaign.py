@@ -1,15 +1,40 @@
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from study.models import Campaign, Dataset, Method
 
-FIELDS = {"name", "description", "datasets", "methods", "scale", "kernel", "seed", "rater_links"}
+# Plain fields a spec may set; anything else in a spec is an error, never silently ignored.
+SETTINGS = [
+    "description",
+    "scale",
+    "kernel",
+    "lr_source",
+    "seed",
+    "rater_links",
+    "consent_text",
+    "instructions_text",
+    "display_policy",
+    "calibration_images",
+    "gold_items",
+    "retest_share",
+    "min_view_ms",
+    "break_every",
+    "straightline_min_variance",
+    "open_recruitment",
+    "max_participants",
+    "completion_url",
+]
+FIELDS = {"name", "datasets", "methods", "calibration_dataset", *SETTINGS}
 
 
 class Command(BaseCommand):
-    help = "Create a campaign from a JSON spec: name, datasets, methods, scale, seed, rater_links."
+    help = (
+        "Create a campaign from a JSON spec: name, datasets, methods (required) and any of "
+        "calibration_dataset, " + ", ".join(SETTINGS) + "."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("spec", help="path to a JSON file")
@@ -25,28 +50,34 @@ class Command(BaseCommand):
         unknown = set(data) - FIELDS
         if unknown:
             raise CommandError(
-                f"{spec}: unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(FIELDS))}"
+                f"{spec}: unknown field(s) {', '.join(sorted(unknown))}; "
+                f"allowed: {', '.join(sorted(FIELDS))}"
             )
         for key in ("name", "datasets", "methods"):
             if not data.get(key):
                 raise CommandError(f"{spec}: {key!r} is required")
         datasets = self._lookup(Dataset, "name", data["datasets"], "dataset")
         methods = self._lookup(Method, "slug", data["methods"], "method")
-        if Campaign.objects.filter(name=data["name"]).exists():
-            raise CommandError(f"a campaign named {data['name']!r} exists already")
-        for key in ("scale", "seed", "rater_links"):
-            if key in data and not isinstance(data[key], int):
-                raise CommandError(f"{spec}: {key!r} must be an integer")
+        calibration_only = [d.name for d in datasets if d.is_calibration]
+        if calibration_only:
+            raise CommandError(
+                f"{spec}: {', '.join(calibration_only)} is a calibration dataset: "
+                "name it as calibration_dataset, not among the rated datasets"
+            )
         if data.get("scale", 4) not in (2, 4, 8):
             raise CommandError(f"{spec}: scale must be 2, 4 or 8")
+        campaign = Campaign(name=data["name"], **{k: data[k] for k in SETTINGS if k in data})
+        if "calibration_dataset" in data:
+            campaign.calibration_dataset = self._lookup(
+                Dataset, "name", [data["calibration_dataset"]], "calibration dataset"
+            )[0]
+        try:
+            campaign.full_clean()
+        except ValidationError as exc:
+            problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            raise CommandError(f"{spec}: {problems}") from None
         with transaction.atomic():
-            campaign = Campaign.objects.create(
-                **{
-                    k: data[k]
-                    for k in ("name", "description", "scale", "kernel", "seed", "rater_links")
-                    if k in data
-                }
-            )
+            campaign.save()
             campaign.datasets.set(datasets)
             campaign.methods.set(methods)
         self.stdout.write(
