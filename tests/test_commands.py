@@ -156,3 +156,13 @@ def test_it_names_an_unknown_campaign(dataset):
 def test_export_report_without_votes_says_so(live_campaign, tmp_path):
     with pytest.raises(CommandError, match="has no votes yet"):
         call_command("export_report", live_campaign.name, str(tmp_path / "out"))
+
+
+@pytest.mark.django_db
+def test_close_ends_a_live_campaign(live_campaign, capsys):
+    call_command("close", live_campaign.name)
+    live_campaign.refresh_from_db()
+    assert live_campaign.status == Campaign.CLOSED and live_campaign.closed_at is not None
+    assert "is closed; 0 sessions were completed" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="is closed, not live"):
+        call_command("close", live_campaign.name)
