@@ -184,7 +184,9 @@ def run_load(url, tokens, interval, duration, bare):
         "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
         "errors": sum(c.errors for c in clients),
         "stored": sum(c.stored for c in clients),
-        "problems": {k: sum(c.problems.get(k, 0) for c in clients) for c in clients for k in c.problems},
+        "problems": {
+            k: sum(c.problems.get(k, 0) for c in clients) for c in clients for k in c.problems
+        },
     }
 
 

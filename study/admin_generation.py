@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -68,7 +69,7 @@ class CampaignGenerationMixin:
             return HttpResponseNotAllowed(["POST"])
         campaign = get_object_or_404(Campaign, pk=pk)
         if not self.has_change_permission(request, campaign):
-            return HttpResponseNotAllowed(["GET"])
+            raise PermissionDenied
         if action == "generate":
             try:
                 n = campaign.start_generation()
@@ -173,7 +174,7 @@ class DatasetImportMixin:
 
     def import_zip_view(self, request):
         if not self.has_add_permission(request):
-            return HttpResponseRedirect(reverse("admin:index"))
+            raise PermissionDenied
         form = DatasetZipForm(request.POST or None, request.FILES or None)
         report, error = None, None
         if request.method == "POST" and form.is_valid():
@@ -248,7 +249,7 @@ class MethodResultsMixin:
 
     def import_results_view(self, request):
         if not self.has_add_permission(request):
-            return HttpResponseRedirect(reverse("admin:index"))
+            raise PermissionDenied
         form = ResultsZipForm(request.POST or None, request.FILES or None)
         form.fields["method"] = forms.SlugField(
             initial=request.GET.get("method", ""),

@@ -8,7 +8,9 @@ model itself is loaded once per worker process (`sr_models.methods` caches it).
 import functools
 import io
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from sr_models.metrics import psnr, ssim
 from study.models import Candidate, ImportedResult, LowResImage, Method
 
 log = logging.getLogger(__name__)
+FINISH_THREADS = min(os.cpu_count() or 1, 8)
 
 
 @dataclass(frozen=True)
@@ -168,18 +171,30 @@ def render_candidates(candidates):
             results[i] = exc
         return results
     shared = (time.perf_counter() - start) / len(jobs)
-    for i, job, sr in zip(slots, jobs, outputs, strict=True):
+
+    def finish(pair):
+        job, sr = pair
         t0 = time.perf_counter()
         try:
-            results[i] = _finish(job, sr, scale, shared)
+            rendered = _finish(job, sr, scale)
         except Exception as exc:
-            results[i] = exc
-            continue
-        results[i] = _with_seconds(results[i], shared + time.perf_counter() - t0)
+            return exc
+        return _with_seconds(rendered, shared + time.perf_counter() - t0)
+
+    # PNG coding and SSIM are most of a batch's CPU time (docs/benchmarks.md); zlib and numpy
+    # release the GIL, so a GPU worker's batch finishes on several cores.
+    pairs = list(zip(jobs, outputs, strict=True))
+    if len(pairs) > 1:
+        with ThreadPoolExecutor(max_workers=min(len(pairs), FINISH_THREADS)) as pool:
+            finished = list(pool.map(finish, pairs))
+    else:
+        finished = [finish(pair) for pair in pairs]
+    for i, result in zip(slots, finished, strict=True):
+        results[i] = result
     return results
 
 
-def _finish(job, sr, scale, seconds):
+def _finish(job, sr, scale):
     hr = job.hr
     if sr.shape != hr.shape:
         raise ValueError(f"{job.candidate.method.slug} returned {sr.shape}, expected {hr.shape}")
@@ -190,7 +205,6 @@ def _finish(job, sr, scale, seconds):
         height=sr.shape[0],
         psnr=psnr(hr, sr, crop_border=scale, y_channel=True),
         ssim=ssim(hr, sr, crop_border=scale, y_channel=True),
-        seconds=seconds,
         notes=job.notes,
     )
 

@@ -41,9 +41,15 @@ def big_campaign(builtin_methods):
 def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
     big_campaign, django_capture_on_commit_callbacks, monkeypatch
 ):
-    sent = []
+    from study import tasks
+
+    chunks, sent = [], []
     monkeypatch.setattr(
-        "study.tasks.generate_candidate.apply_async",
+        tasks.publish_candidates, "apply_async", lambda args, queue: chunks.append(args[0])
+    )
+    monkeypatch.setattr(
+        tasks.generate_candidate,
+        "apply_async",
         lambda args, queue: sent.append((args[0], queue)),
     )
     with CaptureQueriesContext(connection) as queries:
@@ -53,6 +59,10 @@ def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
     # One INSERT on PostgreSQL; SQLite's 999-parameter limit splits it into batches of ~49.
     assert len(inserts) <= 1104 // 40
     assert len(queries) - len(inserts) <= 15
+    # The request itself sends five messages; a worker publishes the 1,104 tasks.
+    assert len(chunks) == 5 and not sent
+    for chunk in chunks:
+        tasks.publish_candidates(chunk)
     assert len(sent) == 1104 and len({pk for pk, _ in sent}) == 1104
     network = set(
         Candidate.objects.filter(method__kind=Method.NETWORK).values_list("pk", flat=True)
@@ -83,6 +93,7 @@ def test_the_change_page_stays_cheap_with_1104_candidates(
     assert "<th>done</th><td>600</td>" in html and "<th>failed</th><td>30</td>" in html
     assert "RuntimeError: CUDA out of memory" in html
     assert 'id="method-times"' in html and "0.50 s" in html
+    assert 'name="lr_source"' in html and "LR: HR degraded x4 with matlab-bicubic" in html
     # 474 left at 600 per minute: about 47 s (more as the test itself takes time).
     assert re.search(r"remaining 474, ETA [45]\d s", html)
     with django_assert_max_num_queries(30):

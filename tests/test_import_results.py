@@ -131,3 +131,15 @@ def test_the_srgan_authors_outputs_match_19_of_19_with_evaluate_s_psnr(
         assert not problems
         for row in images:
             assert ours[f"{row['name']}_HR"] == row["psnr"], row["name"]
+
+
+def test_the_method_page_links_to_the_results_upload(dataset, client, researcher, tmp_path):
+    files = {f"img{i}_theirs.png": png_bytes(sample_image(i + 10)) for i in range(3)}
+    call_command("import_results", "tiny", "theirs", str(results_folder(tmp_path, files)))
+    method = Method.objects.get(slug="theirs")
+    client.force_login(researcher)
+    html = client.get(reverse("admin:study_method_change", args=[method.pk])).content.decode()
+    assert "3 files." in html
+    assert f"{reverse('admin:study_method_import_results')}?method=theirs" in html
+    form = client.get(reverse("admin:study_method_import_results") + "?method=theirs")
+    assert 'value="theirs"' in form.content.decode()

@@ -52,7 +52,9 @@ def test_the_report_page_shows_tables_and_plots(live_campaign, client, researche
     assert html.count("data:image/png;base64,") == 3
     assert 'http-equiv="refresh"' in html  # live campaign: the page follows incoming votes
     assert "72 rating votes from 8 raters" in html
-    call_command("simulate_raters", live_campaign.name, "--raters", "2", "--bad", "0", "--seed", "4")
+    call_command(
+        "simulate_raters", live_campaign.name, "--raters", "2", "--bad", "0", "--seed", "4"
+    )
     html = client.get(f"/admin/study/campaign/{live_campaign.pk}/report/").content.decode()
     assert "90 rating votes from 10 raters" in html  # a cached report never hides new votes
 
