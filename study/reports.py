@@ -42,6 +42,8 @@ def votes_frame(campaign):
         ],
         columns=[*VOTE_COLUMNS, "duration_ms", "flags", "rater_platform"],
     )
+    # How the LR inputs were made travels with every export (the campaign's LR source).
+    frame["lr"] = campaign.lr_description()
     return frame.astype({"score": "int64", "repeat": "int64"})
 
 
@@ -56,6 +58,7 @@ def mos_csv(campaign):
     votes = votes_frame(campaign)
     columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
     table = mos_table(votes) if len(votes) else pd.DataFrame(columns=columns)
+    table["lr"] = campaign.lr_description()
     return table.to_csv(index=False)
 
 
