@@ -1,9 +1,10 @@
 import random
 import secrets
+from dataclasses import dataclass
 
 from django.core.validators import URLValidator
 from django.db import models, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -594,43 +595,50 @@ class Rater(models.Model):
         return self.trials.filter(score__isnull=True).select_related("candidate").first()
 
     def record_vote(self, position, score, duration_ms=None):
-        """Store a score for the trial at `position`; returns True when this call stored it.
+        """Store a score for the trial at `position`; True when this call stored it."""
+        return self.cast_vote(position, score, duration_ms).stored
 
-        Idempotent: a resent vote for an answered trial stores nothing and returns False.
-        Only the rater's current trial (the first unanswered one) accepts a vote.
+    def cast_vote(self, position, score, duration_ms=None):
+        """Store a score for the trial at `position`, the rater's current (first unanswered) one.
+
+        Idempotent: a resent vote for an answered trial stores nothing (stored=False). A vote
+        for a later trial raises VoteRejected. Returns the vote's outcome with the trials that
+        come next (at most two, candidates loaded), so the caller needs no further query.
+        One read decides: trials before the current one are all answered and none after it can
+        be, so the conditional update on the current trial is the only race to settle.
         """
-        earlier_open = Trial.objects.filter(
-            rater=OuterRef("rater"), position__lt=OuterRef("position"), score__isnull=True
-        )
-        trial = (
-            self.trials.filter(position=position)
-            .order_by()
-            .only("expected", "score", "shown_at")
-            .first()
-        )
-        if trial is None:
-            raise VoteRejected("This is not your current image; the page has been refreshed.")
+        pending = list(self.trials.pending().select_related("candidate")[:3])
+        current = pending[0] if pending else None
         now = timezone.now()
-        stored = (
-            Trial.objects.filter(pk=trial.pk, score__isnull=True)
-            .exclude(Exists(earlier_open))
-            .update(
-                score=score,
-                answered_at=now,
-                duration_ms=duration_ms,
-                flags=vote_flags(trial.expected, score, duration_ms, self.campaign.min_view_ms),
+        if current is None or position != current.position:
+            answered = (
+                position < current.position
+                if current is not None
+                else self.trials.filter(position=position).exists()
             )
+            if not answered:
+                raise VoteRejected("This is not your current image; the page has been refreshed.")
+            # A resent vote: its first request may have died before recording the completion.
+            if current is None:
+                self._complete(now)
+            return VoteOutcome(stored=False, upcoming=pending[:2])
+        stored = Trial.objects.filter(pk=current.pk, score__isnull=True).update(
+            score=score,
+            answered_at=now,
+            duration_ms=duration_ms,
+            flags=vote_flags(current.expected, score, duration_ms, self.campaign.min_view_ms),
         )
-        if not stored and not self.trials.filter(pk=trial.pk, score__isnull=False).exists():
-            raise VoteRejected("This is not your current image; the page has been refreshed.")
         if stored and self.started_at is None:
             Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
-        # Also on a resent vote: the first request may have died between its vote and this.
-        if self.completed_at is None and not self.trials.pending().exists():
+        if len(pending) == 1:
+            self._complete(now)
+        return VoteOutcome(stored=bool(stored), upcoming=pending[1:3])
+
+    def _complete(self, now):
+        if self.completed_at is None:
             Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
                 completed_at=now, qc=self.quality()
             )
-        return bool(stored)
 
     def quality(self):
         """This session's quality-control summary; reported to the researcher, never applied."""
@@ -691,6 +699,12 @@ def session_quality(votes, min_variance, display_checks=()):
 
 class VoteRejected(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    stored: bool
+    upcoming: list
 
 
 class TrialQuerySet(models.QuerySet):

@@ -56,12 +56,14 @@ def _largest_image(campaign):
     return sizes["w"] or 0, sizes["h"] or 0
 
 
-def _trial_payload(rater):
+def _trial_payload(rater, upcoming=None):
     """The current trial as the page needs it: an opaque image URL and its pixel size, no more.
 
     None when every trial is answered. The following trial's image URL comes along for prefetch.
+    `upcoming`: the next pending trials (candidates loaded) when the caller has them already.
     """
-    upcoming = list(rater.trials.pending().select_related("candidate")[:2])
+    if upcoming is None:
+        upcoming = list(rater.trials.pending().select_related("candidate")[:2])
     if not upcoming:
         return None
     trial = upcoming[0]
@@ -257,7 +259,10 @@ def vote(request, token):
         return _refuse(request, rater, message, status=400)
     data = form.cleaned_data
     try:
-        stored = rater.record_vote(data["position"], data["score"], data.get("duration_ms"))
+        # One transaction, one commit: the vote, the bookkeeping and the next trial's shown_at.
+        with transaction.atomic():
+            outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"))
+            payload = _trial_payload(rater, outcome.upcoming) if as_json else None
     except VoteRejected as exc:
         if as_json:
             return JsonResponse({"error": str(exc), "resync": True}, status=409)
@@ -266,8 +271,8 @@ def vote(request, token):
         return redirect("study:session", token=token)
     return JsonResponse(
         {
-            "status": "stored" if stored else "duplicate",
-            "next": _trial_payload(rater),
+            "status": "stored" if outcome.stored else "duplicate",
+            "next": payload,
             "done_url": reverse("study:done", args=[token]),
         }
     )
