@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -32,18 +33,27 @@ def paired_t_power(delta: float, sd: float, n: float, alpha: float = 0.05) -> fl
 
 
 def detectable_difference(sd: float, n: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest mean difference detectable with the given power (solves :func:`paired_t_power`)."""
+    r"""Smallest mean difference detectable with the given power (solves :func:`paired_t_power`).
+
+    The noncentrality is :math:`\delta\sqrt n/\sigma_d`, so the answer is :math:`\sigma_d` times
+    the one for :math:`\sigma_d = 1`, solved once per (n, alpha, power).
+    """
     if not (np.isfinite(sd) and sd > 0) or n < 2:
         return np.nan
-    f = lambda d: paired_t_power(d, sd, n, alpha) - power  # noqa: E731
-    # Bracket around the normal approximation (z_{1-a/2} + z_power) sd / sqrt(n).
-    guess = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd / np.sqrt(n)
+    return float(sd * _unit_detectable_difference(float(n), float(alpha), float(power)))
+
+
+@lru_cache(maxsize=1024)
+def _unit_detectable_difference(n: float, alpha: float, power: float) -> float:
+    f = lambda d: paired_t_power(d, 1.0, n, alpha) - power  # noqa: E731
+    # Bracket around the normal approximation (z_{1-a/2} + z_power) / sqrt(n).
+    guess = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) / np.sqrt(n)
     lo, hi = 0.5 * guess, 2.0 * guess
     while f(lo) > 0:
         lo /= 2
     while f(hi) < 0:
         hi *= 2
-    return float(optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
+    return optimize.brentq(f, lo, hi, xtol=1e-14, rtol=1e-13)
 
 
 def power_table(
