@@ -44,8 +44,8 @@ class SRCNN(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        # In HR pixels of the pre-upscaled input, expressed in LR pixels (rounded up).
-        return -(-8 // self.config.scale) + 2
+        """Input (HR-size) pixels of context an output pixel depends on: 4 + 2 + 2."""
+        return 8
 
     def forward(self, x):
         # x: (N, 3, H, W) bicubic-upscaled, in [0, 1]

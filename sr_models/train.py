@@ -13,6 +13,7 @@ stores the config, weights, optimiser state, step, validation PSNR/SSIM and git 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -69,6 +70,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
+    amp: str = "none"  # "bf16": autocast forward passes to bfloat16 (losses stay float32)
+    channels_last: bool = True
     log_every: int = 50
     val_every: int = 1000
     save_every: int = 500
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError(
                 f"content_loss {self.content_loss!r}: choose one of {', '.join(CONTENT_LOSSES)}"
             )
+        if self.amp not in ("none", "bf16"):
+            raise ValueError(f"amp {self.amp!r}: choose none or bf16")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
 
@@ -203,6 +208,16 @@ def train(cfg: TrainConfig, fresh: bool = False) -> Path:
             )
         save_checkpoint(path, state)
 
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    gen.to(memory_format=fmt)
+    if disc is not None:
+        disc.to(memory_format=fmt)
+
+    def autocast():
+        if cfg.amp == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     gen.train()
     t_run = time.time()
     t_last = time.time()
@@ -210,13 +225,16 @@ def train(cfg: TrainConfig, fresh: bool = False) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, mininterval=30, file=sys.stderr)
     while step < cfg.steps:
         lr_t, hr_t = sampler.sample(cfg.batch_size, rng)
-        lr_t, hr_t = lr_t.to(device), hr_t.to(device)
-        sr = gen(lr_t)
+        lr_t, hr_t = lr_t.to(device, memory_format=fmt), hr_t.to(device, memory_format=fmt)
+        with autocast():
+            sr = gen(lr_t)
+            fake_logits = disc(sr) if disc is not None else None
+        sr = sr.float()
         loss_c = content(sr, hr_t)
         loss = loss_c + (cfg.tv_weight * tv_loss(sr) if cfg.tv_weight else 0.0)
         logs = {"content": loss_c.item()}
         if disc is not None:
-            loss_adv = adversarial_g_loss(disc(sr))
+            loss_adv = adversarial_g_loss(fake_logits.float())
             loss = loss + cfg.adv_weight * loss_adv
             logs["adv"] = loss_adv.item()
         opt_g.zero_grad(set_to_none=True)
@@ -225,7 +243,9 @@ def train(cfg: TrainConfig, fresh: bool = False) -> Path:
         sched_g.step()
         if disc is not None:
             # Alternate updates (k = 1): D sees the generator output of this step.
-            loss_d = discriminator_loss(disc(hr_t), disc(sr.detach()))
+            with autocast():
+                real_logits, fake_logits = disc(hr_t), disc(sr.detach())
+            loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

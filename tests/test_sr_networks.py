@@ -117,3 +117,27 @@ def test_it_refuses_a_vgg_loss_without_weights(tmp_path, monkeypatch):
     monkeypatch.setattr("torchvision.models.vgg19", offline)
     with pytest.raises(RuntimeError, match="SRMOS_VGG19_WEIGHTS"):
         VGGLoss("vgg54")
+
+
+@pytest.mark.parametrize("model", [SRCNN(), ESPCN()], ids=["srcnn", "espcn"])
+def test_it_tiles_the_baselines_like_the_untiled_run(model):
+    model.eval()
+    lr = np.random.default_rng(1).integers(0, 256, (30, 27, 3), dtype=np.uint8)
+    whole = upscale_images(model, [lr], 4, tile=None)[0].astype(int)
+    tiled = upscale_images(model, [lr], 4, tile=8)[0].astype(int)
+    assert whole.shape == (120, 108, 3)
+    assert np.abs(whole - tiled).max() <= 1
+
+
+def test_it_folds_batchnorm_for_inference_without_changing_the_output():
+    torch.manual_seed(0)
+    model = SRResNet(SRResNetConfig(num_feat=16, num_blocks=3))
+    model.train()
+    for _ in range(3):  # give BN non-trivial running statistics
+        model(torch.rand(4, 3, 12, 12))
+    model.eval()
+    fused = model.fused()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(2, 3, 10, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-4)

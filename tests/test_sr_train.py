@@ -123,3 +123,9 @@ def test_it_fine_tunes_a_gan_from_a_pretrained_generator(image_dirs):
     )
     state = load_checkpoint(last)
     assert {"disc", "optimizer_d"} <= set(state) and state["step"] == 3
+
+
+def test_it_trains_with_bf16_autocast(image_dirs):
+    last = train(config(image_dirs, amp="bf16", steps=20))
+    history = [loss for _, loss in load_checkpoint(last)["loss_history"]]
+    assert np.isfinite(history).all() and history[-1] < history[0]
