@@ -353,12 +353,18 @@ class RaterAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("campaign")
 
     def _quality(self, obj):
-        # Finished sessions carry their summary; running ones are computed live.
-        return obj.qc if obj.completed_at and obj.qc else obj.quality()
+        # Finished sessions carry their summary; running ones are computed live, once per row
+        # although three columns show it.
+        if obj.completed_at and obj.qc:
+            return obj.qc
+        if not hasattr(obj, "_live_quality"):
+            obj._live_quality = obj.quality()
+        return obj._live_quality
 
     @admin.display(description="answered")
     def answered(self, obj):
-        return f"{obj.trials.answered().count()}/{obj.trials.count()}"
+        answered = obj.n_trials if obj.completed_at else self._quality(obj)["n_answered"]
+        return f"{answered}/{obj.n_trials}"
 
     @admin.display(description="QC flags")
     def qc_flags(self, obj):

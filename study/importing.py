@@ -10,6 +10,7 @@ import io
 import re
 import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -52,6 +53,15 @@ class ImportReport:
 
     def add(self, name, status, message=""):
         self.files.append(FileReport(name, status, message))
+
+    def settle(self, skip_bad):
+        """All or nothing: with bad files, raise ImportFailed, or skip them when asked to."""
+        if self.errors and not skip_bad:
+            for f in self.imported:
+                f.status, f.message = "skipped", "not imported because other files are bad"
+            raise ImportFailed(self)
+        for f in self.errors:
+            f.status = "skipped"
 
     def lines(self):
         for f in self.files:
@@ -164,13 +174,7 @@ def import_files(
         item.notes = notes
         report.add(name, "imported", notes)
     lows = _match_lr(decoded, lr_files, scale, report) if lr_files else {}
-    if report.errors and not skip_bad:
-        for f in report.files:
-            if f.status == "imported":
-                f.status, f.message = "skipped", "not imported because other files are bad"
-        raise ImportFailed(report)
-    for f in report.errors:
-        f.status = "skipped"
+    report.settle(skip_bad)
     _store(dataset_name, decoded, lows, scale, description, is_calibration)
     return report
 
@@ -212,9 +216,20 @@ def _join(note):
     return f"; {note}" if note else ""
 
 
-def _store(dataset_name, decoded, lows, scale, description, is_calibration):
+@contextmanager
+def _removing_files_on_failure():
+    """Yield a list to note stored files in; on an exception they are deleted again."""
     written = []
     try:
+        yield written
+    except Exception:
+        for name in written:
+            default_storage.delete(name)
+        raise
+
+
+def _store(dataset_name, decoded, lows, scale, description, is_calibration):
+    with _removing_files_on_failure() as written:
         with transaction.atomic():
             dataset, _ = Dataset.objects.get_or_create(
                 name=dataset_name,
@@ -247,11 +262,6 @@ def _store(dataset_name, decoded, lows, scale, description, is_calibration):
                         width=low.width,
                         height=low.height,
                     )
-    except Exception:
-        # A failed import leaves no files behind either.
-        for name in written:
-            default_storage.delete(name)
-        raise
 
 
 def read_folder(folder):
@@ -378,20 +388,14 @@ def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None)
         report.add(path.name, "error", f"matches no image of {dataset_name} (or a second result)")
     for path in unmatched_hr:
         report.add(images[path.stem].original_name, "missing", "no result file for this image")
-    if report.errors and not skip_bad:
-        for f in report.files:
-            if f.status == "imported":
-                f.status, f.message = "skipped", "not imported because other files are bad"
-        raise ImportFailed(report)
-    for f in report.errors:
-        f.status = "skipped"
+    report.settle(skip_bad)
     _store_results(method_slug, dataset, matched)
     return report
 
 
 def _store_results(method_slug, dataset, matched):
-    written, replaced = [], []
-    try:
+    replaced = []
+    with _removing_files_on_failure() as written:
         with transaction.atomic():
             method, _ = Method.objects.get_or_create(
                 slug=method_slug,
@@ -419,9 +423,5 @@ def _store_results(method_slug, dataset, matched):
                     height=item.height,
                     sha256=item.sha256,
                 )
-    except Exception:
-        for name in written:
-            default_storage.delete(name)
-        raise
     for name in replaced:
         default_storage.delete(name)

@@ -687,6 +687,7 @@ def session_quality(votes, min_variance, display_checks=()):
         flags.append("display-too-small")
     return {
         "n": n,
+        "n_answered": len(votes),
         "variance": variance,
         "gold_items": gold_items,
         "gold_misses": gold_misses,

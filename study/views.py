@@ -93,8 +93,8 @@ def session(request, token):
         if rater.completed_at:
             return redirect("study:done", token=token)
         return _not_live(request, campaign)
-    trial = rater.current_trial()
-    if trial is None:
+    upcoming = list(rater.trials.pending().select_related("candidate")[:2])
+    if not upcoming:
         return redirect("study:done", token=token)
     if rater.consented_at is None:
         return render(
@@ -113,17 +113,18 @@ def session(request, token):
                 "ui_height": UI_HEIGHT,
             },
         )
-    calibration = campaign.calibration_trials()
-    if calibration and rater.calibrated_at is None:
-        return _render_calibration(request, rater, calibration)
-    return _render_trial(request, rater)
+    if rater.calibrated_at is None:
+        calibration = campaign.calibration_trials()
+        if calibration:
+            return _render_calibration(request, rater, calibration)
+    return _render_trial(request, rater, upcoming=upcoming)
 
 
-def _render_trial(request, rater, error=None, status=200):
+def _render_trial(request, rater, error=None, status=200, upcoming=None):
     ctx = {
         "rater": rater,
         "campaign": rater.campaign,
-        "trial": _trial_payload(rater),
+        "trial": _trial_payload(rater, upcoming),
         "scale": SCALE,
         "error": error,
     }

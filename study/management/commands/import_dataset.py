@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from study.importing import ImportFailed, import_folder
+from study.importing import import_folder
+from study.management.commands._helpers import run_import
 
 
 class Command(BaseCommand):
@@ -22,8 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--lr-scale", type=int, default=None, help="their scale (default 4)")
 
     def handle(self, name, folder, skip_bad, calibration, description, **options):
-        try:
-            report = import_folder(
+        report = run_import(
+            self,
+            lambda: import_folder(
                 name,
                 folder,
                 lr_folder=options["lr_dir"],
@@ -31,13 +33,6 @@ class Command(BaseCommand):
                 skip_bad=skip_bad,
                 description=description,
                 is_calibration=calibration,
-            )
-        except ImportFailed as exc:
-            for line in exc.report.lines():
-                self.stderr.write(line)
-            raise CommandError(str(exc)) from None
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(str(exc)) from None
-        for line in report.lines():
-            self.stdout.write(line)
+            ),
+        )
         self.stdout.write(self.style.SUCCESS(f"{len(report.imported)} images imported into {name}"))

@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from study.importing import ImportFailed, import_results, read_folder
+from study.importing import import_results, read_folder
+from study.management.commands._helpers import run_import
 
 
 class Command(BaseCommand):
@@ -21,18 +22,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, dataset, method, folder, skip_bad, scale, **options):
-        try:
-            report = import_results(
+        report = run_import(
+            self,
+            lambda: import_results(
                 dataset, method, read_folder(folder), skip_bad=skip_bad, scale=scale
-            )
-        except ImportFailed as exc:
-            for line in exc.report.lines():
-                self.stderr.write(line)
-            raise CommandError(str(exc)) from None
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(str(exc)) from None
-        for line in report.lines():
-            self.stdout.write(line)
+            ),
+        )
         self.stdout.write(
             self.style.SUCCESS(f"{len(report.imported)} results of {method} imported for {dataset}")
         )
