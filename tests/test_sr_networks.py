@@ -1,5 +1,9 @@
 """Networks: the paper's shapes and parameter counts, ICNR, tiled inference, losses."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +13,7 @@ from sr_models.espcn import ESPCN, ESPCNConfig
 from sr_models.inference import run_tiled, upscale_images
 from sr_models.losses import VGG_LAYERS, VGGLoss, load_vgg19_features, tv_loss
 from sr_models.srcnn import SRCNN
-from sr_models.srresnet import SRResNet, SRResNetConfig
+from sr_models.srresnet import SRResNet, SRResNetConfig, SubPixelTail
 
 
 def n_params(model):
@@ -129,15 +133,33 @@ def test_it_tiles_the_baselines_like_the_untiled_run(model):
     assert np.abs(whole - tiled).max() <= 1
 
 
-def test_it_folds_batchnorm_for_inference_without_changing_the_output():
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_its_inference_graph_computes_the_same_function(scale):
+    """fused(): BatchNorm folded, and the last shuffle + PReLU + 9x9 conv run as SubPixelTail."""
     torch.manual_seed(0)
-    model = SRResNet(SRResNetConfig(num_feat=16, num_blocks=3))
+    model = SRResNet(SRResNetConfig(scale=scale, num_feat=16, num_blocks=3))
+    for prelu in (m for m in model.modules() if isinstance(m, torch.nn.PReLU)):
+        prelu.weight.data.uniform_(-0.5, 0.5)  # per-channel slopes: their order must survive
     model.train()
     for _ in range(3):  # give BN non-trivial running statistics
         model(torch.rand(4, 3, 12, 12))
     model.eval()
     fused = model.fused()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert isinstance(fused.conv_last, SubPixelTail)
+    assert not any(isinstance(m, torch.nn.PixelShuffle) for m in fused.upsample[-2:])
     x = torch.rand(2, 3, 10, 9)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("0", "0")])
+def test_importing_sr_models_turns_on_huge_pages_unless_told_not_to(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if given is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = given
+    code = "import os, sr_models; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == expected

@@ -14,12 +14,17 @@ _PAPER_ORDER = list(PAPER_MOS["set5"])
 
 def _figure(nrows: int, ncols: int, figsize: tuple[float, float]):
     """A figure on the Agg canvas, without pyplot (no global state, no GUI, 0.5 s less import)."""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    # A fixed title height: matplotlib otherwise measures every axis' tick labels at each draw to
+    # lift the title above top tick labels, which these figures do not have (same picture,
+    # a quarter less drawing time).
+    with matplotlib.rc_context({"axes.titley": 1.0}):
+        axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
 
 
