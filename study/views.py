@@ -388,12 +388,16 @@ def join(request, recruit_token):
         return _not_live(request, campaign)
     if not campaign.open_recruitment:
         return render(request, "study/closed.html", {"campaign_status": "no-recruitment"})
-    if campaign.max_participants and (
-        campaign.raters.exclude(participant_id="").count() >= campaign.max_participants
-    ):
-        return render(request, "study/full.html", {"campaign": campaign})
     try:
         with transaction.atomic():
+            if campaign.max_participants:
+                # Joins of one campaign take turns (a row lock on PostgreSQL; SQLite's
+                # immediate transactions already serialise writers), so simultaneous joins
+                # cannot all see one free place and overfill the cap.
+                Campaign.objects.select_for_update().filter(pk=campaign.pk).exists()
+                taken = campaign.raters.exclude(participant_id="").count()
+                if taken >= campaign.max_participants:
+                    return render(request, "study/full.html", {"campaign": campaign})
             rater = Rater.objects.create_with_trials(
                 campaign, participant_id=participant, platform=platform, platform_data=data
             )

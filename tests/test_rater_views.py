@@ -222,3 +222,27 @@ def test_concurrent_copies_of_one_vote_store_it_once(
     assert all(code == 200 for code, _ in results), results
     assert sorted(status for _, status in results) == ["duplicate"] * 5 + ["stored"]
     assert rater.trials.answered().count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_joins_never_overfill_the_cap(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    campaign = generate_and_launch(make_campaign(), django_capture_on_commit_callbacks)
+    Campaign.objects.filter(pk=campaign.pk).update(open_recruitment=True, max_participants=3)
+
+    def join(i):
+        try:
+            page = Client().get(f"/join/{campaign.recruit_token}/?participant=p{i}")
+            return "full" if "This study is full" in page.content.decode() else page.status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(join, range(8)))
+    assert sorted(results, key=str) == [302, 302, 302] + ["full"] * 5, results
+    assert campaign.raters.exclude(participant_id="").count() == 3
