@@ -155,9 +155,19 @@ def test_a_break_is_suggested_every_n_images(live_campaign, live_server, page):
     page.wait_for_selector("#break:not([hidden])")
     screenshot(page, "rater-break")
     page.keyboard.press("5")  # no vote while the break is shown
+    # The page behind the dialog is inert: Tab never reaches it (focus stays in the dialog or
+    # leaves for the browser's own controls), nor do clicks or a screen reader's cursor.
+    assert page.evaluate("document.getElementById('vote-form').closest('[inert]') !== null")
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        focused = (
+            "(a => a === document.body || a.closest('#break') !== null)(document.activeElement)"
+        )
+        assert page.evaluate(focused)
     time.sleep(0.3)
     assert rater.trials.answered().count() == 2
     page.click("#break-continue")
+    assert page.evaluate("document.querySelector('[inert]') === null")
     rate(page, [5], first_number=3)
     wait_for_image(page, 4)
     assert list(rater.trials.answered().values_list("score", flat=True)) == [3, 4, 5]

@@ -94,10 +94,21 @@ var srmos = (function () {
       img.src = next.src;
       prefetch(next.next_src);
       if (breakEvery > 0 && next.position > 0 && next.position % breakEvery === 0) {
-        pause.hidden = false;
+        showBreak(true);
         document.getElementById("break-continue").focus();
       }
       updateButtons();
+    }
+
+    // A modal break: everything but the dialog is inert (no focus, no clicks) while it shows,
+    // so Tab cannot wander to the rating buttons behind it.
+    function showBreak(on) {
+      pause.hidden = !on;
+      for (var node = pause; node.parentElement; node = node.parentElement) {
+        Array.prototype.forEach.call(node.parentElement.children, function (sibling) {
+          if (sibling !== node && sibling.tagName !== "SCRIPT") sibling.inert = on;
+        });
+      }
     }
 
     function wait(ms) {
@@ -175,7 +186,7 @@ var srmos = (function () {
       if (/^[1-5]$/.test(event.key)) { event.preventDefault(); vote(event.key); }
     });
     document.getElementById("break-continue").addEventListener("click", function () {
-      pause.hidden = true;
+      showBreak(false);
       shownAt = performance.now();
       updateButtons();
       if (minView > 0) setTimeout(updateButtons, minView);
