@@ -6,6 +6,7 @@ import zipfile
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from study.models import Rater, Trial
 
@@ -91,3 +92,14 @@ def test_the_report_zip_holds_the_analysis(live_campaign, client, researcher):
     assert set(pd.read_csv(io.BytesIO(mos_export.content))["lr"]) == {
         "HR degraded x4 with matlab-bicubic"
     }
+
+
+def test_simulate_raters_will_not_mix_into_real_votes_unasked(live_campaign):
+    person = live_campaign.raters.exclude(platform="simulated").first()
+    trial = person.trials.order_by("position").first()
+    type(trial).objects.filter(pk=trial.pk).update(score=4, answered_at=timezone.now())
+    with pytest.raises(CommandError, match="real rater.*--mix-with-real-votes"):
+        call_command("simulate_raters", live_campaign.name, "--raters", "2")
+    assert not live_campaign.raters.filter(platform="simulated").exists()
+    call_command("simulate_raters", live_campaign.name, "--raters", "2", "--mix-with-real-votes")
+    assert live_campaign.raters.filter(platform="simulated").count() == 2

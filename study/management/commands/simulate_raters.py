@@ -21,13 +21,26 @@ class Command(BaseCommand):
         parser.add_argument("--profile", default="paper", choices=sorted(PROFILES))
         parser.add_argument("--bad", type=int, default=2, help="how many of them are bad raters")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--mix-with-real-votes",
+            action="store_true",
+            help="allow simulated raters in a campaign where people have already voted",
+        )
 
-    def handle(self, campaign, raters, profile, bad, seed, **options):
+    def handle(self, campaign, raters, profile, bad, seed, mix_with_real_votes, **options):
         campaign = get_campaign(campaign)
         if campaign.status != Campaign.LIVE:
             raise CommandError(f"campaign {campaign.name} is {campaign.status}: launch it first")
         if raters < 1:
             raise CommandError("--raters must be at least 1")
+        people = campaign.raters.exclude(platform="simulated").filter(trials__score__isnull=False)
+        if not mix_with_real_votes and people.exists():
+            raise CommandError(
+                f"campaign {campaign.name} already has votes from {people.distinct().count()} "
+                "real rater(s): simulated votes would be mixed into their study (the exports "
+                "label them rater_platform=simulated). Use a copy of the campaign, or pass "
+                "--mix-with-real-votes if that is what you want."
+            )
         rows = campaign.candidates.filter(role=Candidate.RATING, status=Candidate.DONE).values_list(
             "pk", "image__dataset__name", "image__name", "method__slug"
         )
