@@ -162,7 +162,7 @@ def main():
         if ARCH[name] == "srresnet":
             line += f" = {100 * gflop / t / limit:.0f}% of the dense-conv limit"
         print(line)
-    for bf16 in (False, True):
+    for bf16 in (False, True) if args.train_steps > 0 else ():
         mode = "bf16 autocast, channels_last" if bf16 else "fp32, NCHW"
         for gan, label in ((False, "MSE"), (True, "MSE + 1e-3 adversarial, G and D")):
             rate = train_steps_per_s(gan, args.train_steps, bf16)
