@@ -126,11 +126,13 @@ class CampaignGenerationMixin:
                 ]
             ),
         )
+        stall = report.stall_message()
         return format_html(
-            '<table id="progress">{}</table>'
+            '{}<table id="progress">{}</table>'
             '<p id="eta">{} candidates; LR: {}; remaining {}, ETA {}</p>'
             '<table id="method-times"><tr><th>method</th><th>done</th><th>mean</th>'
             "<th>total</th></tr>{}</table>{}<p>{}</p>",
+            format_html('<p class="errornote" id="stalled">{}</p>', stall) if stall else "",
             counts,
             report.total,
             obj.lr_description(),

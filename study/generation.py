@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db.models import Avg, Count, Max, Min, Sum
+from django.db.models import Avg, Count, Max, Min, Q, Sum
 from django.utils import timezone
 from PIL import Image
 
@@ -239,14 +240,47 @@ class GenerationReport:
     methods: list = field(default_factory=list)
     eta_seconds: float | None = None
     failures: list = field(default_factory=list)
+    abandoned: int = 0  # running, but their worker stopped renewing the lease
+    idle_seconds: float | None = None  # since a candidate last started or finished
 
     @property
     def remaining(self):
         return self.counts[Candidate.QUEUED] + self.counts[Candidate.RUNNING]
 
+    @property
+    def stalled(self) -> bool:
+        """Work is waiting but nothing has moved for three leases: no worker is taking it."""
+        idle = (
+            self.idle_seconds is not None
+            and self.idle_seconds > 3 * settings.SRMOS_GENERATION_LEASE
+        )
+        return bool(self.remaining) and (self.abandoned > 0 or idle)
+
+    def stall_message(self) -> str:
+        """What the researcher should know and do about a stall ("" when there is none)."""
+        if not self.stalled:
+            return ""
+        parts = []
+        if self.abandoned:
+            parts.append(f"{self.abandoned} candidate(s) lost their worker (it stopped mid-task)")
+        if (
+            self.idle_seconds is not None
+            and self.idle_seconds > 3 * settings.SRMOS_GENERATION_LEASE
+        ):
+            parts.append(
+                f"no candidate has started or finished for {self.idle_seconds / 60:.0f} min "
+                f"while {self.remaining} wait"
+            )
+        text = "; ".join(parts)
+        return (
+            text[:1].upper() + text[1:] + ". Check that a worker is running (`celery -A config "
+            "worker`), then press Generate: it queues every waiting and abandoned candidate again "
+            "(a broker that lost their messages, such as the embedded one, needs this)."
+        )
+
 
 def generation_report(campaign, max_failures=20):
-    """Counts by state, time per method, an ETA and the first failures: four queries."""
+    """Counts by state, time per method, an ETA, stalls and the first failures: five queries."""
     counts = campaign.progress()
     report = GenerationReport(counts=counts, total=sum(counts.values()))
     rows = (
@@ -264,6 +298,19 @@ def generation_report(campaign, max_failures=20):
         if span["first"]:
             elapsed = max((timezone.now() - span["first"]).total_seconds(), 1e-3)
             report.eta_seconds = report.remaining * elapsed / counts[Candidate.DONE]
+    if report.remaining:
+        activity = campaign.candidates.aggregate(
+            started=Max("started_at"),
+            finished=Max("finished_at"),
+            abandoned=Count(
+                "id",
+                filter=Q(status=Candidate.RUNNING, lease_expires__lt=timezone.now()),
+            ),
+        )
+        report.abandoned = activity["abandoned"]
+        last = max((t for t in (activity["started"], activity["finished"]) if t), default=None)
+        if last is not None:
+            report.idle_seconds = (timezone.now() - last).total_seconds()
     report.failures = list(
         campaign.candidates.filter(status=Candidate.FAILED)
         .values_list("image__dataset__name", "image__name", "method__slug", "error")

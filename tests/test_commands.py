@@ -166,3 +166,49 @@ def test_close_ends_a_live_campaign(live_campaign, capsys):
     assert "is closed; 0 sessions were completed" in capsys.readouterr().out
     with pytest.raises(CommandError, match="is closed, not live"):
         call_command("close", live_campaign.name)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_waiting_recovers_candidates_whose_worker_died(
+    builtin_methods, tmp_path, start_worker, media_root, settings, image_folder
+):
+    """A worker killed mid-task leaves its candidate running and, on a broker without
+    redelivery (the embedded one), the queued messages it had taken are gone too."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config.celery import app
+    from study.models import Candidate
+
+    env = worker_env(settings.CELERY_BROKER_URL, media_root)
+    manage(env, "import_dataset", "tiny", str(image_folder(2)))
+    spec = write_spec(tmp_path, name="lost", datasets=["tiny"], methods=["nearest", "bicubic"])
+    manage(env, "create_campaign", spec)
+    waiting = subprocess.Popen(
+        [sys.executable, "manage.py", "generate_candidates", "lost", "--wait", "--timeout", "120"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "4 candidates queued" in waiting.stdout.readline()
+        app.control.purge()  # every message lost, as if a killed worker had prefetched them
+        victim = Campaign.objects.get(name="lost").candidates.order_by("pk").first()
+        now = timezone.now()
+        Candidate.objects.filter(pk=victim.pk).update(
+            status=Candidate.RUNNING,
+            started_at=now - timedelta(minutes=5),
+            lease_expires=now - timedelta(minutes=1),
+        )
+        start_worker(env)
+        out, err = waiting.communicate(timeout=150)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, err
+    assert "1 candidate(s) lost their worker: queued 4 waiting candidate(s) again" in err
+    assert "lost is ready" in out
+    assert Campaign.objects.get(name="lost").candidates.filter(status="done").count() == 4

@@ -152,3 +152,28 @@ def test_an_outsider_cannot_press_the_buttons(make_campaign, client, django_user
     response = client.post(url)
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert not campaign.candidates.exists()
+
+
+def test_the_page_says_when_generation_has_stalled(big_campaign, client, researcher, monkeypatch):
+    monkeypatch.setattr("study.tasks.enqueue_candidates", lambda rows: None)
+    big_campaign.start_generation()
+    client.force_login(researcher)
+    url = reverse("admin:study_campaign_change", args=[big_campaign.pk])
+    assert 'id="stalled"' not in client.get(url).content.decode()  # nothing started yet
+    now = timezone.now()
+    first, second = big_campaign.candidates.order_by("pk").values_list("pk", flat=True)[:2]
+    Candidate.objects.filter(pk=first).update(
+        status=Candidate.DONE, started_at=now - timedelta(minutes=10), finished_at=now
+    )
+    assert 'id="stalled"' not in client.get(url).content.decode()  # a worker is busy
+    Candidate.objects.filter(pk=first).update(finished_at=now - timedelta(minutes=9))
+    Candidate.objects.filter(pk=second).update(
+        status=Candidate.RUNNING,
+        started_at=now - timedelta(minutes=9),
+        lease_expires=now - timedelta(minutes=8),
+    )
+    html = client.get(url).content.decode()
+    assert 'id="stalled"' in html
+    assert "1 candidate(s) lost their worker" in html
+    assert "no candidate has started or finished for 9 min while 1103 wait" in html
+    assert "press Generate" in html

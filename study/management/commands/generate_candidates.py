@@ -1,5 +1,6 @@
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from study.management.commands._helpers import get_campaign
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         if not wait:
             return
         deadline = time.monotonic() + timeout
-        last, printed = None, 0.0
+        last, printed, warned, requeued = None, 0.0, "", float("-inf")
         while True:
             campaign.refresh_from_db()
             p = campaign.progress()
@@ -42,6 +43,20 @@ class Command(BaseCommand):
                 last, printed = line, time.monotonic()
             if finished:
                 break
+            report = campaign.generation_report()
+            lease = settings.SRMOS_GENERATION_LEASE
+            if report.abandoned and time.monotonic() - requeued > lease:
+                # Their worker died mid-task; a broker that lost the message will not redeliver.
+                # Once per lease: a live worker needs that long to claim what was queued.
+                requeued = time.monotonic()
+                again = campaign.start_generation()
+                self.stderr.write(
+                    f"{report.abandoned} candidate(s) lost their worker: queued "
+                    f"{again} waiting candidate(s) again"
+                )
+            elif report.stalled and report.stall_message() != warned:
+                warned = report.stall_message()
+                self.stderr.write(warned)
             if time.monotonic() > deadline:
                 raise CommandError(f"timed out after {timeout:.0f} s; is a worker running?")
             time.sleep(0.5)
