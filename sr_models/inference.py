@@ -93,7 +93,8 @@ def upscale_images(
         tile = tile * scale
     if torch.device(device).type == "cpu" and images:
         h, w = images[0].shape[:2]
-        batch_size = max(1, min(batch_size, CPU_BATCH_PIXELS // (h * w)))
+        pixels = h * w * (scale * scale if getattr(model, "upscales_input", False) else 1)
+        batch_size = max(1, min(batch_size, CPU_BATCH_PIXELS // pixels))
     results = []
     for i in range(0, len(images), batch_size):
         chunk = [model_input(model, im, scale) for im in images[i : i + batch_size]]

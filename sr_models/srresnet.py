@@ -64,13 +64,13 @@ def subpixel_tail_weight(weight: torch.Tensor, r: int) -> torch.Tensor:
     conv(u) exactly (the same products, summed in another order): output phase (p, q) at low-res
     (Y, X) is full-res pixel (rY+p, rX+q), which reads u at offset dy = r*DY + i - p from input
     phase (i, j) at low-res offset DY. Zero padding carries over because u is outside the image
-    exactly where v is. For r = 2 the window is symmetric: K = 2 * ceil(k // 2 / 2) + 1.
+    exactly where v is. The window is symmetric, K = 2 * ceil((k // 2) / r) + 1 (5 for k = 9,
+    r = 2). For an odd k x k conv with stride 1, 'same' zero padding and no groups.
     """
     out_ch, in_ch, k, _ = weight.shape
     half = k // 2
-    lo, hi = -((half + r - 1) // r), (r - 1 + half) // r
-    if lo != -hi:
-        raise ValueError(f"no symmetric sub-pixel window for k={k}, r={r}")
+    hi = -(-half // r)  # ceil(half / r): DY = floor((p + dy) / r) for p < r, |dy| <= half
+    lo = -hi
     size = hi - lo + 1
     new = weight.new_zeros(out_ch, r, r, in_ch, r, r, size, size)  # o, p, q, c, i, j, DY, DX
     for p, q, i, j in itertools.product(range(r), repeat=4):
@@ -164,7 +164,16 @@ class SRResNet(nn.Module):
             conv.weight.mul_(scale.view(-1, 1, 1, 1))
             conv.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
             setattr(owner, bn_name, nn.Identity())
-        if len(model.upsample) and model.conv_last.kernel_size[0] > 1:
+        tail = model.conv_last
+        plain = (
+            tail.kernel_size[0] == tail.kernel_size[1]
+            and tail.kernel_size[0] % 2 == 1
+            and tail.stride == (1, 1)
+            and tail.padding == (tail.kernel_size[0] // 2,) * 2
+            and tail.groups == 1
+            and tail.dilation == (1, 1)
+        )
+        if len(model.upsample) and plain:
             *stages, shuffle, prelu = model.upsample
             model.conv_last = SubPixelTail(prelu, model.conv_last, shuffle.upscale_factor)
             model.upsample = nn.Sequential(*stages)
@@ -174,8 +183,9 @@ class SRResNet(nn.Module):
     def receptive_radius(self) -> int:
         """LR (input) pixels of context an output pixel depends on, for tiled inference."""
         c = self.config
-        # head 4, two 3x3 per block, conv_body 1, one 3x3 per upsample stage, tail <= 1.
-        return 4 + 2 * c.num_blocks + 1 + int(math.log2(c.scale)) + 1
+        # head 4, two 3x3 per block, conv_body 1, one 3x3 per upsample stage (at most one LR
+        # pixel each), and the 9x9 tail's 4 HR pixels: ceil(4 / scale) LR pixels (2 at x2).
+        return 4 + 2 * c.num_blocks + 1 + int(math.log2(c.scale)) + math.ceil(4 / c.scale)
 
     def forward(self, x):
         # x: (N, 3, h, w) in [0, 1]

@@ -133,24 +133,59 @@ def test_it_tiles_the_baselines_like_the_untiled_run(model):
     assert np.abs(whole - tiled).max() <= 1
 
 
-@pytest.mark.parametrize("scale", [2, 4, 8])
-def test_its_inference_graph_computes_the_same_function(scale):
-    """fused(): BatchNorm folded, and the last shuffle + PReLU + 9x9 conv run as SubPixelTail."""
-    torch.manual_seed(0)
-    model = SRResNet(SRResNetConfig(scale=scale, num_feat=16, num_blocks=3))
-    for prelu in (m for m in model.modules() if isinstance(m, torch.nn.PReLU)):
-        prelu.weight.data.uniform_(-0.5, 0.5)  # per-channel slopes: their order must survive
+def _random_srresnet(scale, **config):
+    """A small SRResNet with every weight and bias random (no ICNR symmetry, no zero biases), so
+    a wrong channel or phase order in the inference graph changes the output."""
+    torch.manual_seed(scale)
+    model = SRResNet(SRResNetConfig(scale=scale, num_feat=8, num_blocks=2, **config))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.normal_(0, 0.2)
+                m.bias.normal_(0, 0.2)
+            elif isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-0.5, 0.5)
     model.train()
     for _ in range(3):  # give BN non-trivial running statistics
         model(torch.rand(4, 3, 12, 12))
-    model.eval()
+    return model.eval()
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_its_inference_graph_computes_the_same_function(scale):
+    """fused(): BatchNorm folded, and the last shuffle + PReLU + 9x9 conv run as SubPixelTail."""
+    model = _random_srresnet(scale).double()  # float64: a wrong term shows, rounding does not
     fused = model.fused()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert isinstance(fused.conv_last, SubPixelTail)
     assert not any(isinstance(m, torch.nn.PixelShuffle) for m in fused.upsample[-2:])
-    x = torch.rand(2, 3, 10, 9)
+    x = torch.rand(2, 3, 10, 9, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(fused(x), model(x), atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("slopes", [1, 6])
+@pytest.mark.parametrize("r", [2, 3])
+def test_the_subpixel_tail_equals_shuffle_prelu_conv(r, slopes):
+    torch.manual_seed(r)
+    prelu = torch.nn.PReLU(slopes)
+    prelu.weight.data.uniform_(-0.5, 0.5)
+    conv = torch.nn.Conv2d(6, 3, 9, padding=4)
+    v = torch.randn(2, 6 * r * r, 7, 5, dtype=torch.float64)
+    tail = SubPixelTail(prelu, conv, r).double()
+    reference = conv.double()(prelu.double()(torch.nn.functional.pixel_shuffle(v, r)))
+    with torch.no_grad():
+        torch.testing.assert_close(tail(v), reference, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_the_inference_graph_tiles_like_the_untiled_run(scale):
+    fused = _random_srresnet(scale).fused()
+    lr = np.random.default_rng(scale).integers(0, 256, (29, 26, 3), dtype=np.uint8)
+    whole = upscale_images(fused, [lr], scale, tile=None)[0].astype(int)
+    tiled = upscale_images(fused, [lr], scale, tile=7)[0].astype(int)
+    assert whole.shape == (29 * scale, 26 * scale, 3)
+    assert np.abs(whole - tiled).max() <= 1
 
 
 @pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("0", "0")])
