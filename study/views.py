@@ -391,12 +391,22 @@ def join(request, recruit_token):
     try:
         with transaction.atomic():
             if campaign.max_participants:
-                # Joins of one campaign take turns (a row lock on PostgreSQL; SQLite's
+                # Joins of a capped campaign take turns (a row lock on PostgreSQL; SQLite's
                 # immediate transactions already serialise writers), so simultaneous joins
-                # cannot all see one free place and overfill the cap.
-                Campaign.objects.select_for_update().filter(pk=campaign.pk).exists()
-                taken = campaign.raters.exclude(participant_id="").count()
-                if taken >= campaign.max_participants:
+                # cannot all see one free place and overfill the cap. The row is read again
+                # under the lock: a cap or status changed meanwhile counts.
+                campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+                if campaign.status != Campaign.LIVE:
+                    return _not_live(request, campaign)
+                if not campaign.open_recruitment:
+                    return render(
+                        request, "study/closed.html", {"campaign_status": "no-recruitment"}
+                    )
+                joined = campaign.raters.exclude(participant_id="")
+                if joined.filter(participant_id=participant).exists():
+                    # The same participant's other request took the place a moment ago.
+                    raise IntegrityError
+                if joined.count() >= campaign.max_participants:
                     return render(request, "study/full.html", {"campaign": campaign})
             rater = Rater.objects.create_with_trials(
                 campaign, participant_id=participant, platform=platform, platform_data=data
