@@ -241,36 +241,40 @@ class GenerationReport:
     eta_seconds: float | None = None
     failures: list = field(default_factory=list)
     abandoned: int = 0  # running, but their worker stopped renewing the lease
-    idle_seconds: float | None = None  # since a candidate last started or finished
+    live: int = 0  # running with a live lease: a worker is on them
+    idle_seconds: float | None = None  # since work was queued, started or finished last
 
     @property
     def remaining(self):
         return self.counts[Candidate.QUEUED] + self.counts[Candidate.RUNNING]
 
     @property
-    def stalled(self) -> bool:
-        """Work is waiting but nothing has moved for three leases: no worker is taking it."""
-        idle = (
-            self.idle_seconds is not None
-            and self.idle_seconds > 3 * settings.SRMOS_GENERATION_LEASE
+    def idle(self) -> bool:
+        """Candidates are queued, no worker holds one, and nothing moved for three leases."""
+        limit = 3 * settings.SRMOS_GENERATION_LEASE
+        return (
+            bool(self.counts[Candidate.QUEUED])
+            and not self.live
+            and self.idle_seconds is not None
+            and self.idle_seconds > limit
         )
-        return bool(self.remaining) and (self.abandoned > 0 or idle)
+
+    @property
+    def stalled(self) -> bool:
+        return bool(self.remaining) and (self.abandoned > 0 or self.idle)
 
     def stall_message(self) -> str:
         """What the researcher should know and do about a stall ("" when there is none)."""
-        if not self.stalled:
-            return ""
         parts = []
         if self.abandoned:
             parts.append(f"{self.abandoned} candidate(s) lost their worker (it stopped mid-task)")
-        if (
-            self.idle_seconds is not None
-            and self.idle_seconds > 3 * settings.SRMOS_GENERATION_LEASE
-        ):
+        if self.idle:
             parts.append(
-                f"no candidate has started or finished for {self.idle_seconds / 60:.0f} min "
-                f"while {self.remaining} wait"
+                f"no candidate has been taken for {self.idle_seconds / 60:.0f} min while "
+                f"{self.counts[Candidate.QUEUED]} are queued"
             )
+        if not parts:
+            return ""
         text = "; ".join(parts)
         return (
             text[:1].upper() + text[1:] + ". Check that a worker is running (`celery -A config "
@@ -299,18 +303,19 @@ def generation_report(campaign, max_failures=20):
             elapsed = max((timezone.now() - span["first"]).total_seconds(), 1e-3)
             report.eta_seconds = report.remaining * elapsed / counts[Candidate.DONE]
     if report.remaining:
+        now = timezone.now()
+        running = Q(status=Candidate.RUNNING)
         activity = campaign.candidates.aggregate(
             started=Max("started_at"),
             finished=Max("finished_at"),
-            abandoned=Count(
-                "id",
-                filter=Q(status=Candidate.RUNNING, lease_expires__lt=timezone.now()),
-            ),
+            abandoned=Count("id", filter=running & Q(lease_expires__lt=now)),
+            live=Count("id", filter=running & Q(lease_expires__gte=now)),
         )
-        report.abandoned = activity["abandoned"]
-        last = max((t for t in (activity["started"], activity["finished"]) if t), default=None)
+        report.abandoned, report.live = activity["abandoned"], activity["live"]
+        moments = (activity["started"], activity["finished"], campaign.generation_queued_at)
+        last = max((t for t in moments if t), default=None)
         if last is not None:
-            report.idle_seconds = (timezone.now() - last).total_seconds()
+            report.idle_seconds = (now - last).total_seconds()
     report.failures = list(
         campaign.candidates.filter(status=Candidate.FAILED)
         .values_list("image__dataset__name", "image__name", "method__slug", "error")

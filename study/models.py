@@ -214,6 +214,9 @@ class Campaign(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     launched_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    generation_queued_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When candidates were last queued."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -247,7 +250,9 @@ class Campaign(models.Model):
                 )
             )
             campaign.status = self.GENERATING if queued else campaign.status
-            campaign.save(update_fields=["status"])
+            if queued:
+                campaign.generation_queued_at = timezone.now()
+            campaign.save(update_fields=["status", "generation_queued_at"])
             transaction.on_commit(lambda: tasks.enqueue_candidates(queued))
         self.refresh_from_db()
         self.update_generation_status()
@@ -294,7 +299,21 @@ class Campaign(models.Model):
                 Campaign.objects.filter(pk=self.pk, status=self.READY).update(
                     status=self.GENERATING
                 )
+                Campaign.objects.filter(pk=self.pk).update(generation_queued_at=timezone.now())
             transaction.on_commit(lambda: tasks.enqueue_candidates(ids))
+        return len(ids)
+
+    def requeue_abandoned(self):
+        """Queue a task again for each running candidate whose worker stopped renewing its lease
+        (a broker without redelivery lost its message). Returns how many."""
+        from study import tasks
+
+        abandoned = self.candidates.filter(
+            status=Candidate.RUNNING, lease_expires__lt=timezone.now()
+        )
+        ids = list(abandoned.values_list("pk", "method__kind"))
+        if ids:
+            tasks.enqueue_candidates(ids)
         return len(ids)
 
     def cancel_generation(self):

@@ -32,7 +32,9 @@ class Command(BaseCommand):
         if not wait:
             return
         deadline = time.monotonic() + timeout
-        last, printed, warned, requeued = None, 0.0, "", float("-inf")
+        lease = settings.SRMOS_GENERATION_LEASE
+        last, printed, warned = None, 0.0, None
+        requeued, republished = time.monotonic(), False  # start_generation just queued all
         while True:
             campaign.refresh_from_db()
             p = campaign.progress()
@@ -44,19 +46,21 @@ class Command(BaseCommand):
             if finished:
                 break
             report = campaign.generation_report()
-            lease = settings.SRMOS_GENERATION_LEASE
             if report.abandoned and time.monotonic() - requeued > lease:
                 # Their worker died mid-task; a broker that lost the message will not redeliver.
-                # Once per lease: a live worker needs that long to claim what was queued.
+                # Once per lease: a live worker claims a queued candidate within that time.
                 requeued = time.monotonic()
-                again = campaign.start_generation()
-                self.stderr.write(
-                    f"{report.abandoned} candidate(s) lost their worker: queued "
-                    f"{again} waiting candidate(s) again"
-                )
-            elif report.stalled and report.stall_message() != warned:
-                warned = report.stall_message()
-                self.stderr.write(warned)
+                again = campaign.requeue_abandoned()
+                self.stderr.write(f"{again} candidate(s) lost their worker: queued them again")
+            elif report.idle and not republished:
+                # Queued, nobody working, nothing moving: their messages may be lost with a
+                # killed worker. Publish them once more (harmless if they were not).
+                republished = True
+                self.stderr.write(report.stall_message())
+                self.stderr.write(f"queued {campaign.start_generation()} candidate(s) again")
+            elif report.stalled and (bool(report.abandoned), report.idle) != warned:
+                warned = (bool(report.abandoned), report.idle)  # say it once per kind of stall
+                self.stderr.write(report.stall_message())
             if time.monotonic() > deadline:
                 raise CommandError(f"timed out after {timeout:.0f} s; is a worker running?")
             time.sleep(0.5)
