@@ -224,26 +224,35 @@ def test_concurrent_copies_of_one_vote_store_it_once(
     assert rater.trials.answered().count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_simultaneous_joins_never_overfill_the_cap(
-    make_campaign, eager_celery, django_capture_on_commit_callbacks
-):
+def capped_open_campaign(make_campaign, capture, cap):
+    campaign = generate_and_launch(make_campaign(), capture)
+    Campaign.objects.filter(pk=campaign.pk).update(open_recruitment=True, max_participants=cap)
+    return campaign
+
+
+def join_at_once(campaign, participants):
+    """Each participant id opens the open link at the same moment; "full" or the status code."""
     from concurrent.futures import ThreadPoolExecutor
 
     from django.db import connection
 
-    campaign = generate_and_launch(make_campaign(), django_capture_on_commit_callbacks)
-    Campaign.objects.filter(pk=campaign.pk).update(open_recruitment=True, max_participants=3)
-
-    def join(i):
+    def join(participant):
         try:
-            page = Client().get(f"/join/{campaign.recruit_token}/?participant=p{i}")
+            page = Client().get(f"/join/{campaign.recruit_token}/?participant={participant}")
             return "full" if "This study is full" in page.content.decode() else page.status_code
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(join, range(8)))
+    with ThreadPoolExecutor(max_workers=len(participants)) as pool:
+        return list(pool.map(join, participants))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_joins_never_overfill_the_cap(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
+    campaign = capped_open_campaign(make_campaign, django_capture_on_commit_callbacks, 3)
+    results = join_at_once(campaign, [f"p{i}" for i in range(8)])
     assert sorted(results, key=str) == [302, 302, 302] + ["full"] * 5, results
     assert campaign.raters.exclude(participant_id="").count() == 3
 
@@ -253,22 +262,8 @@ def test_a_participant_racing_themself_for_the_last_place_gets_it(
     make_campaign, eager_celery, django_capture_on_commit_callbacks
 ):
     """A double click on the link: both requests for one id, one place left."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    campaign = generate_and_launch(make_campaign(), django_capture_on_commit_callbacks)
-    Campaign.objects.filter(pk=campaign.pk).update(open_recruitment=True, max_participants=1)
-
-    def join(_):
-        try:
-            page = Client().get(f"/join/{campaign.recruit_token}/?participant=twice")
-            return "full" if "This study is full" in page.content.decode() else page.status_code
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(join, range(4)))
+    campaign = capped_open_campaign(make_campaign, django_capture_on_commit_callbacks, 1)
+    results = join_at_once(campaign, ["twice"] * 4)
     # Never "full": the place is theirs. A request that arrives after the session exists, with
     # no cookie yet, is refused as a takeover (403) as it would be without the race.
     assert "full" not in results and 302 in results and set(results) <= {302, 403}, results
