@@ -304,12 +304,11 @@ def generation_report(campaign, max_failures=20):
             report.eta_seconds = report.remaining * elapsed / counts[Candidate.DONE]
     if report.remaining:
         now = timezone.now()
-        running = Q(status=Candidate.RUNNING)
         activity = campaign.candidates.aggregate(
             started=Max("started_at"),
             finished=Max("finished_at"),
-            abandoned=Count("id", filter=running & Q(lease_expires__lt=now)),
-            live=Count("id", filter=running & Q(lease_expires__gte=now)),
+            abandoned=Count("id", filter=Candidate.abandoned(now)),
+            live=Count("id", filter=Q(status=Candidate.RUNNING, lease_expires__gte=now)),
         )
         report.abandoned, report.live = activity["abandoned"], activity["live"]
         moments = (activity["started"], activity["finished"], campaign.generation_queued_at)

@@ -243,11 +243,10 @@ class Campaign(models.Model):
             campaign.candidates.filter(status=Candidate.CANCELLED).update(status=Candidate.QUEUED)
             # A running candidate whose lease ran out lost its worker (and, on a broker without
             # redelivery, its message too): queue a task for it, which takes it over.
-            abandoned = Q(status=Candidate.RUNNING, lease_expires__lt=timezone.now())
             queued = list(
-                campaign.candidates.filter(Q(status=Candidate.QUEUED) | abandoned).values_list(
-                    "pk", "method__kind"
-                )
+                campaign.candidates.filter(
+                    Q(status=Candidate.QUEUED) | Candidate.abandoned()
+                ).values_list("pk", "method__kind")
             )
             campaign.status = self.GENERATING if queued else campaign.status
             if queued:
@@ -308,10 +307,7 @@ class Campaign(models.Model):
         (a broker without redelivery lost its message). Returns how many."""
         from study import tasks
 
-        abandoned = self.candidates.filter(
-            status=Candidate.RUNNING, lease_expires__lt=timezone.now()
-        )
-        ids = list(abandoned.values_list("pk", "method__kind"))
+        ids = list(self.candidates.filter(Candidate.abandoned()).values_list("pk", "method__kind"))
         if ids:
             tasks.enqueue_candidates(ids)
         return len(ids)
@@ -437,6 +433,11 @@ class Candidate(models.Model):
 
     def __str__(self):
         return f"{self.campaign.name}: {self.image} x {self.method.slug}"
+
+    @staticmethod
+    def abandoned(now=None):
+        """Running, but the worker stopped renewing the lease: it died mid-task (a filter)."""
+        return Q(status=Candidate.RUNNING, lease_expires__lt=now or timezone.now())
 
     def output_path(self):
         # Deterministic, so a retried task overwrites instead of leaving an orphan.

@@ -61,7 +61,7 @@ def _lease():
 def claim(candidate_ids, token):
     """Claim the given candidates that are queued or abandoned; returns how many were claimed."""
     now = timezone.now()
-    claimable = Q(status=Candidate.QUEUED) | Q(status=Candidate.RUNNING, lease_expires__lt=now)
+    claimable = Q(status=Candidate.QUEUED) | Candidate.abandoned(now)
     return Candidate.objects.filter(claimable, pk__in=candidate_ids).update(
         status=Candidate.RUNNING,
         claim=token,

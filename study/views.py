@@ -403,14 +403,14 @@ def join(request, recruit_token):
                         request, "study/closed.html", {"campaign_status": "no-recruitment"}
                     )
                 joined = campaign.raters.exclude(participant_id="")
-                if joined.filter(participant_id=participant).exists():
-                    # The same participant's other request took the place a moment ago.
-                    raise IntegrityError
-                if joined.count() >= campaign.max_participants:
+                # The same participant's other request may have taken the place a moment ago.
+                rater = joined.filter(participant_id=participant).first()
+                if rater is None and joined.count() >= campaign.max_participants:
                     return render(request, "study/full.html", {"campaign": campaign})
-            rater = Rater.objects.create_with_trials(
-                campaign, participant_id=participant, platform=platform, platform_data=data
-            )
+            if rater is None:
+                rater = Rater.objects.create_with_trials(
+                    campaign, participant_id=participant, platform=platform, platform_data=data
+                )
     except IntegrityError:
         # Two requests for one participant at once: the other one made the session.
         rater = campaign.raters.get(participant_id=participant)

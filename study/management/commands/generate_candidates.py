@@ -37,7 +37,8 @@ class Command(BaseCommand):
         requeued, republished = time.monotonic(), False  # start_generation just queued all
         while True:
             campaign.refresh_from_db()
-            p = campaign.progress()
+            report = campaign.generation_report()
+            p = report.counts
             line = " ".join(f"{k}={v}" for k, v in p.items())
             finished = campaign.status != Campaign.GENERATING or p["queued"] == p["running"] == 0
             if line != last and (finished or time.monotonic() - printed > 2):
@@ -45,7 +46,6 @@ class Command(BaseCommand):
                 last, printed = line, time.monotonic()
             if finished:
                 break
-            report = campaign.generation_report()
             if report.abandoned and time.monotonic() - requeued > lease:
                 # Their worker died mid-task; a broker that lost the message will not redeliver.
                 # Once per lease: a live worker claims a queued candidate within that time.
