@@ -57,7 +57,7 @@ def make_dataset(n: int, size: int):
     import numpy as np
     from skimage import data
 
-    from study.importing import import_files
+    from study.datasets.importing import import_files
 
     photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
     files = []
@@ -86,7 +86,7 @@ def model_only(method: str, n: int, size: int, threads: int) -> float:
 
     from sr_models.degrade import degrade
     from sr_models.methods import get_method
-    from study.generation import read_source
+    from study.generation.render import read_source
     from study.models import SourceImage
 
     torch.set_num_threads(threads)
@@ -108,7 +108,7 @@ def stages(method: str) -> dict:
     from sr_models.degrade import degrade
     from sr_models.methods import get_method
     from sr_models.metrics import psnr, ssim
-    from study.generation import encode_png, read_source
+    from study.generation.render import encode_png, read_source
     from study.models import SourceImage
 
     images = list(SourceImage.objects.filter(dataset__name="bench"))
@@ -174,12 +174,13 @@ def start_workers(count: int, tmp: Path, threads: int):
 def wait_ready():
     # Workers are ready once each has logged its start (WARNING level hides "ready."): poll a
     # warm-up campaign instead, made of one nearest-neighbour candidate per worker.
+    from study.generation.queue import start_generation
     from study.models import Campaign, Dataset, Method
 
     campaign = Campaign.objects.create(name=f"warmup-{time.time_ns()}")
     campaign.datasets.set(Dataset.objects.filter(name="bench"))
     campaign.methods.set(Method.objects.filter(slug="nearest"))
-    campaign.start_generation()
+    start_generation(campaign)
     _wait(campaign, 180)
 
 
@@ -200,6 +201,7 @@ def _wait(campaign, timeout):
 def end_to_end(method: str, workers: int, tmp: Path, threads: int):
     from django.db.models import Sum
 
+    from study.generation.queue import start_generation
     from study.models import Campaign, Dataset, Method
 
     procs = start_workers(workers, tmp, threads)
@@ -209,13 +211,13 @@ def end_to_end(method: str, workers: int, tmp: Path, threads: int):
         warm = Campaign.objects.create(name=f"warm-{method}-{time.time_ns()}")
         warm.datasets.set(Dataset.objects.filter(name="bench"))
         warm.methods.set(Method.objects.filter(slug=method))
-        warm.start_generation()
+        start_generation(warm)
         _wait(warm, 600)
         campaign = Campaign.objects.create(name=f"{method}-{workers}-{time.time_ns()}")
         campaign.datasets.set(Dataset.objects.filter(name="bench"))
         campaign.methods.set(Method.objects.filter(slug=method))
         t0 = time.perf_counter()
-        n = campaign.start_generation()
+        n = start_generation(campaign)
         _wait(campaign, 900)
         wall = time.perf_counter() - t0
         busy = campaign.candidates.aggregate(s=Sum("seconds"))["s"]

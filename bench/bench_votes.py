@@ -191,15 +191,7 @@ def run_load(url, tokens, interval, duration, bare):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raters", type=int, default=200)
-    parser.add_argument("--interval", type=float, default=2.0)
-    parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--port", type=int, default=8765)
-    args = parser.parse_args()
-
+    args = parse_args()
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     if not server.startswith("postgres"):
         sys.exit(
@@ -207,8 +199,42 @@ def main():
         )
     base = server.rsplit("/", 1)[0]
     db_url = f"{base}/srmos_bench"
+    psql = psql_command(server)
+    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
+    subprocess.run([*psql, "CREATE DATABASE srmos_bench"], check=True)
+    trials = int(args.duration / args.interval) + 5
+    tokens = prepare(db_url, args.raters, trials)
+
+    gunicorn = start_gunicorn(db_url, args.port, args.workers, args.threads)
+    try:
+        # Give the workers time to boot before the clock starts.
+        time.sleep(4)
+        url = f"http://127.0.0.1:{args.port}"
+        bare = run_load(url, tokens, args.interval, args.duration, bare=True)
+        votes = run_load(url, tokens, args.interval, args.duration, bare=False)
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(20)
+    in_db = count_votes(db_url)
+    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
+    print_results(args, bare, votes, in_db)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raters", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--port", type=int, default=8765)
+    return parser.parse_args()
+
+
+def psql_command(server):
+    """psql connected to the server's admin database, ready for one `-c` statement."""
     admin = urlparse(server)
-    psql = [
+    return [
         "psql",
         "-h",
         admin.hostname,
@@ -221,11 +247,10 @@ def main():
         "-q",
         "-c",
     ]
-    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
-    subprocess.run([*psql, "CREATE DATABASE srmos_bench"], check=True)
-    trials = int(args.duration / args.interval) + 5
-    tokens = prepare(db_url, args.raters, trials)
 
+
+def start_gunicorn(db_url, port, workers, threads):
+    """Serve the app on the bench database as production would (gthread workers, DEBUG off)."""
     env = dict(
         os.environ,
         DATABASE_URL=db_url,
@@ -234,18 +259,18 @@ def main():
         DB_CONN_MAX_AGE="60",
         LOG_LEVEL="WARNING",
     )
-    gunicorn = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
             "config.wsgi:application",
             "--bind",
-            f"127.0.0.1:{args.port}",
+            f"127.0.0.1:{port}",
             "--workers",
-            str(args.workers),
+            str(workers),
             "--threads",
-            str(args.threads),
+            str(threads),
             "--worker-class",
             "gthread",
             "--log-level",
@@ -254,16 +279,10 @@ def main():
         cwd=ROOT,
         env=env,
     )
-    try:
-        time.sleep(4)
-        url = f"http://127.0.0.1:{args.port}"
-        bare = run_load(url, tokens, args.interval, args.duration, bare=True)
-        votes = run_load(url, tokens, args.interval, args.duration, bare=False)
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait(20)
-    in_db = count_votes(db_url)
-    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
+
+
+def print_results(args, bare, votes, in_db):
+    """The figures table, any problems the clients saw, and the votes lost on the way."""
     print(
         f"machine: {os.cpu_count()} CPU cores; gunicorn {args.workers} workers x {args.threads} threads; "
         f"{args.raters} raters, one request every {args.interval:.1f} s each, {args.duration:.0f} s"
@@ -276,6 +295,7 @@ def main():
     for name, r in (("bare", bare), ("vote", votes)):
         for problem, n in r["problems"].items():
             print(f"  {name}: {n} x {problem}")
+    # Acknowledged but absent rows would mean the vote path lies to the rater page.
     lost = votes["stored"] - in_db
     print(
         f"votes acknowledged as stored: {votes['stored']}; rows in the database: {in_db}; lost: {lost}"

@@ -204,7 +204,7 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     }
 else:
     # Longer than the longest job, so a slow task is never handed to a second worker. A task
-    # whose worker died comes back after this long (the lease in study.tasks makes it safe).
+    # whose worker died comes back after this long (the lease in study.generation.tasks makes it safe).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
         "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),

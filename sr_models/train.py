@@ -18,29 +18,23 @@ import dataclasses
 import json
 import sys
 import time
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.optim.lr_scheduler import MultiStepLR
 from tqdm import tqdm
 
-from sr_models.checkpoint import (
-    FORMAT,
-    build_generator,
-    export_generator,
-    generator_from_checkpoint,
-    git_revision,
-    load_checkpoint,
-    save_checkpoint,
-)
+from sr_models.checkpoint import export_generator, generator_from_checkpoint
 from sr_models.data import PatchSampler, load_pairs, split_paths
 from sr_models.degrade import KERNELS
-from sr_models.discriminator import Discriminator, DiscriminatorConfig
 from sr_models.inference import upscale_images
 from sr_models.losses import VGGLoss, adversarial_g_loss, discriminator_loss, mse_loss, tv_loss
 from sr_models.metrics import psnr, ssim
+from sr_models.train_state import Progress, TrainNets, build_nets, resume, save_state
 
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
 
@@ -115,6 +109,11 @@ def validate(model, pairs, scale: int, device) -> dict:
 
 
 def train(cfg: TrainConfig, fresh: bool = False) -> Path:
+    """Train until ``cfg.steps`` (or ``cfg.max_minutes``); returns the path of ``last.pt``.
+
+    Resumes from ``OUT_DIR/last.pt`` unless ``fresh``; validates every ``val_every`` steps (keeping
+    the best PSNR in ``best.pt``) and saves every ``save_every`` steps and at the end.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
@@ -122,51 +121,81 @@ def train(cfg: TrainConfig, fresh: bool = False) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     last = out_dir / "last.pt"
 
-    gen = build_generator(cfg.arch, {**cfg.generator, "scale": cfg.scale}).to(device)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=cfg.betas)
-    sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, cfg.lr_milestones, cfg.lr_gamma)
-    disc = opt_d = sched_d = None
-    if cfg.adv_weight > 0:
-        disc = Discriminator(DiscriminatorConfig(input_size=cfg.patch_size)).to(device)
-        opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
-        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, cfg.lr_milestones, cfg.lr_gamma)
-    content = (
-        mse_loss
-        if cfg.content_loss == "mse"
-        else VGGLoss(cfg.content_loss, cfg.vgg_weights).to(device)
-    )
-
+    nets = build_nets(cfg, device)
+    content = _content_loss(cfg, device)
     rng = np.random.default_rng(cfg.seed)
-    step, wall, val, best, history = 0, 0.0, None, -1.0, []
-    if last.exists() and not fresh:
-        state = load_checkpoint(last)
-        gen.load_state_dict(state["model"])
-        opt_g.load_state_dict(state["optimizer"])
-        sched_g.load_state_dict(state["scheduler"])
-        if disc is not None:
-            disc.load_state_dict(state["disc"])
-            opt_d.load_state_dict(state["optimizer_d"])
-            sched_d.load_state_dict(state["scheduler_d"])
-        # The config's schedule wins over the stored one, so a resumed run can be re-planned.
-        for sched in (sched_g, sched_d):
-            if sched is not None:
-                sched.milestones = Counter(cfg.lr_milestones)
-                sched.gamma = cfg.lr_gamma
-                sched.base_lrs = [cfg.lr] * len(sched.base_lrs)
-                passed = sum(1 for m in cfg.lr_milestones if m <= sched.last_epoch)
-                for group in sched.optimizer.param_groups:
-                    group["lr"] = group["initial_lr"] = cfg.lr * cfg.lr_gamma**passed
-        step, wall, val = state["step"], state["wall_time_s"], state["val"]
-        best = state.get("best_psnr", -1.0)
-        history = state.get("loss_history", [])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed {last} at step {step}", flush=True)
-    elif cfg.init_from:
-        init, _ = generator_from_checkpoint(cfg.init_from, cfg.arch)
-        gen.load_state_dict(init.state_dict())
-        print(f"initialised generator from {cfg.init_from}", flush=True)
+    prog = _start(last, fresh, cfg, nets, rng)
+    sampler, val_pairs = _load_data(cfg, nets.gen)
 
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    nets.gen.to(memory_format=fmt)
+    if nets.disc is not None:
+        nets.disc.to(memory_format=fmt)
+
+    nets.gen.train()
+    t_run = time.time()
+    t_last = time.time()
+    window: list[float] = []
+    bar = tqdm(total=cfg.steps, initial=prog.step, desc=cfg.name, mininterval=30, file=sys.stderr)
+    while prog.step < cfg.steps:
+        lr_t, hr_t = sampler.sample(cfg.batch_size, rng)
+        lr_t, hr_t = lr_t.to(device, memory_format=fmt), hr_t.to(device, memory_format=fmt)
+        sr, logs = _generator_step(cfg, nets, content, lr_t, hr_t, device)
+        if nets.disc is not None:
+            logs["d"] = _discriminator_step(cfg, nets, sr, hr_t, device)
+        prog.step += 1
+        now = time.time()
+        prog.wall += now - t_last
+        t_last = now
+        bar.update(1)
+        window.append(logs["content"])
+        if prog.step % cfg.log_every == 0 or prog.step == 1:
+            prog.history.append([prog.step, float(np.mean(window))])
+            window.clear()
+            _log_step(prog, logs, nets.sched_g)
+        timeout = cfg.max_minutes is not None and now - t_run > cfg.max_minutes * 60
+        if val_pairs and (prog.step % cfg.val_every == 0 or prog.step == cfg.steps or timeout):
+            prog.val = validate(nets.gen, val_pairs, cfg.scale, device)
+            tqdm.write(
+                f"step {prog.step} val psnr {prog.val['psnr']:.3f} ssim {prog.val['ssim']:.4f}"
+            )
+            sys.stdout.flush()
+            if prog.val["psnr"] > prog.best:
+                prog.best = prog.val["psnr"]
+                save_state(out_dir / "best.pt", cfg, nets, prog, rng)
+        if prog.step % cfg.save_every == 0 or prog.step == cfg.steps or timeout:
+            save_state(last, cfg, nets, prog, rng)
+        if timeout:
+            tqdm.write(f"stopping after max_minutes={cfg.max_minutes} at step {prog.step}")
+            break
+        t_last = time.time()  # validation and saving do not count as training time
+    bar.close()
+    return last
+
+
+def _content_loss(cfg: TrainConfig, device: torch.device):
+    """Pixel MSE, or the VGG feature loss of Ledig et al. (2017) that ``content_loss`` names."""
+    if cfg.content_loss == "mse":
+        return mse_loss
+    return VGGLoss(cfg.content_loss, cfg.vgg_weights).to(device)
+
+
+def _start(
+    last: Path, fresh: bool, cfg: TrainConfig, nets: TrainNets, rng: np.random.Generator
+) -> Progress:
+    """Resume from ``last`` when it exists (and not ``fresh``); else start at step 0, with the
+    generator of ``cfg.init_from`` when given (SRGAN starts from a trained SRResNet)."""
+    if last.exists() and not fresh:
+        return resume(last, cfg, nets, rng)
+    if cfg.init_from:
+        init, _ = generator_from_checkpoint(cfg.init_from, cfg.arch)
+        nets.gen.load_state_dict(init.state_dict())
+        print(f"initialised generator from {cfg.init_from}", flush=True)
+    return Progress()
+
+
+def _load_data(cfg: TrainConfig, gen: nn.Module) -> tuple[PatchSampler, list]:
+    """The training patch sampler and the (LR, HR) validation pairs; prints their sizes."""
     train_paths, val_paths = split_paths(cfg.train_dirs, cfg.val_dir, cfg.holdout)
     sampler = PatchSampler(
         load_pairs(train_paths, cfg.scale, cfg.kernel),
@@ -180,109 +209,71 @@ def train(cfg: TrainConfig, fresh: bool = False) -> Path:
         f"{sum(p.numel() for p in gen.parameters())} generator parameters",
         flush=True,
     )
+    return sampler, val_pairs
 
-    def checkpoint(path: Path):
-        state = {
-            "format": FORMAT,
-            "arch": cfg.arch,
-            "model_config": dataclasses.asdict(gen.config),
-            "model": gen.state_dict(),
-            "train_config": dataclasses.asdict(cfg),
-            "optimizer": opt_g.state_dict(),
-            "scheduler": sched_g.state_dict(),
-            "step": step,
-            "val": val,
-            "best_psnr": best,
-            "wall_time_s": wall,
-            "loss_history": history,
-            "git_rev": git_revision(),
-            "torch_version": str(torch.__version__),
-            "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        }
-        if disc is not None:
-            state.update(
-                disc=disc.state_dict(),
-                optimizer_d=opt_d.state_dict(),
-                scheduler_d=sched_d.state_dict(),
-            )
-        save_checkpoint(path, state)
 
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    gen.to(memory_format=fmt)
-    if disc is not None:
-        disc.to(memory_format=fmt)
+def _autocast(cfg: TrainConfig, device: torch.device):
+    """bfloat16 autocast of the forward passes when ``cfg.amp == "bf16"``, else a no-op."""
+    if cfg.amp == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
-    def autocast():
-        if cfg.amp == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
-    gen.train()
-    t_run = time.time()
-    t_last = time.time()
-    window: list[float] = []
-    bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, mininterval=30, file=sys.stderr)
-    while step < cfg.steps:
-        lr_t, hr_t = sampler.sample(cfg.batch_size, rng)
-        lr_t, hr_t = lr_t.to(device, memory_format=fmt), hr_t.to(device, memory_format=fmt)
-        with autocast():
-            sr = gen(lr_t)
-            fake_logits = disc(sr) if disc is not None else None
-        sr = sr.float()
-        loss_c = content(sr, hr_t)
-        loss = loss_c + (cfg.tv_weight * tv_loss(sr) if cfg.tv_weight else 0.0)
-        logs = {"content": loss_c.item()}
-        if disc is not None:
-            loss_adv = adversarial_g_loss(fake_logits.float())
-            loss = loss + cfg.adv_weight * loss_adv
-            logs["adv"] = loss_adv.item()
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        sched_g.step()
-        if disc is not None:
-            # Alternate updates (k = 1): D sees the generator output of this step.
-            with autocast():
-                real_logits, fake_logits = disc(hr_t), disc(sr.detach())
-            loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            sched_d.step()
-            logs["d"] = loss_d.item()
-        step += 1
-        now = time.time()
-        wall += now - t_last
-        t_last = now
-        bar.update(1)
-        window.append(logs["content"])
-        if step % cfg.log_every == 0 or step == 1:
-            history.append([step, float(np.mean(window))])
-            window.clear()
-            parts = " ".join(f"{k} {v:.5f}" for k, v in logs.items())
-            tqdm.write(
-                f"step {step} {parts} lr {sched_g.get_last_lr()[0]:.2e} "
-                f"{step / max(wall, 1e-9):.3f} steps/s (cumulative)",
-                file=sys.stdout,
-            )
-            sys.stdout.flush()
-        timeout = cfg.max_minutes is not None and now - t_run > cfg.max_minutes * 60
-        if val_pairs and (step % cfg.val_every == 0 or step == cfg.steps or timeout):
-            val = validate(gen, val_pairs, cfg.scale, device)
-            tqdm.write(f"step {step} val psnr {val['psnr']:.3f} ssim {val['ssim']:.4f}")
-            sys.stdout.flush()
-            if val["psnr"] > best:
-                best = val["psnr"]
-                checkpoint(out_dir / "best.pt")
-        if step % cfg.save_every == 0 or step == cfg.steps or timeout:
-            checkpoint(last)
-        if timeout:
-            tqdm.write(f"stopping after max_minutes={cfg.max_minutes} at step {step}")
-            break
-        t_last = time.time()  # validation and saving do not count as training time
-    bar.close()
-    return last
+def _generator_step(
+    cfg: TrainConfig,
+    nets: TrainNets,
+    content: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    lr_t: torch.Tensor,
+    hr_t: torch.Tensor,
+    device: torch.device,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One generator update on a batch; returns the SR batch (float32) and the step's losses.
+
+    Loss: content + ``tv_weight`` * TV + ``adv_weight`` * adversarial (the last with a
+    discriminator only).
+    """
+    with _autocast(cfg, device):
+        sr = nets.gen(lr_t)  # (B, 3, H, W)
+        fake_logits = nets.disc(sr) if nets.disc is not None else None
+    sr = sr.float()
+    loss_c = content(sr, hr_t)
+    loss = loss_c + (cfg.tv_weight * tv_loss(sr) if cfg.tv_weight else 0.0)
+    logs = {"content": loss_c.item()}
+    if nets.disc is not None:
+        loss_adv = adversarial_g_loss(fake_logits.float())
+        loss = loss + cfg.adv_weight * loss_adv
+        logs["adv"] = loss_adv.item()
+    nets.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    nets.opt_g.step()
+    nets.sched_g.step()
+    return sr, logs
+
+
+def _discriminator_step(
+    cfg: TrainConfig, nets: TrainNets, sr: torch.Tensor, hr_t: torch.Tensor, device: torch.device
+) -> float:
+    """One discriminator update on the HR batch and this step's SR batch; returns its loss."""
+    # Alternate updates (k = 1): D sees the generator output of this step.
+    with _autocast(cfg, device):
+        real_logits, fake_logits = nets.disc(hr_t), nets.disc(sr.detach())
+    loss_d = discriminator_loss(real_logits.float(), fake_logits.float())
+    nets.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    nets.opt_d.step()
+    nets.sched_d.step()
+    return loss_d.item()
+
+
+def _log_step(prog: Progress, logs: dict[str, float], sched_g: MultiStepLR) -> None:
+    """Print one progress line: the step's losses, the LR and the cumulative speed."""
+    parts = " ".join(f"{k} {v:.5f}" for k, v in logs.items())
+    tqdm.write(
+        f"step {prog.step} {parts} lr {sched_g.get_last_lr()[0]:.2e} "
+        f"{prog.step / max(prog.wall, 1e-9):.3f} steps/s (cumulative)",
+        file=sys.stdout,
+    )
+    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,6 +103,34 @@ def sample_image(seed=0, size=(48, 64)):
     return photo[y : y + h, x : x + w].copy()
 
 
+def run_python(*args, env=None, timeout=300):
+    """Run `python ARGS...` from the repository root as a user would; returns the finished run."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def shared_data():
+    """The public benchmark images (../shared/data); the test skips cleanly without them."""
+    if not (SHARED_DATA / "Set5" / "HR").is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED_DATA} (set SRMOS_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def synthetic_votes(seed, n_images=3, profile="noisy", **kwargs):
+    """Simulated votes on the paper's design restricted to its first `n_images` images."""
+    from study.analysis import paper_design, simulate_votes
+
+    design = paper_design()
+    design = design[design["image"].isin([f"img{i:03d}" for i in range(n_images)])]
+    return simulate_votes(design, seed=seed, profile=profile, **kwargs)
+
+
 def png_bytes(array):
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -122,7 +151,7 @@ def image_folder(tmp_path):
 
 @pytest.fixture
 def dataset(image_folder, builtin_methods):
-    from study.importing import import_folder
+    from study.datasets.importing import import_folder
     from study.models import Dataset
 
     import_folder("tiny", image_folder(3))
@@ -154,8 +183,10 @@ def make_campaign(dataset, builtin_methods):
 
 def generate_and_launch(campaign, capture_on_commit):
     """Generate in-process (eager Celery; on-commit hooks run) and launch."""
+    from study.generation.queue import start_generation
+
     with capture_on_commit(execute=True):
-        campaign.start_generation()
+        start_generation(campaign)
     campaign.refresh_from_db()
     campaign.launch()
     return campaign
@@ -180,7 +211,7 @@ class Worker:
     def __init__(self, env, queues="gpu,cpu", name="w1"):
         self.log = Path(env["MEDIA_ROOT"]).parent / f"worker-{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        from study.processes import worker_command
+        from study.management.processes import worker_command
 
         self.proc = subprocess.Popen(
             [*worker_command(queues, 1, name), "--without-gossip", "--without-mingle"],
@@ -282,7 +313,7 @@ def calibrated_campaign(
     make_campaign, image_folder, eager_celery, django_capture_on_commit_callbacks
 ):
     """A launched campaign with a calibration set of two images (NN = 1, HR = 5)."""
-    from study.importing import import_folder
+    from study.datasets.importing import import_folder
     from study.models import Dataset
 
     import_folder("calib", image_folder(2, name="calib"), is_calibration=True)

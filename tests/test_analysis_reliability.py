@@ -4,23 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.analysis import icc, krippendorff_alpha, paper_design, reliability_table, simulate_votes
+from study.analysis import icc, krippendorff_alpha, reliability_table
+from tests.conftest import synthetic_votes
 
 krippendorff = pytest.importorskip("krippendorff")
 pg = pytest.importorskip("pingouin")
 
 
-def synthetic(seed, n_images=3, **kw):
-    d = paper_design()
-    d = d[d["image"].isin([f"img{i:03d}" for i in range(n_images)])]
-    return simulate_votes(d, seed=seed, profile="noisy", **kw)
-
-
 DATASETS = [
-    synthetic(0, n_raters=10),
-    synthetic(1, n_raters=15, missing=0.3, repeats=8),
-    synthetic(2, n_raters=6, missing=0.6),
-    synthetic(3, n_raters=20, bad_raters={"random": 5}, missing=0.05),
+    synthetic_votes(0, n_raters=10),
+    synthetic_votes(1, n_raters=15, missing=0.3, repeats=8),
+    synthetic_votes(2, n_raters=6, missing=0.6),
+    synthetic_votes(3, n_raters=20, bad_raters={"random": 5}, missing=0.05),
 ]
 
 
@@ -43,7 +38,7 @@ def test_it_matches_the_krippendorff_package(v, level):
 
 
 def test_it_matches_krippendorff_on_non_integer_scores():
-    v = synthetic(4, n_raters=8, missing=0.2)
+    v = synthetic_votes(4, n_raters=8, missing=0.2)
     v["score"] = v["score"] - 0.5 * (v.index % 2)
     v["score"] = v["score"].clip(1, 5)
     for level in ("ordinal", "interval"):
@@ -53,7 +48,7 @@ def test_it_matches_krippendorff_on_non_integer_scores():
         assert krippendorff_alpha(v, level) == pytest.approx(want, abs=1e-12)
 
 
-ICC_DATASETS = [DATASETS[0], DATASETS[3], synthetic(5, n_raters=12, missing=0.01, repeats=5)]
+ICC_DATASETS = [DATASETS[0], DATASETS[3], synthetic_votes(5, n_raters=12, missing=0.01, repeats=5)]
 
 
 @pytest.mark.parametrize("v", ICC_DATASETS)

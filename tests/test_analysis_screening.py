@@ -23,18 +23,17 @@ from study.analysis import (
     straightlining,
     to_sureal_dataset,
 )
+from tests.conftest import synthetic_votes
 
 
 def synthetic(seed, n_raters=14, missing=0.2, repeats=3, bad=None, profile="noisy"):
-    d = paper_design()
-    d = d[d["image"].isin([f"img{i:03d}" for i in range(4)])]
-    return simulate_votes(
-        d,
+    return synthetic_votes(
+        seed,
+        n_images=4,
+        profile=profile,
         n_raters=n_raters,
-        seed=seed,
         missing=missing,
         repeats=repeats,
-        profile=profile,
         bad_raters=bad if bad is not None else 3,
     )
 

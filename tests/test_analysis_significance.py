@@ -6,20 +6,16 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from study.analysis import friedman, pairwise_tests, paper_design, simulate_votes
+from study.analysis import friedman, pairwise_tests
 from study.analysis.significance import bh, holm, rank_biserial_paired, signed_rank_test
-
-
-def synthetic(seed, n_images=4, **kw):
-    d = paper_design()
-    d = d[d["image"].isin([f"img{i:03d}" for i in range(n_images)])]
-    return simulate_votes(d, seed=seed, profile="noisy", **kw)
-
+from tests.conftest import synthetic_votes
 
 DATASETS = [
-    synthetic(0, n_raters=12),
-    synthetic(1, n_raters=20, missing=0.25, repeats=6),
-    synthetic(2, n_images=1, n_raters=8, missing=0.1),  # small: scipy's exact/permutation path
+    synthetic_votes(0, n_images=4, n_raters=12),
+    synthetic_votes(1, n_images=4, n_raters=20, missing=0.25, repeats=6),
+    synthetic_votes(
+        2, n_images=1, n_raters=8, missing=0.1
+    ),  # small: scipy's exact/permutation path
 ]
 
 

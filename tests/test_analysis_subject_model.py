@@ -8,21 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.analysis import p910_mle, paper_design, simulate_votes, to_sureal_dataset
+from study.analysis import p910_mle, to_sureal_dataset
+from tests.conftest import synthetic_votes
 
 sureal = pytest.importorskip("sureal")
 
 
-def synthetic(seed, **kw):
-    d = paper_design()
-    d = d[d["image"].isin([f"img{i:03d}" for i in range(3)])]
-    return simulate_votes(d, seed=seed, profile="noisy", **kw)
-
-
 DATASETS = [
-    synthetic(0, n_raters=10),
-    synthetic(1, n_raters=16, missing=0.3, repeats=5),
-    synthetic(2, n_raters=8, missing=0.1, repeats=20, bad_raters={"random": 2}),
+    synthetic_votes(0, n_raters=10),
+    synthetic_votes(1, n_raters=16, missing=0.3, repeats=5),
+    synthetic_votes(2, n_raters=8, missing=0.1, repeats=20, bad_raters={"random": 2}),
 ]
 
 

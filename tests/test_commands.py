@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from study.models import Campaign
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, run_python, worker_env
 
 
 def write_spec(tmp_path, **spec):
@@ -19,14 +19,7 @@ def write_spec(tmp_path, **spec):
 
 
 def manage(env, *args):
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python("manage.py", *args, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -59,7 +52,7 @@ def test_it_runs_the_thin_path_from_the_command_line(
         assert f"http://127.0.0.1:8000/r/{rater.token}/" in out
     for i, rater in enumerate(campaign.raters.all()):
         for trial in rater.trials.all():
-            rater.record_vote(trial.position, 1 + (trial.position + i) % 5)
+            rater.cast_vote(trial.position, 1 + (trial.position + i) % 5)
     manage(env, "export_report", "cli", str(tmp_path / "report"))
     votes = pd.read_csv(tmp_path / "report" / "votes.csv")
     assert len(votes) == 18 and set(votes["method"]) == {"nearest", "bicubic", "hr"}
@@ -122,7 +115,7 @@ def test_it_refuses_a_bad_spec(dataset, tmp_path, spec, message):
 
 @pytest.mark.django_db
 def test_a_spec_sets_the_session_and_quality_control(dataset, image_folder, tmp_path):
-    from study.importing import import_folder
+    from study.datasets.importing import import_folder
 
     import_folder("calib", image_folder(2, name="calib"), is_calibration=True)
     spec = write_spec(

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,7 @@ def free_port():
 
 
 def manage(env, *args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_python("manage.py", *args, env=env, timeout=timeout)
 
 
 def test_the_demo_prepares_serves_and_stops_with_ctrl_c(tmp_path):

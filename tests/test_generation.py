@@ -3,6 +3,7 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from study.generation.queue import cancel_generation, retry_failed, start_generation
 from study.models import Campaign, Candidate
 
 pytestmark = pytest.mark.django_db
@@ -10,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 def generate(campaign, capture):
     with capture(execute=True):
-        queued = campaign.start_generation()
+        queued = start_generation(campaign)
     campaign.refresh_from_db()
     return queued
 
@@ -56,7 +57,7 @@ def test_it_does_nothing_when_run_again(
 def test_it_records_a_failure_and_retries_only_it(
     make_campaign, eager_celery, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from study import generation
+    from study.generation import render as generation
 
     campaign = make_campaign(methods=("nearest", "bicubic"))
     real = generation.upscale_all
@@ -76,7 +77,7 @@ def test_it_records_a_failure_and_retries_only_it(
 
     monkeypatch.setattr(generation, "upscale_all", real)
     with django_capture_on_commit_callbacks(execute=True):
-        assert campaign.retry_failed() == 3
+        assert retry_failed(campaign) == 3
     campaign.refresh_from_db()
     assert campaign.status == Campaign.READY
     assert (
@@ -88,7 +89,7 @@ def test_it_records_a_failure_and_retries_only_it(
 def test_a_task_delivered_twice_makes_the_candidate_once(
     make_campaign, eager_celery, django_capture_on_commit_callbacks
 ):
-    from study.tasks import generate_candidate
+    from study.generation.tasks import generate_candidate
 
     campaign = make_campaign(methods=("bicubic",))
     generate(campaign, django_capture_on_commit_callbacks)
@@ -99,7 +100,7 @@ def test_a_task_delivered_twice_makes_the_candidate_once(
 
 
 def test_a_launched_campaign_cannot_be_generated_again(live_campaign):
-    assert live_campaign.start_generation() == 0
+    assert start_generation(live_campaign) == 0
 
 
 def test_it_refuses_to_launch_before_generation(make_campaign):
@@ -109,7 +110,7 @@ def test_it_refuses_to_launch_before_generation(make_campaign):
 
 
 def test_trial_order_never_repeats_an_image_in_a_row():
-    from study.models import trial_order
+    from study.models.order import trial_order
 
     items = [(pk, pk % 5) for pk in range(40)]
     for seed in range(20):
@@ -146,12 +147,12 @@ def test_a_redelivered_task_waits_while_the_lease_is_alive(make_campaign):
 
     from django.utils import timezone
 
-    from study.tasks import CandidateBusy, generate_candidate
+    from study.generation.tasks import CandidateBusy, generate_candidate
 
     campaign = make_campaign(methods=("bicubic",))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("study.tasks.enqueue_candidates", lambda rows: None)
-        campaign.start_generation()
+        mp.setattr("study.generation.tasks.enqueue_candidates", lambda rows: None)
+        start_generation(campaign)
     candidate = campaign.candidates.first()
     lease = timezone.now() + timedelta(seconds=30)
     Candidate.objects.filter(pk=candidate.pk).update(
@@ -168,12 +169,12 @@ def test_a_redelivered_task_takes_over_when_the_lease_ran_out(make_campaign):
 
     from django.utils import timezone
 
-    from study.tasks import generate_candidate
+    from study.generation.tasks import generate_candidate
 
     campaign = make_campaign(methods=("bicubic",))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("study.tasks.enqueue_candidates", lambda rows: None)
-        campaign.start_generation()
+        mp.setattr("study.generation.tasks.enqueue_candidates", lambda rows: None)
+        start_generation(campaign)
     dead = timezone.now() - timedelta(seconds=1)
     campaign.candidates.update(
         status=Candidate.RUNNING, claim="dead", lease_expires=dead, attempts=1
@@ -186,8 +187,8 @@ def test_a_redelivered_task_takes_over_when_the_lease_ran_out(make_campaign):
 
 
 def test_an_attempt_that_lost_its_claim_writes_nothing(make_campaign):
-    from study.generation import Rendered
-    from study.tasks import _record
+    from study.generation.render import Rendered
+    from study.generation.tasks import _record
 
     campaign = make_campaign(methods=("bicubic",))
     candidate = Candidate.objects.create(
@@ -229,8 +230,8 @@ def test_it_cancels_the_queued_candidates_and_can_start_again(
 ):
     campaign = make_campaign(methods=("nearest",))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert campaign.start_generation() == 3
-    assert campaign.cancel_generation() == 3
+        assert start_generation(campaign) == 3
+    assert cancel_generation(campaign) == 3
     assert campaign.status == Campaign.DRAFT
     for callback in callbacks:
         callback()  # the withdrawn tasks arrive and do nothing
@@ -242,7 +243,7 @@ def test_it_cancels_the_queued_candidates_and_can_start_again(
 def test_it_modcrops_an_odd_size_and_records_it(
     tmp_path, builtin_methods, eager_celery, django_capture_on_commit_callbacks
 ):
-    from study.importing import import_folder
+    from study.datasets.importing import import_folder
     from study.models import Dataset, Method
     from tests.conftest import png_bytes, sample_image
 
@@ -285,7 +286,7 @@ def test_generating_again_takes_over_a_candidate_whose_worker_died(
 def test_a_network_without_cuda_says_it_falls_back_to_the_cpu(caplog, monkeypatch):
     import torch
 
-    from study import generation
+    from study.generation import render as generation
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     generation._device_note.cache_clear()

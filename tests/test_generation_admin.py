@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from study.generation.queue import start_generation
 from study.models import Campaign, Candidate, Dataset, Method, SourceImage
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def big_campaign(builtin_methods):
 def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
     big_campaign, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from study import tasks
+    from study.generation import tasks
 
     chunks, sent = [], []
     monkeypatch.setattr(
@@ -54,7 +55,7 @@ def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
     )
     with CaptureQueriesContext(connection) as queries:
         with django_capture_on_commit_callbacks(execute=True):
-            assert big_campaign.start_generation() == 1104
+            assert start_generation(big_campaign) == 1104
     inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     # One INSERT on PostgreSQL; SQLite's 999-parameter limit splits it into batches of ~49.
     assert len(inserts) <= 1104 // 40
@@ -73,8 +74,8 @@ def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
 def test_the_change_page_stays_cheap_with_1104_candidates(
     big_campaign, client, researcher, django_assert_max_num_queries, monkeypatch
 ):
-    monkeypatch.setattr("study.tasks.enqueue_candidates", lambda rows: None)
-    big_campaign.start_generation()
+    monkeypatch.setattr("study.generation.tasks.enqueue_candidates", lambda rows: None)
+    start_generation(big_campaign)
     now = timezone.now()
     done = list(big_campaign.candidates.order_by("pk").values_list("pk", flat=True)[:600])
     Candidate.objects.filter(pk__in=done).update(
@@ -130,9 +131,9 @@ def test_the_buttons_generate_retry_and_cancel(
 def test_the_cancel_action_withdraws_queued_candidates(
     make_campaign, client, researcher, monkeypatch
 ):
-    monkeypatch.setattr("study.tasks.enqueue_candidates", lambda rows: None)
+    monkeypatch.setattr("study.generation.tasks.enqueue_candidates", lambda rows: None)
     campaign = make_campaign(methods=("nearest", "bicubic"))
-    campaign.start_generation()
+    start_generation(campaign)
     client.force_login(researcher)
     response = client.post(
         reverse("admin:study_campaign_changelist"),
@@ -155,8 +156,8 @@ def test_an_outsider_cannot_press_the_buttons(make_campaign, client, django_user
 
 
 def test_the_page_says_when_generation_has_stalled(big_campaign, client, researcher, monkeypatch):
-    monkeypatch.setattr("study.tasks.enqueue_candidates", lambda rows: None)
-    big_campaign.start_generation()
+    monkeypatch.setattr("study.generation.tasks.enqueue_candidates", lambda rows: None)
+    start_generation(big_campaign)
     client.force_login(researcher)
     url = reverse("admin:study_campaign_change", args=[big_campaign.pk])
 

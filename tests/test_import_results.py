@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from study.generation.queue import start_generation
 from study.models import Campaign, Candidate, ImportedResult, LowResImage, Method
 from tests.conftest import SHARED_DATA, png_bytes, sample_image
 
@@ -65,7 +66,7 @@ def test_an_imported_method_makes_candidates_from_its_files(
     campaign.datasets.set([dataset])
     campaign.methods.set(Method.objects.filter(slug__in=["theirs", "hr"]))
     with django_capture_on_commit_callbacks(execute=True):
-        campaign.start_generation()
+        start_generation(campaign)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.READY
     assert campaign.candidates.filter(method__slug="theirs", status=Candidate.DONE).count() == 3
@@ -121,7 +122,7 @@ def test_the_srgan_authors_outputs_match_19_of_19_with_evaluate_s_psnr(
     campaign.datasets.set(campaign.datasets.model.objects.filter(name__in=["set5", "set14"]))
     campaign.methods.set(Method.objects.filter(slug="srgan-vgg54"))
     with django_capture_on_commit_callbacks(execute=True):
-        assert campaign.start_generation() == 19
+        assert start_generation(campaign) == 19
     campaign.refresh_from_db()
     assert campaign.status == Campaign.READY
     ours = dict(campaign.candidates.values_list("image__name", "psnr"))

@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
+from study.generation.queue import start_generation
 from study.models import Campaign, Dataset, LowResImage, Method, SourceImage
 from tests.conftest import png_bytes, sample_image
 
@@ -146,7 +147,7 @@ def test_a_dataset_brings_its_own_lr_images_and_a_campaign_uses_them(
     client, researcher, builtin_methods, eager_celery, django_capture_on_commit_callbacks
 ):
     from sr_models.methods import get_method
-    from study.generation import read_png
+    from study.generation.render import read_png
 
     hrs = {f"im{i}": sample_image(i, size=(32, 48)) for i in range(2)}
     entries = {f"HR/{k}_HR.png": png_bytes(v) for k, v in hrs.items()}
@@ -164,7 +165,7 @@ def test_a_dataset_brings_its_own_lr_images_and_a_campaign_uses_them(
     campaign.datasets.set(Dataset.objects.filter(name="zipped"))
     campaign.methods.set(Method.objects.filter(slug="bicubic"))
     with django_capture_on_commit_callbacks(execute=True):
-        campaign.start_generation()
+        start_generation(campaign)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.READY
     assert campaign.lr_description() == "dataset LR images (x4)"
@@ -180,17 +181,17 @@ def test_a_campaign_without_lr_images_for_its_dataset_fails_each_candidate_clear
     campaign = make_campaign(methods=("bicubic",))
     Campaign.objects.filter(pk=campaign.pk).update(lr_source=Campaign.LR_DATASET)
     with django_capture_on_commit_callbacks(execute=True):
-        campaign.start_generation()
+        start_generation(campaign)
     errors = set(campaign.candidates.values_list("error", flat=True))
     assert all("has no LR image for x4 in its dataset" in e for e in errors)
 
 
 def test_the_lr_source_is_in_the_exported_report(live_campaign, tmp_path):
-    from study import reports
+    from study.reports import frames as reports
 
     rater = live_campaign.raters.first()
     for trial in rater.trials.order_by("position"):
-        rater.record_vote(trial.position, 3)
+        rater.cast_vote(trial.position, 3)
     reports.export_report(live_campaign, tmp_path)
     assert (
         "lr_source: HR degraded x4 with matlab-bicubic" in (tmp_path / "campaign.txt").read_text()

@@ -1,7 +1,7 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -9,9 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def check(env_overrides, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")}
     env.update({"SRMOS_DATA_DIR": str(tmp_path)}, **env_overrides)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    return run_python("manage.py", "check", env=env)
 
 
 def test_it_starts_with_the_embedded_default(tmp_path):

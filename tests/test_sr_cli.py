@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +9,13 @@ import pytest
 from PIL import Image
 
 from sr_models.io import write_png
+from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python("-m", *args, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
 
 
 @pytest.fixture

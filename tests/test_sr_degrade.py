@@ -1,21 +1,11 @@
 """MATLAB-compatible imresize, named kernels, modcrop."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from sr_models.degrade import KERNELS, degrade, imresize, modcrop
 from sr_models.io import read_rgb
-
-
-def shared_data() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    root = Path(os.environ.get("SRMOS_SHARED_DATA", default))
-    if not (root / "Set5" / "HR").is_dir():
-        pytest.skip(f"shared benchmark data not found at {root} (set SRMOS_SHARED_DATA)")
-    return root
+from tests.conftest import shared_data
 
 
 def test_it_names_the_kernels():

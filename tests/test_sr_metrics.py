@@ -1,22 +1,12 @@
 """PSNR/SSIM conventions, proven on the SRGAN authors' released outputs (../shared/data)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from sr_models.degrade import degrade, imresize
 from sr_models.io import read_rgb
 from sr_models.metrics import psnr, rgb2y, ssim
-
-
-def shared_data() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    root = Path(os.environ.get("SRMOS_SHARED_DATA", default))
-    if not (root / "Set5" / "HR").is_dir():
-        pytest.skip(f"shared benchmark data not found at {root} (set SRMOS_SHARED_DATA)")
-    return root
+from tests.conftest import shared_data
 
 
 def mean_psnr_of_release(dataset: str, method: str) -> float:

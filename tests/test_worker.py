@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from study.generation.queue import start_generation
 from study.models import Campaign, Candidate
 from tests.conftest import worker_env
 
@@ -60,7 +61,7 @@ def test_a_worker_on_the_embedded_broker_generates_a_campaign(
 ):
     start_worker(worker_env(settings.CELERY_BROKER_URL, media_root))
     campaign = make_campaign()
-    assert campaign.start_generation() == 9
+    assert start_generation(campaign) == 9
     wait_until_ready(campaign)
     check_generated(campaign, media_root)
 
@@ -72,7 +73,7 @@ def test_a_worker_on_redis_generates_a_campaign(
     use_broker(redis_url, {"visibility_timeout": 3600})
     worker = start_worker(worker_env(redis_url, media_root))
     campaign = make_campaign()
-    campaign.start_generation()
+    start_generation(campaign)
     wait_until_ready(campaign)
     check_generated(campaign, media_root)
     assert "generate_candidate" in worker.log.read_text()

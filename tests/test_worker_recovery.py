@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from study.generation.queue import start_generation
 from study.models import Campaign, Candidate
 from tests.conftest import ROOT, worker_env
 from tests.test_worker import use_broker, wait_until_ready  # noqa: F401 (a fixture)
@@ -30,7 +31,7 @@ WORKER_SCRIPT = textwrap.dedent(
     from config.celery import app
     import django
     django.setup()
-    from study import generation
+    from study.generation import render as generation
 
     real = generation.upscale_all
 
@@ -121,7 +122,7 @@ def test_a_killed_worker_s_candidate_is_finished_by_another(
     )
     first = slow_workers(env, "doomed")
     campaign = make_campaign(methods=("nearest", "bicubic"))
-    assert campaign.start_generation() == 6
+    assert start_generation(campaign) == 6
 
     wait_for(
         lambda: campaign.candidates.filter(status=Candidate.RUNNING).exists(), 60, "a running task"
@@ -162,7 +163,7 @@ def test_a_killed_pool_process_s_candidate_is_requeued_and_taken_over(
     env.update(SRMOS_GENERATION_LEASE="2")
     worker = slow_workers(env, "parent")
     campaign = make_campaign(methods=("nearest",))
-    assert campaign.start_generation() == 3
+    assert start_generation(campaign) == 3
     running = wait_for(
         lambda: campaign.candidates.filter(status=Candidate.RUNNING).first(), 60, "a running task"
     )

@@ -12,15 +12,13 @@ from .report import table2, write_report
 from .schema import VotesError, validate_votes
 from .screening import (
     bt500_screening,
-    gold_consistency,
     mos_with_and_without,
     p913_adjusted,
     p913_bias,
     rater_agreement,
-    retest_agreement,
     screen_raters,
-    straightlining,
 )
+from .session_checks import gold_consistency, retest_agreement, straightlining
 from .significance import friedman, pairwise_tests
 from .simulate import paper_design, simulate_votes
 from .subject_model import p910_mle

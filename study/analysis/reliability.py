@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -114,6 +116,25 @@ def _alpha_ci(r: pd.DataFrame | tuple, level: str, n_boot: int = 1000, seed: int
 
 
 ICC_TYPES = ("ICC(1,1)", "ICC(A,1)", "ICC(C,1)", "ICC(1,k)", "ICC(A,k)", "ICC(C,k)")
+_ICC_DESCRIPTIONS = (
+    "single rater, one-way random",
+    "single rater, absolute agreement",
+    "single rater, consistency",
+    "mean of k raters, one-way random",
+    "mean of k raters, absolute agreement",
+    "mean of k raters, consistency",
+)
+
+
+class _Anova(NamedTuple):
+    """Mean squares of the two-way ANOVA of a complete targets x raters table."""
+
+    n: int  # targets (stimuli)
+    k: int  # judges (raters)
+    msb: float  # between targets
+    msj: float  # between judges
+    mse: float  # residual
+    msw: float  # within targets: judges and residual pooled, the one-way model's error
 
 
 def icc(votes: pd.DataFrame) -> pd.DataFrame:
@@ -146,25 +167,36 @@ def icc(votes: pd.DataFrame) -> pd.DataFrame:
     )
     full = wide.dropna()
     n, k = full.shape
-    desc = [
-        "single rater, one-way random",
-        "single rater, absolute agreement",
-        "single rater, consistency",
-        "mean of k raters, one-way random",
-        "mean of k raters, absolute agreement",
-        "mean of k raters, consistency",
-    ]
-    base = pd.DataFrame({"type": ICC_TYPES, "description": desc})
+    base = pd.DataFrame({"type": ICC_TYPES, "description": _ICC_DESCRIPTIONS})
     base["n_targets"], base["n_raters"], base["n_targets_dropped"] = n, k, len(wide) - n
     if n < 2 or k < 2:
-        for c in ("icc", "F", "df1", "df2", "p", "ci95_low", "ci95_high"):
-            base[c] = np.nan
-        base["note"] = (
-            f"undefined: {n} stimuli rated by all {k} raters "
-            "(ICC needs >= 2 of each with complete data)"
-        )
-        return base
-    y = full.to_numpy()
+        return _icc_undefined(base, n, k)
+    aov = _anova(full.to_numpy())
+    estimates = _icc_values(aov)
+    base["icc"] = estimates
+    for col, values in _icc_f_tests(aov).items():
+        base[col] = values
+    base["ci95_low"], base["ci95_high"] = _icc_cis(aov, icc_a=estimates[1])
+    base["note"] = (
+        "" if len(wide) == n else f"{len(wide) - n} stimuli without a vote of every rater dropped"
+    )
+    return base
+
+
+def _icc_undefined(base: pd.DataFrame, n: int, k: int) -> pd.DataFrame:
+    """``base`` with every statistic NaN and a note saying how little complete data there was."""
+    for c in ("icc", "F", "df1", "df2", "p", "ci95_low", "ci95_high"):
+        base[c] = np.nan
+    base["note"] = (
+        f"undefined: {n} stimuli rated by all {k} raters "
+        "(ICC needs >= 2 of each with complete data)"
+    )
+    return base
+
+
+def _anova(y: np.ndarray) -> _Anova:
+    """Sums of squares of ``y`` (targets x raters, no missing cell) over their degrees of freedom."""
+    n, k = y.shape
     grand = y.mean()
     ssb = k * ((y.mean(axis=1) - grand) ** 2).sum()
     ssj = n * ((y.mean(axis=0) - grand) ** 2).sum()
@@ -173,32 +205,55 @@ def icc(votes: pd.DataFrame) -> pd.DataFrame:
     msb, msj = ssb / (n - 1), ssj / (k - 1)
     mse = sse / ((n - 1) * (k - 1))
     msw = (ssj + sse) / (n * (k - 1))
+    return _Anova(n, k, msb, msj, mse, msw)
+
+
+def _icc_values(aov: _Anova) -> list[float]:
+    """The six ICCs in ``ICC_TYPES`` order (NaN or inf where a mean square is zero)."""
+    n, k, msb, msj, mse, msw = aov
     with np.errstate(divide="ignore", invalid="ignore"):
-        icc1 = (msb - msw) / (msb + (k - 1) * msw)
-        icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
-        icc3 = (msb - mse) / (msb + (k - 1) * mse)
-        icc1k = (msb - msw) / msb
-        icc2k = (msb - mse) / (msb + (msj - mse) / n)
-        icc3k = (msb - mse) / msb
+        return [
+            (msb - msw) / (msb + (k - 1) * msw),
+            (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n),
+            (msb - mse) / (msb + (k - 1) * mse),
+            (msb - msw) / msb,
+            (msb - mse) / (msb + (msj - mse) / n),
+            (msb - mse) / msb,
+        ]
+
+
+def _icc_f_tests(aov: _Anova) -> dict[str, list | int]:
+    """Columns ``F, df1, df2, p`` of the tests of ICC = 0, in ``ICC_TYPES`` order.
+
+    The one-way forms test MSB/MSW, the two-way forms (A and C share a test) MSB/MSE.
+    """
+    n, k, msb, _, mse, msw = aov
+    df1, df1w, df3 = n - 1, n * (k - 1), (n - 1) * (k - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
         f1, f3 = msb / msw, msb / mse
-        df1, df1w, df3 = n - 1, n * (k - 1), (n - 1) * (k - 1)
         p1, p3 = stats.f.sf(f1, df1, df1w), stats.f.sf(f3, df1, df3)
-        a = 0.05
+    return {
+        "F": [f1, f3, f3, f1, f3, f3],
+        "df1": df1,
+        "df2": [df1w, df3, df3, df1w, df3, df3],
+        "p": [p1, p3, p3, p1, p3, p3],
+    }
+
+
+def _icc_cis(aov: _Anova, icc_a: float, a: float = 0.05) -> tuple[list[float], list[float]]:
+    """Lower and upper 95% bounds of the six ICCs, in ``ICC_TYPES`` order.
+
+    ICC(1,*) and ICC(C,*) invert their F tests (Shrout & Fleiss 1979); ICC(A,*) has no exact
+    interval, so it takes McGraw & Wong's (1996) approximation around the estimate ``icc_a``.
+    """
+    n, k, msb, _, mse, msw = aov
+    df1, df1w, df3 = n - 1, n * (k - 1), (n - 1) * (k - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1, f3 = msb / msw, msb / mse
         f1l, f1u = f1 / stats.f.ppf(1 - a / 2, df1, df1w), f1 * stats.f.ppf(1 - a / 2, df1w, df1)
         f3l, f3u = f3 / stats.f.ppf(1 - a / 2, df1, df3), f3 * stats.f.ppf(1 - a / 2, df3, df1)
-        fj = msj / mse
-        vn = df3 * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
-        vd = df1 * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
-        v = vn / vd
-        f2u, f2l = stats.f.ppf(1 - a / 2, n - 1, v), stats.f.ppf(1 - a / 2, v, n - 1)
-        l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
-        u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
-    base["icc"] = [icc1, icc2, icc3, icc1k, icc2k, icc3k]
-    base["F"] = [f1, f3, f3, f1, f3, f3]
-    base["df1"] = df1
-    base["df2"] = [df1w, df3, df3, df1w, df3, df3]
-    base["p"] = [p1, p3, p3, p1, p3, p3]
-    base["ci95_low"] = [
+        l2, u2 = _agreement_ci(aov, icc_a, a)
+    low = [
         (f1l - 1) / (f1l + k - 1),
         l2,
         (f3l - 1) / (f3l + k - 1),
@@ -206,7 +261,7 @@ def icc(votes: pd.DataFrame) -> pd.DataFrame:
         l2 * k / (1 + l2 * (k - 1)),
         1 - 1 / f3l,
     ]
-    base["ci95_high"] = [
+    high = [
         (f1u - 1) / (f1u + k - 1),
         u2,
         (f3u - 1) / (f3u + k - 1),
@@ -214,10 +269,21 @@ def icc(votes: pd.DataFrame) -> pd.DataFrame:
         u2 * k / (1 + u2 * (k - 1)),
         1 - 1 / f3u,
     ]
-    base["note"] = (
-        "" if len(wide) == n else f"{len(wide) - n} stimuli without a vote of every rater dropped"
-    )
-    return base
+    return low, high
+
+
+def _agreement_ci(aov: _Anova, icc_a: float, a: float) -> tuple[float, float]:
+    """McGraw & Wong's bounds of ICC(A,1), with Satterthwaite's degrees of freedom ``v``."""
+    n, k, msb, msj, mse, _ = aov
+    df1, df3 = n - 1, (n - 1) * (k - 1)
+    fj = msj / mse
+    vn = df3 * (k * icc_a * fj + n * (1 + (k - 1) * icc_a) - k * icc_a) ** 2
+    vd = df1 * k**2 * icc_a**2 * fj**2 + (n * (1 + (k - 1) * icc_a) - k * icc_a) ** 2
+    v = vn / vd
+    f2u, f2l = stats.f.ppf(1 - a / 2, n - 1, v), stats.f.ppf(1 - a / 2, v, n - 1)
+    l2 = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
+    u2 = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
+    return l2, u2
 
 
 def reliability_table(votes: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,14 +18,8 @@ from .objective import method_ranking, objective_correlation, validate_objective
 from .power import power_table
 from .reliability import reliability_table
 from .schema import VotesError, validate_votes
-from .screening import (
-    BT500_VERSION,
-    FLAG_COLUMNS,
-    _p913,
-    mos_with_and_without,
-    retest_agreement,
-    screen_raters,
-)
+from .screening import BT500_VERSION, FLAG_COLUMNS, _p913, mos_with_and_without, screen_raters
+from .session_checks import retest_agreement
 from .significance import friedman, pairwise_tests
 from .subject_model import p910_mle
 from .sureal_io import write_sureal_json
@@ -114,36 +109,90 @@ def write_report(
         df.to_csv(files[name], index=False)
 
     put("votes.csv", v)
-    dup = int(v.duplicated(["rater", "dataset", "image", "method", "kind", "repeat"]).sum())
-    if dup:
-        notes.append(
-            f"{dup} votes repeat another vote's rater, stimulus, kind and repeat index; "
-            "they are analysed as further repetitions"
-        )
+    notes += _duplicate_notes(v)
     mos = summarize(r, ("dataset", "method"), ci)
     stim = summarize(r, ("dataset", "image", "method"), ci)
     put("mos.csv", mos)
     put("mos_per_stimulus.csv", stim)
+    raters, quality = _write_raters(put, v, r, ci)
+    if not quality.attrs.get("converged", True):
+        notes.append(f"P.910 MLE stopped after {quality.attrs['n_iter']} iterations unconverged")
+    _write_comparisons(put, r, pairing)
+    notes += _write_objective(put, mos, stim, obj)
+    files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
+    if plots_enabled:
+        files.update(_draw_plots(r, mos, obj, out))
+    manifest = _manifest(v, r, stim, raters, quality, ci, pairing, notes)
+    files["manifest.json"] = out / "manifest.json"
+    files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
+    return files
 
+
+def _duplicate_notes(v: pd.DataFrame) -> list[str]:
+    """A note when votes share rater, stimulus, kind and repeat (kept, as further repetitions)."""
+    dup = int(v.duplicated(["rater", "dataset", "image", "method", "kind", "repeat"]).sum())
+    if not dup:
+        return []
+    return [
+        f"{dup} votes repeat another vote's rater, stimulus, kind and repeat index; "
+        "they are analysed as further repetitions"
+    ]
+
+
+def _write_raters(
+    put: Callable[[str, pd.DataFrame], None],
+    v: pd.DataFrame,
+    r: pd.DataFrame,
+    ci: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the rater tables: ``raters.csv, mos_screened.csv, retest.csv, subject_model.csv``.
+
+    Returns the screening table (with the P.910 rater columns) and the P.910 quality table.
+    """
     p913, _ = _p913(r)
     retest_per_rater, retest_overall = retest_agreement(v)
     raters = screen_raters(v, p913=p913, retest=retest_per_rater)
     quality, mle_raters = p910_mle(r)
     raters = raters.merge(mle_raters.drop(columns="n_votes"), on="rater", how="left")
     put("raters.csv", raters)
-    excluded = raters.loc[raters["flagged"], "rater"].tolist()
-    put("mos_screened.csv", mos_with_and_without(r, excluded, ci=ci))
+    put("mos_screened.csv", mos_with_and_without(r, _excluded(raters), ci=ci))
     put("retest.csv", retest_overall)
     put("subject_model.csv", quality)
-    if not quality.attrs.get("converged", True):
-        notes.append(f"P.910 MLE stopped after {quality.attrs['n_iter']} iterations unconverged")
+    return raters, quality
 
+
+def _excluded(raters: pd.DataFrame) -> list[str]:
+    """The raters ``mos_screened.csv`` leaves out: every flagged one."""
+    return raters.loc[raters["flagged"], "rater"].tolist()
+
+
+def _write_comparisons(
+    put: Callable[[str, pd.DataFrame], None], r: pd.DataFrame, pairing: str
+) -> None:
+    """Write the method comparisons and study-level statistics.
+
+    ``significance.csv, significance_by_rater.csv, friedman.csv, reliability.csv, power.csv``.
+    """
     put("significance.csv", pairwise_tests(r, pairing=pairing))
     put("significance_by_rater.csv", pairwise_tests(r, pairing="rater"))
+    # Friedman needs blocks, so the unpaired choice falls back to rater x image blocks.
     put("friedman.csv", friedman(r, pairing="rater_image" if pairing == "none" else pairing))
     put("reliability.csv", reliability_table(r))
     put("power.csv", power_table(r))
 
+
+def _write_objective(
+    put: Callable[[str, pd.DataFrame], None],
+    mos: pd.DataFrame,
+    stim: pd.DataFrame,
+    obj: pd.DataFrame | None,
+) -> list[str]:
+    """Write ``correlation.csv, ranking.csv, table2.csv``; returns the notes for the manifest.
+
+    Without objective metrics ``correlation.csv`` holds one row saying so; with them, a note says
+    how many rated stimuli have no metrics, if any.
+    """
+    notes = []
     if obj is not None:
         put("correlation.csv", objective_correlation(stim, obj))
         unmatched = len(stim) - len(stim.merge(obj, on=["dataset", "image", "method"]))
@@ -153,16 +202,32 @@ def write_report(
         put("correlation.csv", pd.DataFrame([{"note": "no objective metrics given (--objective)"}]))
     put("ranking.csv", method_ranking(mos, obj))
     put("table2.csv", table2(mos, obj))
+    return notes
 
-    files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
 
-    if plots_enabled:
-        files.update(plots.score_distribution(r, out))
-        files.update(plots.mos_ci(mos, out))
-        if obj is not None:
-            files.update(plots.mos_vs_psnr(mos, obj, out))
+def _draw_plots(
+    r: pd.DataFrame, mos: pd.DataFrame, obj: pd.DataFrame | None, out: Path
+) -> dict[str, Path]:
+    """Draw the figures into ``out``; ``mos_vs_psnr`` only with objective metrics."""
+    files = dict(plots.score_distribution(r, out))
+    files.update(plots.mos_ci(mos, out))
+    if obj is not None:
+        files.update(plots.mos_vs_psnr(mos, obj, out))
+    return files
 
-    manifest = {
+
+def _manifest(
+    v: pd.DataFrame,
+    r: pd.DataFrame,
+    stim: pd.DataFrame,
+    raters: pd.DataFrame,
+    quality: pd.DataFrame,
+    ci: str,
+    pairing: str,
+    notes: list[str],
+) -> dict:
+    """The contents of ``manifest.json``: counts, estimators, flags, versions and notes."""
+    return {
         "report": REPORT_VERSION,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_votes": len(v),
@@ -179,7 +244,7 @@ def write_report(
             "significance": f"wilcoxon signed-rank, pairing={pairing}, Holm and BH per dataset",
         },
         "flags": {name: int(raters[col].sum()) for col, name in FLAG_COLUMNS.items()},
-        "excluded_in_mos_screened": excluded,
+        "excluded_in_mos_screened": _excluded(raters),
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -188,6 +253,3 @@ def write_report(
         },
         "notes": notes,
     }
-    files["manifest.json"] = out / "manifest.json"
-    files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
-    return files

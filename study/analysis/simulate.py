@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -151,70 +152,13 @@ def simulate_votes(
         ``rater, dataset, image, method, score, kind, repeat, simulated_as`` ("good", "random",
         "straight"), ``paper_mos``; raters are named r01, r02, ... and the bad ones come last.
     """
-    missing_cols = [c for c in ("dataset", "image", "method") if c not in design.columns]
-    if missing_cols:
-        raise VotesError(f"design lacks column(s) {', '.join(missing_cols)}")
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    if isinstance(bad_raters, Mapping):
-        n_random, n_straight = int(bad_raters.get("random", 0)), int(bad_raters.get("straight", 0))
-    else:
-        n_random, n_straight = (int(bad_raters) + 1) // 2, int(bad_raters) // 2
-    n_good = n_raters - n_random - n_straight
-    if n_good < 0:
-        raise ValueError(f"{n_random + n_straight} bad raters exceed a panel of {n_raters}")
-    if not 0.0 <= missing < 1.0:
-        raise ValueError("missing must be in [0, 1)")
+    kinds = _panel(design, n_raters, profile, bad_raters, missing)
     p = PROFILES[profile]
     rng = np.random.default_rng(seed)
-    stim = (
-        design[["dataset", "image", "method"]].astype(str).drop_duplicates().reset_index(drop=True)
-    )
-    n_s = len(stim)
-    total_sd = float(np.sqrt(p["rater_bias_sd"] ** 2 + p["image_sd"] ** 2 + p["noise_sd"] ** 2))
-    targets = np.array(
-        [paper_mos(d, m) for d, m in zip(stim["dataset"], stim["method"], strict=True)]
-    )
-    cache = {t: latent_for(t, total_sd) for t in np.unique(targets)}
-    mu = np.array([cache[t] for t in targets])
-    images = stim[["dataset", "image"]].drop_duplicates()
-    img_eff = pd.Series(
-        rng.normal(0, p["image_sd"], len(images)), index=pd.MultiIndex.from_frame(images)
-    )
-    a = img_eff.reindex(pd.MultiIndex.from_frame(stim[["dataset", "image"]])).to_numpy()
-    kinds = ["good"] * n_good + ["random"] * n_random + ["straight"] * n_straight
-    names = [f"r{i + 1:02d}" for i in range(n_raters)]
+    stim = _stimuli(design, p, rng)
     frames = []
-    for name, kind in zip(names, kinds, strict=True):
-        if kind == "good":
-            b = rng.normal(0, p["rater_bias_sd"])
-            score = np.clip(np.round(mu + a + b + rng.normal(0, p["noise_sd"], n_s)), 1, 5)
-        elif kind == "random":
-            score = rng.integers(1, 6, n_s).astype(float)
-        else:
-            score = np.full(n_s, float(rng.integers(2, 5)))
-        f = stim.assign(
-            rater=name, score=score, kind="rating", repeat=0, simulated_as=kind, paper_mos=targets
-        )
-        if missing > 0:
-            f = f[rng.random(n_s) >= missing]
-        frames.append(f)
-        for count, again_kind in ((retest, "retest"), (repeats, "rating")):
-            if count and kind == "good":
-                idx = rng.choice(n_s, size=min(count, n_s), replace=False)
-                again = np.clip(
-                    np.round(mu[idx] + a[idx] + b + rng.normal(0, p["noise_sd"], len(idx))), 1, 5
-                )
-                frames.append(
-                    stim.iloc[idx].assign(
-                        rater=name,
-                        score=again,
-                        kind=again_kind,
-                        repeat=1,
-                        simulated_as=kind,
-                        paper_mos=targets[idx],
-                    )
-                )
+    for i, kind in enumerate(kinds):
+        frames += _rater_votes(f"r{i + 1:02d}", kind, stim, p, rng, missing, retest, repeats)
     out = pd.concat(frames, ignore_index=True)
     out["score"] = out["score"].astype("int64")
     return out[
@@ -230,6 +174,120 @@ def simulate_votes(
             "paper_mos",
         ]
     ]
+
+
+def _panel(
+    design: pd.DataFrame,
+    n_raters: int,
+    profile: str,
+    bad_raters: int | Mapping[str, int],
+    missing: float,
+) -> list[str]:
+    """Check the arguments of :func:`simulate_votes`; the kind of each rater, bad ones last."""
+    missing_cols = [c for c in ("dataset", "image", "method") if c not in design.columns]
+    if missing_cols:
+        raise VotesError(f"design lacks column(s) {', '.join(missing_cols)}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    if isinstance(bad_raters, Mapping):
+        n_random, n_straight = int(bad_raters.get("random", 0)), int(bad_raters.get("straight", 0))
+    else:
+        n_random, n_straight = (int(bad_raters) + 1) // 2, int(bad_raters) // 2
+    n_good = n_raters - n_random - n_straight
+    if n_good < 0:
+        raise ValueError(f"{n_random + n_straight} bad raters exceed a panel of {n_raters}")
+    if not 0.0 <= missing < 1.0:
+        raise ValueError("missing must be in [0, 1)")
+    return ["good"] * n_good + ["random"] * n_random + ["straight"] * n_straight
+
+
+@dataclass(frozen=True)
+class _Stimuli:
+    """The design's distinct stimuli and what a good rater's vote on each is drawn around."""
+
+    table: pd.DataFrame  # dataset, image, method
+    paper_mos: np.ndarray
+    latent: np.ndarray  # mean before rounding whose expected vote is paper_mos
+    image_effect: np.ndarray  # shared by every method on the same image
+
+
+def _stimuli(design: pd.DataFrame, p: dict[str, float], rng: np.random.Generator) -> _Stimuli:
+    """Distinct stimuli of ``design`` with their latent means and one image effect per image."""
+    stim = (
+        design[["dataset", "image", "method"]].astype(str).drop_duplicates().reset_index(drop=True)
+    )
+    total_sd = float(np.sqrt(p["rater_bias_sd"] ** 2 + p["image_sd"] ** 2 + p["noise_sd"] ** 2))
+    targets = np.array(
+        [paper_mos(d, m) for d, m in zip(stim["dataset"], stim["method"], strict=True)]
+    )
+    # One root-finding per distinct MOS, not per stimulus.
+    cache = {t: latent_for(t, total_sd) for t in np.unique(targets)}
+    mu = np.array([cache[t] for t in targets])
+    images = stim[["dataset", "image"]].drop_duplicates()
+    img_eff = pd.Series(
+        rng.normal(0, p["image_sd"], len(images)), index=pd.MultiIndex.from_frame(images)
+    )
+    a = img_eff.reindex(pd.MultiIndex.from_frame(stim[["dataset", "image"]])).to_numpy()
+    return _Stimuli(stim, targets, mu, a)
+
+
+def _rater_votes(
+    name: str,
+    kind: str,
+    stim: _Stimuli,
+    p: dict[str, float],
+    rng: np.random.Generator,
+    missing: float,
+    retest: int,
+    repeats: int,
+) -> list[pd.DataFrame]:
+    """One rater's votes: a rating of every stimulus (less the missing ones), then a good
+    rater's retest and repeated votes.
+
+    The random draws happen in this fixed order, so a seed gives the same votes.
+    """
+    n_s = len(stim.table)
+    b = None
+    if kind == "good":
+        b = rng.normal(0, p["rater_bias_sd"])
+        score = _good_votes(stim.latent + stim.image_effect, b, p["noise_sd"], rng)
+    elif kind == "random":
+        score = rng.integers(1, 6, n_s).astype(float)
+    else:
+        score = np.full(n_s, float(rng.integers(2, 5)))
+    f = stim.table.assign(
+        rater=name,
+        score=score,
+        kind="rating",
+        repeat=0,
+        simulated_as=kind,
+        paper_mos=stim.paper_mos,
+    )
+    if missing > 0:
+        f = f[rng.random(n_s) >= missing]
+    frames = [f]
+    for count, again_kind in ((retest, "retest"), (repeats, "rating")):
+        if count and kind == "good":
+            idx = rng.choice(n_s, size=min(count, n_s), replace=False)
+            again = _good_votes(stim.latent[idx] + stim.image_effect[idx], b, p["noise_sd"], rng)
+            frames.append(
+                stim.table.iloc[idx].assign(
+                    rater=name,
+                    score=again,
+                    kind=again_kind,
+                    repeat=1,
+                    simulated_as=kind,
+                    paper_mos=stim.paper_mos[idx],
+                )
+            )
+    return frames
+
+
+def _good_votes(
+    mean: np.ndarray, b: float, noise_sd: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Votes of a good rater with bias ``b``: the latent means plus noise, rounded onto 1-5."""
+    return np.clip(np.round(mean + b + rng.normal(0, noise_sd, len(mean))), 1, 5)
 
 
 def paper_design(methods_bsd100: tuple[str, ...] | None = None) -> pd.DataFrame:

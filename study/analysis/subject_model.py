@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -67,6 +69,55 @@ def p910_mle(
     if quality_std not in ("rater", "stimulus"):
         raise ValueError(f"quality_std must be 'rater' or 'stimulus', got {quality_std!r}")
     c = code(ratings(votes))
+    fit = _project(c, max_iter, tol)
+    psi_std, delta_std, v_std, lo, hi = _uncertainty(c, fit, quality_std)
+    # Only psi + delta is identified; zero mean bias fixes the split, as sureal does.
+    shift = fit.delta.mean()
+    delta = fit.delta - shift
+    psi = fit.psi + shift
+    v_s = fit.v_s
+    estimator = f"{MLE_VERSION}/quality_std={quality_std}"
+    quality = c.stimuli.copy()
+    quality["n"] = fit.n_e.astype(int)
+    quality["quality"] = psi
+    quality["quality_std"] = psi_std
+    quality["ci95_low"] = psi - _Z * psi_std
+    quality["ci95_high"] = psi + _Z * psi_std
+    raters = pd.DataFrame(
+        {
+            "rater": c.raters,
+            "n_votes": fit.n_s.astype(int),
+            "mle_bias": delta,
+            "mle_bias_std": delta_std,
+            "mle_bias_ci95_low": delta - _Z * delta_std,
+            "mle_bias_ci95_high": delta + _Z * delta_std,
+            "mle_inconsistency": v_s,
+            "mle_inconsistency_std": v_std,
+            "mle_inconsistency_ci95_low": v_s - lo,
+            "mle_inconsistency_ci95_high": v_s + hi,
+        }
+    )
+    for df in (quality, raters):
+        df.attrs.update(estimator=estimator, n_iter=fit.n_iter, converged=fit.converged)
+    return quality, raters
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """Where the alternating projection stopped, before the biases are centred."""
+
+    psi: np.ndarray  # quality per stimulus
+    delta: np.ndarray  # bias per rater
+    v_s: np.ndarray  # inconsistency per rater
+    v_e: np.ndarray  # residual std per stimulus
+    n_e: np.ndarray  # votes per stimulus
+    n_s: np.ndarray  # votes per rater
+    n_iter: int
+    converged: bool
+
+
+def _project(c, max_iter: int, tol: float) -> _Fit:
+    """Steps 1 and 2 of :func:`p910_mle`: start from plain MOS, iterate until psi settles."""
     x, e, s = c.x, c.e, c.s
     n_e = np.bincount(e, minlength=c.n_stimuli).astype(float)
     n_s = np.bincount(s, minlength=c.n_raters).astype(float)
@@ -88,47 +139,33 @@ def p910_mle(
         if np.linalg.norm(prev - psi) < tol:
             converged = True
             break
+    return _Fit(psi, delta, v_s, v_e, n_e, n_s, it, converged)
+
+
+def _uncertainty(c, fit: _Fit, quality_std: str) -> tuple[np.ndarray, ...]:
+    """Standard errors of quality, bias and inconsistency, and the inconsistency CI's reach.
+
+    Returns ``psi_std, delta_std, v_std, lo, hi``: the CI of inconsistency is
+    ``[v_s - lo, v_s + hi]``. Zero information gives an infinite standard error.
+    """
+    x, e, s = c.x, c.e, c.s
+    n_e, n_s, v_s = fit.n_e, fit.n_s, fit.v_s
     with np.errstate(divide="ignore", invalid="ignore"):
         if quality_std == "rater":
             info = c.per_stimulus(1.0 / v_s[s] ** 2)
         else:
-            info = n_e / v_e**2
+            info = n_e / fit.v_e**2
         psi_std = 1.0 / np.sqrt(np.maximum(0.0, info))
         delta_std = 1.0 / np.sqrt(np.maximum(0.0, n_s / v_s**2))
-        res = x - psi[e] - delta[s]
+        res = x - fit.psi[e] - fit.delta[s]
         lpp = n_s / v_s**2 - 3.0 * c.per_rater(res**2) / v_s**4
         v_std = 1.0 / np.sqrt(np.maximum(0.0, -lpp))
         lo = (1 - np.sqrt(n_s / stats.chi2.ppf(0.975, n_s))) * v_s
         hi = (np.sqrt(n_s / stats.chi2.ppf(0.025, n_s)) - 1) * v_s
-    shift = delta.mean()
-    delta = delta - shift
-    psi = psi + shift
-    estimator = f"{MLE_VERSION}/quality_std={quality_std}"
-    quality = c.stimuli.copy()
-    quality["n"] = n_e.astype(int)
-    quality["quality"] = psi
-    quality["quality_std"] = psi_std
-    quality["ci95_low"] = psi - _Z * psi_std
-    quality["ci95_high"] = psi + _Z * psi_std
-    raters = pd.DataFrame(
-        {
-            "rater": c.raters,
-            "n_votes": n_s.astype(int),
-            "mle_bias": delta,
-            "mle_bias_std": delta_std,
-            "mle_bias_ci95_low": delta - _Z * delta_std,
-            "mle_bias_ci95_high": delta + _Z * delta_std,
-            "mle_inconsistency": v_s,
-            "mle_inconsistency_std": v_std,
-            "mle_inconsistency_ci95_low": v_s - lo,
-            "mle_inconsistency_ci95_high": v_s + hi,
-        }
-    )
-    for df in (quality, raters):
-        df.attrs.update(estimator=estimator, n_iter=it, converged=converged)
-    return quality, raters
+    return psi_std, delta_std, v_std, lo, hi
 
 
 def _std(per, idx: np.ndarray, res: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Population standard deviation (ddof 0) of ``res`` within each group of ``idx``."""
     m = per(res) / n
     return np.sqrt(per((res - m[idx]) ** 2) / n)

@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from study.importing import ImportFailed
+from study.datasets.importing import ImportFailed
 from study.models import Campaign
 
 

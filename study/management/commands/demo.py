@@ -6,10 +6,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from sr_models.methods import get_method
-from study import processes
-from study.importing import import_folder
+from study.datasets.importing import import_folder
+from study.management import processes
+from study.management.sample import write_calibration_photos, write_sample_photos
 from study.models import Campaign, Dataset, Method
-from study.sample import write_calibration_photos, write_sample_photos
 
 DEMO_METHODS = ["nearest", "bicubic", "srcnn", "espcn", "srresnet-mse", "srgan-mse", "hr"]
 

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from study import reports
 from study.analysis import VotesError
 from study.management.commands._helpers import get_campaign
+from study.reports import frames as reports
 
 
 class Command(BaseCommand):

@@ -3,6 +3,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from study.generation import queue
+from study.generation.progress import generation_report
 from study.management.commands._helpers import get_campaign
 from study.models import Campaign
 
@@ -23,9 +25,9 @@ class Command(BaseCommand):
     def handle(self, campaign, wait, timeout, retry_failed, **options):
         campaign = get_campaign(campaign)
         if retry_failed:
-            self.stdout.write(f"{campaign.retry_failed()} failed candidates queued again")
+            self.stdout.write(f"{queue.retry_failed(campaign)} failed candidates queued again")
         try:
-            queued = campaign.start_generation()
+            queued = queue.start_generation(campaign)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"{queued} candidates queued for {campaign.name}")
@@ -37,7 +39,7 @@ class Command(BaseCommand):
         requeued, republished = time.monotonic(), False  # start_generation just queued all
         while True:
             campaign.refresh_from_db()
-            report = campaign.generation_report()
+            report = generation_report(campaign)
             p = report.counts
             line = " ".join(f"{k}={v}" for k, v in p.items())
             finished = campaign.status != Campaign.GENERATING or p["queued"] == p["running"] == 0
@@ -50,14 +52,14 @@ class Command(BaseCommand):
                 # Their worker died mid-task; a broker that lost the message will not redeliver.
                 # Once per lease: a live worker claims a queued candidate within that time.
                 requeued = time.monotonic()
-                again = campaign.requeue_abandoned()
+                again = queue.requeue_abandoned(campaign)
                 self.stderr.write(f"{again} candidate(s) lost their worker: queued them again")
             elif report.idle and not republished:
                 # Queued, nobody working, nothing moving: their messages may be lost with a
                 # killed worker. Publish them once more (harmless if they were not).
                 republished = True
                 self.stderr.write(report.stall_message())
-                self.stderr.write(f"queued {campaign.start_generation()} candidate(s) again")
+                self.stderr.write(f"queued {queue.start_generation(campaign)} candidate(s) again")
             elif report.stalled and (bool(report.abandoned), report.idle) != warned:
                 warned = (bool(report.abandoned), report.idle)  # say it once per kind of stall
                 self.stderr.write(report.stall_message())

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from study.importing import import_folder
+from study.datasets.importing import import_folder
 from study.management.commands._helpers import run_import
 
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from study.importing import import_results, read_folder
+from study.datasets.importing import read_folder
+from study.datasets.results import import_results
 from study.management.commands._helpers import run_import
 
 

@@ -1,7 +1,7 @@
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from study import processes
+from study.management import processes
 
 
 class Command(BaseCommand):

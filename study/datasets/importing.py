@@ -21,7 +21,7 @@ from django.db import transaction
 from PIL import Image
 
 from sr_models.evaluate import match_files
-from study.models import Dataset, ImportedResult, LowResImage, Method, SourceImage
+from study.models import Dataset, LowResImage, SourceImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 # A zip entry larger than this once uncompressed is refused unread (a zip bomb).
@@ -86,7 +86,7 @@ class _Decoded:
     notes: str
 
 
-def _decode(name, data):
+def decode_image(name, data):
     """Decode and normalise one file to an RGB PNG; raises ValueError with the reason."""
     if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError("not an image file (PNG, JPEG or BMP)")
@@ -157,7 +157,7 @@ def import_files(
     decoded, seen = [], {}
     for name, data in sorted(files, key=lambda f: f[0]):
         try:
-            item = _decode(name, data)
+            item = decode_image(name, data)
         except ValueError as exc:
             report.add(name, "error", str(exc))
             continue
@@ -190,7 +190,7 @@ def _match_lr(decoded, lr_files, scale, report):
     for _key, hr_path, lr_path in pairs:
         name = lr_path.name
         try:
-            item = _decode(name, by_name[name])
+            item = decode_image(name, by_name[name])
         except ValueError as exc:
             report.add(name, "error", f"LR: {exc}")
             continue
@@ -204,7 +204,7 @@ def _match_lr(decoded, lr_files, scale, report):
             )
             continue
         lows[hr_path.stem] = item
-        report.add(name, "imported", f"LR x{scale} of {high.name}" + _join(item.notes))
+        report.add(name, "imported", f"LR x{scale} of {high.name}" + join_notes(item.notes))
     for path in unmatched_lr:
         report.add(path.name, "error", "LR file matches no HR image (or a second LR for one)")
     for path in unmatched_hr:
@@ -212,12 +212,12 @@ def _match_lr(decoded, lr_files, scale, report):
     return lows
 
 
-def _join(note):
+def join_notes(note):
     return f"; {note}" if note else ""
 
 
 @contextmanager
-def _removing_files_on_failure():
+def removing_files_on_failure():
     """Yield a list to note stored files in; on an exception they are deleted again."""
     written = []
     try:
@@ -229,7 +229,7 @@ def _removing_files_on_failure():
 
 
 def _store(dataset_name, decoded, lows, scale, description, is_calibration):
-    with _removing_files_on_failure() as written:
+    with removing_files_on_failure() as written:
         with transaction.atomic():
             dataset, _ = Dataset.objects.get_or_create(
                 name=dataset_name,
@@ -336,92 +336,3 @@ def import_zip(dataset_name, upload, skip_bad=False, lr_scale=None, **kwargs):
         report=report,
         **kwargs,
     )
-
-
-def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None):
-    """Attach results made elsewhere to a dataset's images as the `imported` method `method_slug`.
-
-    Files are matched to images by name stem with `sr_models.evaluate`'s tolerance
-    (`baby_SRGAN-VGG54.png` is the result for `baby_HR.png`). A result must be the size of its
-    HR image, or of that image modcropped to `scale`. A missing result is reported; an unmatched
-    file, an unreadable one and a wrong size are errors.
-    """
-    dataset = Dataset.objects.filter(name=dataset_name).first()
-    if dataset is None:
-        raise ValueError(f"no dataset {dataset_name!r}")
-    method = Method.objects.filter(slug=method_slug).first()
-    if method is not None and method.kind != Method.IMPORTED:
-        raise ValueError(
-            f"method {method_slug} is {method.get_kind_display().lower()}, not imported"
-        )
-    scale = scale or settings.SRMOS_DEFAULT_SCALE
-    report = ImportReport(dataset=dataset_name)
-    images = {image.name: image for image in dataset.images.all()}
-    by_name = dict(files)
-    pairs, unmatched_hr, unmatched_sr = match_files(
-        [Path(f"{name}.png") for name in images], [Path(name) for name in sorted(by_name)]
-    )
-    matched = []
-    for _key, hr_path, sr_path in pairs:
-        image = images[hr_path.stem]
-        name = sr_path.name
-        try:
-            item = _decode(name, by_name[name])
-        except ValueError as exc:
-            report.add(name, "error", str(exc))
-            continue
-        sizes = {
-            (image.width, image.height),
-            (image.width - image.width % scale, image.height - image.height % scale),
-        }
-        if (item.width, item.height) not in sizes:
-            report.add(
-                name,
-                "error",
-                f"size {item.width}x{item.height} differs from {image.original_name} "
-                f"{image.width}x{image.height}",
-            )
-            continue
-        matched.append((image, item))
-        report.add(name, "imported", f"result for {image.original_name}" + _join(item.notes))
-    for path in unmatched_sr:
-        report.add(path.name, "error", f"matches no image of {dataset_name} (or a second result)")
-    for path in unmatched_hr:
-        report.add(images[path.stem].original_name, "missing", "no result file for this image")
-    report.settle(skip_bad)
-    _store_results(method_slug, dataset, matched)
-    return report
-
-
-def _store_results(method_slug, dataset, matched):
-    replaced = []
-    with _removing_files_on_failure() as written:
-        with transaction.atomic():
-            method, _ = Method.objects.get_or_create(
-                slug=method_slug,
-                defaults={
-                    "name": method_slug,
-                    "kind": Method.IMPORTED,
-                    "description": "Results imported from files.",
-                },
-            )
-            for image, item in matched:
-                path = default_storage.save(
-                    f"results/{method.slug}/{dataset.name}/{image.name}.png", ContentFile(item.png)
-                )
-                written.append(path)
-                old = ImportedResult.objects.filter(method=method, image=image).first()
-                if old:
-                    replaced.append(old.file.name)
-                    old.delete()
-                ImportedResult.objects.create(
-                    method=method,
-                    image=image,
-                    original_name=item.name,
-                    file=path,
-                    width=item.width,
-                    height=item.height,
-                    sha256=item.sha256,
-                )
-    for name in replaced:
-        default_storage.delete(name)

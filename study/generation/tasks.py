@@ -46,7 +46,8 @@ def enqueue_candidates(rows):
         publish_candidates.apply_async(args=[rows[start : start + FAN_OUT_CHUNK]], queue="cpu")
 
 
-@shared_task(acks_late=True)
+# Named as before the move to study.generation, so messages already queued still run.
+@shared_task(name="study.tasks.publish_candidates", acks_late=True)
 def publish_candidates(rows):
     # Delivered twice, it sends duplicates, which the claim turns into no-ops.
     for pk, kind in rows:
@@ -121,6 +122,7 @@ def _max_busy_retries():
 
 
 @shared_task(
+    name="study.tasks.generate_candidate",
     bind=True,
     acks_late=True,
     autoretry_for=(OperationalError,),
@@ -128,7 +130,9 @@ def _max_busy_retries():
     max_retries=_max_busy_retries(),
 )
 def generate_candidate(self, candidate_id):
-    from study.generation import render_candidates
+    # Imported here, not at the top: rendering pulls in torch, which only workers load; the web
+    # process imports this module to publish tasks.
+    from study.generation.render import render_candidates
 
     token = uuid.uuid4().hex
     if not claim([candidate_id], token):

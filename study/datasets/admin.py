@@ -1,149 +1,16 @@
-"""Admin pieces for getting images in and running generation (mixed into study.admin classes)."""
+"""Getting images in from the admin: datasets (a zip of HR images, optionally with LR ones) and
+results made elsewhere (a zip per imported method), each with a per-file report."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from study.importing import ImportFailed, ImportReport, import_results, import_zip, read_zip
-from study.models import Campaign, Dataset, Method
-
-
-def _duration(seconds):
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-class CampaignGenerationMixin:
-    """Generation panel (counts, per-method time, ETA, failures) and its three actions."""
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = [(name, {**opts}) for name, opts in super().get_fieldsets(request, obj)]
-        for _name, opts in fieldsets:
-            fields = list(opts.get("fields", []))
-            if "kernel" in fields and "lr_source" not in fields:
-                fields.insert(fields.index("kernel") + 1, "lr_source")
-            if "progress_table" in fields:
-                fields[fields.index("progress_table")] = "generation_panel"
-            opts["fields"] = fields
-        return fieldsets
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "generation_panel"]
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        action = self.get_action("cancel_generation")
-        if action:
-            actions["cancel_generation"] = action
-        return actions
-
-    def get_urls(self):
-        urls = [
-            path(
-                "<int:pk>/generation/<str:action>/",
-                self.admin_site.admin_view(self.generation_view),
-                name="study_campaign_generation",
-            ),
-        ]
-        return urls + super().get_urls()
-
-    @admin.action(description="Cancel generation (withdraw queued candidates)")
-    def cancel_generation(self, request, queryset):
-        for campaign in queryset:
-            n = campaign.cancel_generation()
-            self.message_user(request, f"{campaign}: {n} queued candidates withdrawn.")
-
-    def generation_view(self, request, pk, action):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        campaign = get_object_or_404(Campaign, pk=pk)
-        if not self.has_change_permission(request, campaign):
-            raise PermissionDenied
-        if action == "generate":
-            try:
-                n = campaign.start_generation()
-            except ValueError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, f"{n} candidates queued for the workers.")
-        elif action == "retry":
-            self.message_user(request, f"{campaign.retry_failed()} failed candidates queued again.")
-        elif action == "cancel":
-            n = campaign.cancel_generation()
-            self.message_user(request, f"{n} queued candidates withdrawn.")
-        else:
-            self.message_user(request, f"unknown action {action}", messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:study_campaign_change", args=[pk]))
-
-    @admin.display(description="generation")
-    def generation_panel(self, obj):
-        if not obj.pk:
-            return "Save the campaign, then generate its candidates."
-        report = obj.generation_report()
-        counts = format_html_join(
-            "", "<tr><th>{}</th><td>{}</td></tr>", ((k, v) for k, v in report.counts.items())
-        )
-        methods = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    m.method,
-                    m.done,
-                    "-" if m.mean_seconds is None else f"{m.mean_seconds:.2f} s",
-                    _duration(m.total_seconds),
-                )
-                for m in report.methods
-            ),
-        )
-        eta = _duration(report.eta_seconds) if report.remaining else "-"
-        failures = format_html_join(
-            "",
-            "<li>{}/{} x {}: <code>{}</code></li>",
-            ((d, i, m, (e.splitlines() or [""])[0]) for d, i, m, e in report.failures),
-        )
-        buttons = format_html_join(
-            " ",
-            '<button type="submit" class="button" formaction="{}" formmethod="post" '
-            'formnovalidate name="generation" value="{}">{}</button>',
-            (
-                (reverse("admin:study_campaign_generation", args=[obj.pk, a]), a, label)
-                for a, label in [
-                    ("generate", "Generate"),
-                    ("retry", "Retry failed"),
-                    ("cancel", "Cancel"),
-                ]
-            ),
-        )
-        stall = report.stall_message()
-        return format_html(
-            '{}<table id="progress">{}</table>'
-            '<p id="eta">{} candidates; LR: {}; remaining {}, ETA {}</p>'
-            '<table id="method-times"><tr><th>method</th><th>done</th><th>mean</th>'
-            "<th>total</th></tr>{}</table>{}<p>{}</p>",
-            format_html('<p class="errornote" id="stalled">{}</p>', stall) if stall else "",
-            counts,
-            report.total,
-            obj.lr_description(),
-            report.remaining,
-            eta,
-            methods,
-            format_html('<p>Failures:</p><ul id="failures">{}</ul>', failures)
-            if report.failures
-            else "",
-            buttons,
-        )
+from study.datasets.importing import ImportFailed, ImportReport, import_zip, read_zip
+from study.datasets.results import import_results
+from study.models import Dataset, Method, SourceImage
 
 
 class DatasetZipForm(forms.Form):
@@ -286,3 +153,35 @@ class MethodResultsMixin:
             "error": error,
         }
         return TemplateResponse(request, "admin/study/import_report.html", context)
+
+
+class SourceImageInline(admin.TabularInline):
+    model = SourceImage
+    fields = ["name", "original_name", "width", "height", "sha256", "notes"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Dataset)
+class DatasetAdmin(DatasetImportMixin, admin.ModelAdmin):
+    list_display = ["name", "is_calibration", "image_count", "created_at"]
+    inlines = [SourceImageInline]
+
+    @admin.display(description="images")
+    def image_count(self, obj):
+        return obj.images.count()
+
+
+@admin.register(SourceImage)
+class SourceImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "dataset", "width", "height", "notes"]
+    list_filter = ["dataset"]
+    readonly_fields = ["sha256", "width", "height", "original_name", "notes"]
+
+
+@admin.register(Method)
+class MethodAdmin(MethodResultsMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "kind"]
+    list_filter = ["kind"]

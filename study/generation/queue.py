@@ -1,0 +1,79 @@
+"""What the researcher's Generate, Retry and Cancel do: candidate rows change state here, and one
+task per candidate is published once the transaction commits (`generation.tasks`).
+
+No torch here: the web process imports this module, the workers render.
+"""
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from study.generation import tasks
+from study.models import Campaign, Candidate
+
+
+def start_generation(campaign):
+    """Create the campaign's missing candidates and queue every one not yet made.
+
+    Returns the number of candidates queued. A finished campaign queues nothing.
+    """
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status not in (Campaign.DRAFT, Campaign.GENERATING):
+            return 0
+        Candidate.objects.bulk_create(locked.planned_candidates(), ignore_conflicts=True)
+        locked.candidates.filter(status=Candidate.CANCELLED).update(status=Candidate.QUEUED)
+        # A running candidate whose lease ran out lost its worker (and, on a broker without
+        # redelivery, its message too): queue a task for it, which takes it over.
+        queued = list(
+            locked.candidates.filter(
+                Q(status=Candidate.QUEUED) | Candidate.abandoned()
+            ).values_list("pk", "method__kind")
+        )
+        if queued:
+            locked.status = Campaign.GENERATING
+            locked.generation_queued_at = timezone.now()
+        locked.save(update_fields=["status", "generation_queued_at"])
+        transaction.on_commit(lambda: tasks.enqueue_candidates(queued))
+    campaign.refresh_from_db()
+    campaign.update_generation_status()
+    return len(queued)
+
+
+def retry_failed(campaign):
+    """Queue the failed candidates again; returns how many."""
+    with transaction.atomic():
+        failed = campaign.candidates.filter(status=Candidate.FAILED)
+        ids = list(failed.values_list("pk", "method__kind"))
+        failed.update(status=Candidate.QUEUED, error="", started_at=None, finished_at=None)
+        if ids:
+            Campaign.objects.filter(pk=campaign.pk, status=Campaign.READY).update(
+                status=Campaign.GENERATING
+            )
+            Campaign.objects.filter(pk=campaign.pk).update(generation_queued_at=timezone.now())
+        transaction.on_commit(lambda: tasks.enqueue_candidates(ids))
+    return len(ids)
+
+
+def requeue_abandoned(campaign):
+    """Queue a task again for each running candidate whose worker stopped renewing its lease
+    (a broker without redelivery lost its message). Returns how many."""
+    ids = list(campaign.candidates.filter(Candidate.abandoned()).values_list("pk", "method__kind"))
+    if ids:
+        tasks.enqueue_candidates(ids)
+    return len(ids)
+
+
+def cancel_generation(campaign):
+    """Withdraw the queued candidates; running ones finish. Returns how many were withdrawn.
+
+    Their tasks stay in the broker and return quietly (the claim needs `queued`); generating
+    again queues them anew.
+    """
+    with transaction.atomic():
+        n = campaign.candidates.filter(status=Candidate.QUEUED).update(status=Candidate.CANCELLED)
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.GENERATING).update(
+            status=Campaign.DRAFT
+        )
+    campaign.refresh_from_db()
+    return n

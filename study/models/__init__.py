@@ -1,0 +1,50 @@
+"""The study's tables, from the bottom of the data path up: catalog -> campaign -> session.
+
+Django finds the models here (the app label stays `study`, so table names and migrations are
+unchanged); the migrations also name `public_id`, `rater_token`, `completion_code` and
+`source_upload_to` by their path in this package.
+"""
+
+from study.models.campaign import CALIBRATION_METHODS, Campaign, Candidate
+from study.models.catalog import (
+    Dataset,
+    ImportedResult,
+    LowResImage,
+    Method,
+    SourceImage,
+    source_upload_to,
+)
+from study.models.session import (
+    GOLD_EXPECTATIONS,
+    Rater,
+    Trial,
+    VoteOutcome,
+    VoteRejected,
+    session_quality,
+    trial_order,
+    vote_flags,
+)
+from study.models.tokens import completion_code, public_id, rater_token
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "GOLD_EXPECTATIONS",
+    "Campaign",
+    "Candidate",
+    "Dataset",
+    "ImportedResult",
+    "LowResImage",
+    "Method",
+    "Rater",
+    "SourceImage",
+    "Trial",
+    "VoteOutcome",
+    "VoteRejected",
+    "completion_code",
+    "public_id",
+    "rater_token",
+    "session_quality",
+    "source_upload_to",
+    "trial_order",
+    "vote_flags",
+]

@@ -1,0 +1,283 @@
+"""A campaign (the study's design and state) and its candidates, one per image and method."""
+
+from django.core.validators import URLValidator
+from django.db import models, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from study.models.catalog import Dataset, Method, SourceImage
+from study.models.tokens import completion_code, public_id, rater_token
+
+DEFAULT_CONSENT = (
+    "You are invited to take part in a study of image quality. You will see a series of images "
+    "and rate the quality of each one. It takes about 20-30 minutes; you can take breaks and come "
+    "back later with the same link. Your scores are stored with an anonymous id and used only "
+    "for research. Taking part is voluntary and you may stop at any time."
+)
+DEFAULT_INSTRUCTIONS = (
+    "Rate the quality of each image on a scale from 1 (bad) to 5 (excellent). Judge the image "
+    "itself: sharpness, detail, artefacts and how natural it looks. There are no right or wrong "
+    "answers. Please do not zoom the page: images must be seen at their real size."
+)
+
+
+class Campaign(models.Model):
+    DRAFT = "draft"
+    GENERATING = "generating"
+    READY = "ready"
+    LIVE = "live"
+    CLOSED = "closed"
+    STATUS_CHOICES = [
+        (DRAFT, "Draft"),
+        (GENERATING, "Generating candidates"),
+        (READY, "Ready to launch"),
+        (LIVE, "Live"),
+        (CLOSED, "Closed"),
+    ]
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    datasets = models.ManyToManyField(
+        Dataset, related_name="campaigns", limit_choices_to={"is_calibration": False}
+    )
+    methods = models.ManyToManyField(Method, related_name="campaigns")
+    scale = models.PositiveSmallIntegerField(default=4)
+    kernel = models.CharField(
+        max_length=32, default="matlab-bicubic", help_text="How HR images are degraded to LR."
+    )
+    LR_KERNEL = "kernel"
+    LR_DATASET = "dataset"
+    lr_source = models.CharField(
+        max_length=10,
+        choices=[
+            (LR_KERNEL, "Degrade HR with the kernel"),
+            (LR_DATASET, "The dataset's own LR images"),
+        ],
+        default=LR_KERNEL,
+        help_text="Where the LR inputs come from; recorded in every export.",
+    )
+    seed = models.IntegerField(default=0, help_text="Seeds every rater's trial order.")
+    rater_links = models.PositiveIntegerField(
+        default=5, help_text="Secret rater links to make; raise it and launch again to add more."
+    )
+    # The rater's session (issue 5): texts, display policy, calibration and quality control.
+    consent_text = models.TextField(default=DEFAULT_CONSENT, help_text="Shown on the welcome page.")
+    instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS, blank=True)
+    display_policy = models.CharField(
+        max_length=10,
+        choices=[
+            ("warn", "Warn, then let the rater go on"),
+            ("refuse", "Refuse until the window is large enough"),
+        ],
+        default="warn",
+        help_text="What happens when the largest image cannot be shown at 1:1 device pixels.",
+    )
+    calibration_dataset = models.ForeignKey(
+        "Dataset",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="calibrated_campaigns",
+        limit_choices_to={"is_calibration": True},
+        help_text="Its nearest-neighbour (labelled 1) and HR (labelled 5) versions are shown first.",
+    )
+    calibration_images = models.PositiveIntegerField(
+        default=20, help_text="How many calibration images (the paper: 20)."
+    )
+    gold_items = models.BooleanField(
+        default=True, help_text="Flag HR votes below 4 and nearest-neighbour votes above 2."
+    )
+    retest_share = models.FloatField(
+        default=0.0, help_text="Share of candidates shown a second time (test-retest), 0 to 0.5."
+    )
+    min_view_ms = models.PositiveIntegerField(
+        default=0, help_text="Minimum viewing time before a score can be given (milliseconds)."
+    )
+    break_every = models.PositiveIntegerField(
+        default=100, help_text="Suggest a break every N images (0: never)."
+    )
+    straightline_min_variance = models.FloatField(
+        default=0.1, help_text="Flag a session whose votes vary less than this (P.808: 0.1-0.15)."
+    )
+    recruit_token = models.CharField(
+        max_length=64,
+        unique=True,
+        default=rater_token,
+        editable=False,
+        help_text="The open recruitment link for crowd platforms.",
+    )
+    open_recruitment = models.BooleanField(
+        default=False, help_text="Accept participants through the open link (Prolific, MTurk)."
+    )
+    max_participants = models.PositiveIntegerField(
+        default=0, help_text="Cap on open-link participants (0: no cap)."
+    )
+    completion_code = models.CharField(max_length=64, default=completion_code)
+    completion_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text="Where a finished participant is sent; {code} and {participant} are filled in, "
+        "e.g. https://app.prolific.com/submissions/complete?cc={code}",
+    )
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    generation_queued_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When candidates were last queued."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+    def progress(self):
+        counts = dict(self.candidates.values_list("status").annotate(n=Count("id")))
+        return {status: counts.get(status, 0) for status, _ in Candidate.STATUS_CHOICES}
+
+    def planned_candidates(self):
+        """Every (image, method) the campaign needs, calibration pairs included (unsaved)."""
+        images = SourceImage.objects.filter(dataset__in=self.datasets.all())
+        methods = list(self.methods.all())
+        if not methods or not images.exists():
+            raise ValueError("A campaign needs at least one dataset with images and one method.")
+        planned = [Candidate(campaign=self, image=i, method=m) for i in images for m in methods]
+        if self.calibration_dataset_id:
+            anchors = list(Method.objects.filter(slug__in=CALIBRATION_METHODS))
+            if len(anchors) != len(CALIBRATION_METHODS):
+                raise ValueError("Calibration needs the built-in methods 'nearest' and 'hr'.")
+            calibration = self.calibration_dataset.images.order_by("name")[
+                : self.calibration_images
+            ]
+            planned += [
+                Candidate(campaign=self, image=i, method=m, role=Candidate.CALIBRATION)
+                for i in calibration
+                for m in anchors
+            ]
+        return planned
+
+    def calibration_trials(self):
+        """(candidate, label score) pairs shown before rating: each image's NN (1) then HR (5)."""
+        candidates = (
+            self.candidates.filter(role=Candidate.CALIBRATION, status=Candidate.DONE)
+            .select_related("method")
+            .order_by("image__name", "-method__slug")
+        )
+        return [(c, CALIBRATION_METHODS[c.method.slug]) for c in candidates]
+
+    def lr_description(self):
+        if self.lr_source == self.LR_DATASET:
+            return f"dataset LR images (x{self.scale})"
+        return f"HR degraded x{self.scale} with {self.kernel}"
+
+    def update_generation_status(self):
+        """Move a generating campaign to ready once every candidate is done."""
+        unfinished = self.candidates.exclude(status=Candidate.DONE)
+        if self.candidates.exists() and not unfinished.exists():
+            # Conditional update: when the last two tasks finish together both may get here.
+            Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.READY)
+
+    def launch(self):
+        """Make a ready campaign live with `rater_links` secret links.
+
+        Idempotent: on a live campaign it only adds the links that `rater_links` asks for
+        beyond those made already (raise the number, launch again).
+        """
+        with transaction.atomic():
+            campaign = Campaign.objects.select_for_update().get(pk=self.pk)
+            if campaign.status not in (self.READY, self.LIVE):
+                raise ValueError(
+                    f"Campaign {campaign.name} is {campaign.get_status_display().lower()}; "
+                    "only a campaign whose candidates are all generated can be launched."
+                )
+            missing = campaign.rater_links - campaign.raters.filter(platform="link").count()
+            for _ in range(max(missing, 0)):
+                campaign.raters.create_with_trials(campaign)
+            if campaign.status == self.READY:
+                campaign.status = self.LIVE
+                campaign.launched_at = timezone.now()
+                campaign.save(update_fields=["status", "launched_at"])
+        self.refresh_from_db()
+
+    def close(self):
+        Campaign.objects.filter(pk=self.pk, status=self.LIVE).update(
+            status=self.CLOSED, closed_at=timezone.now()
+        )
+        self.refresh_from_db()
+
+
+# The paper's calibration anchors: nearest neighbour shown as "1 - bad", HR as "5 - excellent".
+CALIBRATION_METHODS = {"nearest": 1, "hr": 5}
+
+
+class CandidateQuerySet(models.QuerySet):
+    def done(self):
+        return self.filter(status=Candidate.DONE)
+
+
+class Candidate(models.Model):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STATUS_CHOICES = [
+        (QUEUED, "Queued"),
+        (RUNNING, "Running"),
+        (DONE, "Done"),
+        (FAILED, "Failed"),
+        (CANCELLED, "Cancelled"),
+    ]
+
+    campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="candidates")
+    RATING = "rating"
+    CALIBRATION = "calibration"
+    role = models.CharField(
+        max_length=12, default=RATING, choices=[(RATING, "Rated"), (CALIBRATION, "Calibration")]
+    )
+    image = models.ForeignKey(SourceImage, models.PROTECT, related_name="candidates")
+    method = models.ForeignKey(Method, models.PROTECT, related_name="candidates")
+    public_id = models.CharField(max_length=32, unique=True, default=public_id, editable=False)
+    file = models.FileField(max_length=300, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    psnr = models.FloatField(null=True, blank=True, help_text="dB, Y channel, scale px border crop")
+    ssim = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The running attempt: its random token and until when its worker is known alive (a
+    # heartbeat renews it). A redelivered task takes over a candidate whose lease has run out.
+    claim = models.CharField(max_length=32, blank=True, editable=False)
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(
+        null=True, blank=True, help_text="Worker time to make it (a batch's time is shared)."
+    )
+    notes = models.CharField(max_length=300, blank=True, help_text="E.g. the HR was modcropped.")
+
+    objects = CandidateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["campaign_id", "image_id", "method_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "image", "method"], name="unique_candidate"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign.name}: {self.image} x {self.method.slug}"
+
+    @staticmethod
+    def abandoned(now=None):
+        """Running, but the worker stopped renewing the lease: it died mid-task (a filter)."""
+        return Q(status=Candidate.RUNNING, lease_expires__lt=now or timezone.now())
+
+    def output_path(self):
+        # Deterministic, so a retried task overwrites instead of leaving an orphan.
+        return f"candidates/{self.campaign_id}/{self.public_id}.png"

@@ -1,0 +1,119 @@
+"""What a study is made of: datasets of HR images (with their own LR versions, if any), the
+methods that upscale them, and results made elsewhere. The lowest rooms of the data path."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class Dataset(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    is_calibration = models.BooleanField(
+        default=False, help_text="Used to calibrate raters (NN = 1, HR = 5), never rated."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+def source_upload_to(instance, filename):
+    return f"datasets/{instance.dataset.name}/{filename}"
+
+
+class SourceImage(models.Model):
+    dataset = models.ForeignKey(Dataset, models.CASCADE, related_name="images")
+    name = models.CharField(max_length=200, help_text="File name stem, used to match results.")
+    original_name = models.CharField(max_length=255)
+    file = models.FileField(upload_to=source_upload_to, max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    notes = models.CharField(max_length=300, blank=True, help_text="What the import changed.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["dataset", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="unique_image_name"),
+            models.UniqueConstraint(fields=["dataset", "sha256"], name="unique_image_content"),
+        ]
+
+    def __str__(self):
+        return f"{self.dataset.name}/{self.name}"
+
+
+class Method(models.Model):
+    INTERPOLATION = "interpolation"
+    NETWORK = "network"
+    IMPORTED = "imported"
+    REFERENCE = "reference"
+    KIND_CHOICES = [
+        (INTERPOLATION, "Interpolation"),
+        (NETWORK, "Network"),
+        (IMPORTED, "Imported results"),
+        (REFERENCE, "HR reference"),
+    ]
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    parameters = models.JSONField(
+        default=dict, blank=True, help_text='For interpolation/network: {"sr_method": NAME}.'
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+    @property
+    def sr_method(self):
+        return self.parameters.get("sr_method", self.slug)
+
+
+class LowResImage(models.Model):
+    """A dataset's own LR version of a source image (e.g. the SRGAN release's `_LR` files)."""
+
+    image = models.ForeignKey(SourceImage, models.CASCADE, related_name="lr_images")
+    scale = models.PositiveSmallIntegerField()
+    original_name = models.CharField(max_length=255)
+    file = models.FileField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["image", "scale"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "scale"], name="unique_lr_image"),
+        ]
+
+    def __str__(self):
+        return f"{self.image} LR x{self.scale}"
+
+
+class ImportedResult(models.Model):
+    """An output made elsewhere (an `imported` method's result for one source image)."""
+
+    method = models.ForeignKey(Method, models.CASCADE, related_name="results")
+    image = models.ForeignKey(SourceImage, models.CASCADE, related_name="results")
+    original_name = models.CharField(max_length=255)
+    file = models.FileField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["method", "image"]
+        constraints = [
+            models.UniqueConstraint(fields=["method", "image"], name="unique_imported_result"),
+        ]
+
+    def __str__(self):
+        return f"{self.method.slug}: {self.image}"

@@ -1,0 +1,259 @@
+"""A rater's session: the trials in their seeded order, the votes, and the session's quality checks."""
+
+import random
+import secrets
+from dataclasses import dataclass
+
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from study.models.campaign import Campaign, Candidate
+from study.models.order import trial_order
+from study.models.tokens import rater_token
+
+# Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
+GOLD_EXPECTATIONS = {"hr": ">=4", "nearest": "<=2"}
+
+
+class RaterManager(models.Manager):
+    def create_with_trials(self, campaign, label="", **fields):
+        rater = self.create(campaign=campaign, label=label, seed=secrets.randbits(31), **fields)
+        rows = list(
+            campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
+                "pk", "image_id", "method__slug"
+            )
+        )
+        rng = random.Random(f"{campaign.seed}:{rater.seed}:retest")
+        n_retest = round(min(max(campaign.retest_share, 0.0), 0.5) * len(rows))
+        retested = rng.sample(rows, n_retest) if n_retest else []
+        slugs = {pk: slug for pk, _, slug in rows}
+        order = trial_order(
+            [(pk, image) for pk, image, _ in rows + retested],
+            seed=f"{campaign.seed}:{rater.seed}",
+        )
+        seen = set()
+        trials = []
+        for position, pk in enumerate(order):
+            repeat = 1 if pk in seen else 0
+            seen.add(pk)
+            trials.append(
+                Trial(
+                    rater=rater,
+                    candidate_id=pk,
+                    position=position,
+                    kind="retest" if repeat else "rating",
+                    repeat=repeat,
+                    expected=GOLD_EXPECTATIONS.get(slugs[pk], "") if campaign.gold_items else "",
+                )
+            )
+        Trial.objects.bulk_create(trials)
+        rater.n_trials = len(trials)
+        rater.save(update_fields=["n_trials"])
+        return rater
+
+
+class Rater(models.Model):
+    campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="raters")
+    token = models.CharField(max_length=64, unique=True, default=rater_token, editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    seed = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    participant_id = models.CharField(
+        max_length=200, blank=True, help_text="From the crowd platform (PROLIFIC_PID, workerId...)."
+    )
+    platform = models.CharField(max_length=20, default="link")
+    platform_data = models.JSONField(default=dict, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    calibrated_at = models.DateTimeField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    display_checks = models.JSONField(
+        default=list, blank=True, help_text="Every display check: viewport, pixel ratio, verdict."
+    )
+    qc = models.JSONField(default=dict, blank=True, help_text="Quality-control summary.")
+    n_trials = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = RaterManager()
+
+    class Meta:
+        ordering = ["campaign_id", "created_at", "pk"]
+        constraints = [
+            # One session per crowd participant and campaign.
+            models.UniqueConstraint(
+                fields=["campaign", "participant_id"],
+                condition=~Q(participant_id=""),
+                name="one_session_per_participant",
+            ),
+        ]
+
+    def __str__(self):
+        return self.label or f"rater {self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("study:session", args=[self.token])
+
+    def current_trial(self):
+        return self.trials.filter(score__isnull=True).select_related("candidate").first()
+
+    def cast_vote(self, position, score, duration_ms=None):
+        """Store a score for the trial at `position`, the rater's current (first unanswered) one.
+
+        Idempotent: a resent vote for an answered trial stores nothing (stored=False). A vote
+        for a later trial raises VoteRejected. Returns the vote's outcome with the trials that
+        come next (at most two, candidates loaded), so the caller needs no further query.
+        One read decides: trials before the current one are all answered and none after it can
+        be, so the conditional update on the current trial is the only race to settle.
+        """
+        pending = list(self.trials.pending().select_related("candidate")[:3])
+        current = pending[0] if pending else None
+        now = timezone.now()
+        if current is None or position != current.position:
+            answered = (
+                position < current.position
+                if current is not None
+                else self.trials.filter(position=position).exists()
+            )
+            if not answered:
+                raise VoteRejected("This is not your current image; the page has been refreshed.")
+            # A resent vote: its first request may have died before recording the completion.
+            if current is None:
+                self._complete(now)
+            return VoteOutcome(stored=False, upcoming=pending[:2])
+        stored = Trial.objects.filter(pk=current.pk, score__isnull=True).update(
+            score=score,
+            answered_at=now,
+            duration_ms=duration_ms,
+            flags=vote_flags(current.expected, score, duration_ms, self.campaign.min_view_ms),
+        )
+        if stored and self.started_at is None:
+            Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
+        if len(pending) == 1:
+            self._complete(now)
+        return VoteOutcome(stored=bool(stored), upcoming=pending[1:3])
+
+    def _complete(self, now):
+        if self.completed_at is None:
+            Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
+                completed_at=now, qc=self.quality()
+            )
+
+    def quality(self):
+        """This session's quality-control summary; reported to the researcher, never applied."""
+        votes = list(
+            self.trials.answered().values_list(
+                "candidate_id", "score", "kind", "flags", "duration_ms", "expected"
+            )
+        )
+        return session_quality(votes, self.campaign.straightline_min_variance, self.display_checks)
+
+
+def vote_flags(expected, score, duration_ms, min_view_ms):
+    flags = []
+    if (expected == ">=4" and score < 4) or (expected == "<=2" and score > 2):
+        flags.append("gold-miss")
+    if duration_ms is not None and min_view_ms and duration_ms < min_view_ms:
+        flags.append("too-fast")
+    return ",".join(flags)
+
+
+def session_quality(votes, min_variance, display_checks=()):
+    """Summarise (candidate_id, score, kind, flags, duration_ms, expected) rows of one session.
+
+    Returns n, the variance of the scores (straight-lining below `min_variance`), gold items
+    missed, test-retest pairs with their mean absolute difference, the median viewing time and
+    the list of flags raised.
+    """
+    scores = [s for _, s, kind, *_ in votes if kind == "rating"]
+    n = len(scores)
+    mean = sum(scores) / n if n else 0.0
+    variance = sum((s - mean) ** 2 for s in scores) / (n - 1) if n > 1 else None
+    first = {c: s for c, s, kind, *_ in votes if kind == "rating"}
+    pairs = [(first[c], s) for c, s, kind, *_ in votes if kind == "retest" and c in first]
+    retest_mad = sum(abs(a - b) for a, b in pairs) / len(pairs) if pairs else None
+    gold_items = sum(1 for *_, expected in votes if expected)
+    gold_misses = sum("gold-miss" in flags for _, _, _, flags, _, _ in votes)
+    durations = sorted(d for _, _, _, _, d, _ in votes if d is not None)
+    flags = []
+    if variance is not None and n >= 10 and variance < min_variance:
+        flags.append("straight-lining")
+    if gold_misses:
+        flags.append(f"gold-miss x{gold_misses}")
+    if retest_mad is not None and retest_mad > 1.0:
+        flags.append("retest-unreliable")
+    if any(check.get("went_on_anyway") for check in display_checks):
+        flags.append("display-too-small")
+    return {
+        "n": n,
+        "n_answered": len(votes),
+        "variance": variance,
+        "gold_items": gold_items,
+        "gold_misses": gold_misses,
+        "retest_pairs": len(pairs),
+        "retest_mad": retest_mad,
+        "median_duration_ms": durations[len(durations) // 2] if durations else None,
+        "flags": flags,
+    }
+
+
+class VoteRejected(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    stored: bool
+    upcoming: list
+
+
+class TrialQuerySet(models.QuerySet):
+    def answered(self):
+        return self.filter(score__isnull=False)
+
+    def pending(self):
+        return self.filter(score__isnull=True)
+
+
+class Trial(models.Model):
+    rater = models.ForeignKey(Rater, models.CASCADE, related_name="trials")
+    candidate = models.ForeignKey(Candidate, models.PROTECT, related_name="trials")
+    position = models.PositiveIntegerField()
+    score = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=[(i, str(i)) for i in range(1, 6)]
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(
+        max_length=10, default="rating", choices=[("rating", "Rating"), ("retest", "Retest")]
+    )
+    repeat = models.PositiveSmallIntegerField(default=0, help_text="1 for the retest showing.")
+    expected = models.CharField(
+        max_length=4, blank=True, help_text="Gold item: '>=4' (HR) or '<=2' (nearest neighbour)."
+    )
+    shown_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Viewing time measured by the page before the vote."
+    )
+    flags = models.CharField(max_length=100, blank=True)
+
+    objects = TrialQuerySet.as_manager()
+
+    class Meta:
+        # Column names, not relations: ordering by "rater" would join and sort by Rater's ordering.
+        ordering = ["rater_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["rater", "position"], name="unique_trial_position"),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=1, score__lte=5),
+                name="score_1_to_5",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.rater} #{self.position}"
+
+    def mark_shown(self):
+        """Record when the image was first put on a page for the rater (a reload keeps it)."""
+        if self.shown_at is None:
+            Trial.objects.filter(pk=self.pk, shown_at__isnull=True).update(shown_at=timezone.now())

@@ -1,0 +1,114 @@
+"""The open recruitment link for crowd platforms (Prolific, MTurk, others): one session per
+participant id, entered again only by the browser that made it or the same platform session."""
+
+import re
+
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
+
+from study.models import Campaign, Rater
+from study.rating.views import not_live
+
+PARTICIPANT_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "PARTICIPANT_ID", "pid")
+PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,200}$")
+
+
+def _participant(params):
+    for name in PARTICIPANT_PARAMS:
+        if params.get(name):
+            return name, params[name].strip()
+    return None, ""
+
+
+JOIN_COOKIE = "srmos-join-{}"
+
+
+@never_cache
+@xframe_options_exempt
+def join(request, recruit_token):
+    """The open recruitment link for crowd platforms: one session per participant id.
+
+    MTurk shows the link inside a frame on its own site, where the session's cookies would be
+    third-party: there the page only offers to open the study in a new tab, top-level.
+    """
+    campaign = Campaign.objects.filter(recruit_token=recruit_token).first()
+    if campaign is None:
+        raise Http404("No such study.")
+    params = request.GET
+    if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
+        return render(request, "study/preview.html", {"campaign": campaign})
+    source, participant = _participant(params)
+    if not participant or not PARTICIPANT_RE.match(participant):
+        if campaign.status != Campaign.LIVE:
+            return not_live(request, campaign)
+        return render(request, "study/join_error.html", {"campaign": campaign}, status=400)
+    platform = {"PROLIFIC_PID": "prolific", "workerId": "mturk"}.get(source, "other")
+    keep = ("STUDY_ID", "SESSION_ID", "assignmentId", "hitId", "turkSubmitTo")
+    data = {k: params[k][:300] for k in keep if params.get(k)}
+    rater = campaign.raters.filter(participant_id=participant).first()
+    if rater is not None:
+        if not _may_rejoin(request, rater, data):
+            return render(request, "study/join_taken.html", {"campaign": campaign}, status=403)
+        if data and data != rater.platform_data:
+            # A new MTurk assignment of the same worker is submitted to the new assignment.
+            Rater.objects.filter(pk=rater.pk).update(platform_data={**rater.platform_data, **data})
+        return _enter(request, rater)
+    if campaign.status != Campaign.LIVE:
+        return not_live(request, campaign)
+    if not campaign.open_recruitment:
+        return render(request, "study/closed.html", {"campaign_status": "no-recruitment"})
+    try:
+        with transaction.atomic():
+            if campaign.max_participants:
+                # Joins of a capped campaign take turns (a row lock on PostgreSQL; SQLite's
+                # immediate transactions already serialise writers), so simultaneous joins
+                # cannot all see one free place and overfill the cap. The row is read again
+                # under the lock: a cap or status changed meanwhile counts.
+                campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+                if campaign.status != Campaign.LIVE:
+                    return not_live(request, campaign)
+                if not campaign.open_recruitment:
+                    return render(
+                        request, "study/closed.html", {"campaign_status": "no-recruitment"}
+                    )
+                joined = campaign.raters.exclude(participant_id="")
+                # The same participant's other request may have taken the place a moment ago.
+                rater = joined.filter(participant_id=participant).first()
+                if rater is None and joined.count() >= campaign.max_participants:
+                    return render(request, "study/full.html", {"campaign": campaign})
+            if rater is None:
+                rater = Rater.objects.create_with_trials(
+                    campaign, participant_id=participant, platform=platform, platform_data=data
+                )
+    except IntegrityError:
+        # Two requests for one participant at once: the other one made the session.
+        rater = campaign.raters.get(participant_id=participant)
+    return _enter(request, rater)
+
+
+def _may_rejoin(request, rater, data):
+    """Knowing a participant id is not enough to open that participant's session."""
+    if request.get_signed_cookie(JOIN_COOKIE.format(rater.pk), default=None) == rater.token:
+        return True
+    same = [k for k in ("SESSION_ID", "assignmentId") if k in data and k in rater.platform_data]
+    return bool(same) and all(data[k] == rater.platform_data[k] for k in same)
+
+
+def _enter(request, rater):
+    url = reverse("study:session", args=[rater.token])
+    if rater.platform == "mturk":
+        response = render(request, "study/mturk_start.html", {"url": url})
+    else:
+        response = redirect(url)
+    response.set_signed_cookie(
+        JOIN_COOKIE.format(rater.pk),
+        rater.token,
+        max_age=90 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
