@@ -86,10 +86,13 @@ def count_votes(db_url):
 
 
 class Client(threading.Thread):
-    def __init__(self, host, port, token, interval, duration, bare, start_at):
+    def __init__(self, host, port, token, interval, duration, bare, offset, go):
         super().__init__(daemon=True)
         self.host, self.port, self.token = host, port, token
-        self.interval, self.duration, self.bare, self.start_at = interval, duration, bare, start_at
+        self.interval, self.duration, self.bare = interval, duration, bare
+        # Every client gets ready first; then all start together, each `offset` s after `go`,
+        # so the votes are spread evenly over the interval rather than sent in bursts.
+        self.offset, self.go, self.ready = offset, go, threading.Event()
         self.latencies, self.errors, self.stored = [], 0, 0
         self.problems = {}
 
@@ -116,17 +119,41 @@ class Client(threading.Thread):
             self.problems[key] = self.problems.get(key, 0) + 1
         return ok
 
+    def get_ready(self, conn):
+        """As a rater's browser: open the link, pass the display check, open the first trial
+        (the server takes votes only in that order). Returns the cookie header and CSRF token."""
+        cookies = {}
+
+        def keep(response):
+            for k, h in response.getheaders():
+                if k.lower() == "set-cookie":
+                    name, value = h.split(";", 1)[0].split("=", 1)
+                    cookies[name] = value
+            return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+        response, body = self.request(conn, "GET", f"/r/{self.token}/")
+        cookie = keep(response)
+        match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)
+        csrf = match.group(1).decode() if match else ""
+        form = urlencode({"viewport_width": 1920, "viewport_height": 1080, "dpr": 1})
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": cookie,
+            "X-CSRFToken": csrf,
+        }
+        response, _ = self.request(conn, "POST", f"/r/{self.token}/display/", form, headers)
+        cookie = keep(response)
+        response, _ = self.request(conn, "GET", f"/r/{self.token}/", headers={"Cookie": cookie})
+        return keep(response), csrf
+
     def run(self):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         cookie, csrf = "", ""
         if not self.bare:
-            response, body = self.request(conn, "GET", f"/r/{self.token}/")
-            cookie = "; ".join(
-                h.split(";", 1)[0] for k, h in response.getheaders() if k.lower() == "set-cookie"
-            )
-            match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body)
-            csrf = match.group(1).decode() if match else ""
-        time.sleep(max(0.0, self.start_at - time.monotonic()))
+            cookie, csrf = self.get_ready(conn)
+        self.ready.set()
+        self.go.wait()
+        time.sleep(max(0.0, self.go.start_at + self.offset - time.monotonic()))
         end = time.monotonic() + self.duration
         position = 0
         next_at = time.monotonic()
@@ -157,7 +184,7 @@ class Client(threading.Thread):
 
 def run_load(url, tokens, interval, duration, bare):
     parsed = urlparse(url)
-    start_at = time.monotonic() + 3
+    go = threading.Event()
     clients = [
         Client(
             parsed.hostname,
@@ -166,12 +193,17 @@ def run_load(url, tokens, interval, duration, bare):
             interval,
             duration,
             bare,
-            start_at + i * interval / len(tokens),
+            i * interval / len(tokens),
+            go,
         )
         for i, t in enumerate(tokens)
     ]
     for c in clients:
         c.start()
+    for c in clients:
+        c.ready.wait()
+    go.start_at = time.monotonic() + 1
+    go.set()
     for c in clients:
         c.join()
     latencies = [x for c in clients for x in c.latencies]

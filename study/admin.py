@@ -2,12 +2,16 @@
 generation, rating, reports); the campaign page, which spans them all, is composed here."""
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from study.datasets import admin as datasets_admin  # noqa: F401  (registers its ModelAdmins)
 from study.generation.admin import CampaignGenerationMixin
 from study.models import Campaign
+from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
 from study.reports.admin import CampaignReportMixin
 
@@ -26,7 +30,7 @@ class CampaignAdmin(CampaignGenerationMixin, CampaignReportMixin, admin.ModelAdm
         "launched_at",
         "closed_at",
     ]
-    actions = [*CampaignGenerationMixin.generation_actions, "launch", "close"]
+    actions = [*CampaignGenerationMixin.generation_actions, "launch", "close", "clone"]
     fieldsets = [
         (None, {"fields": ["name", "description", "datasets", "methods"]}),
         ("Design", {"fields": ["scale", "kernel", "lr_source", "seed", "rater_links"]}),
@@ -41,6 +45,7 @@ class CampaignAdmin(CampaignGenerationMixin, CampaignReportMixin, admin.ModelAdm
                     "calibration_dataset",
                     "calibration_images",
                     "min_view_ms",
+                    "vote_floor_ms",
                     "break_every",
                 ]
             },
@@ -64,24 +69,32 @@ class CampaignAdmin(CampaignGenerationMixin, CampaignReportMixin, admin.ModelAdm
         ("Raters and results", {"fields": ["rater_links_list", "exports"]}),
     ]
 
-    # Once candidates exist, the design is what the images and the report say it was.
-    DESIGN_FIELDS = [
-        "datasets",
-        "methods",
-        "scale",
-        "kernel",
-        "seed",
-        "calibration_dataset",
-        "calibration_images",
-        "gold_items",
-        "retest_share",
-    ]
-
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and obj.status != Campaign.DRAFT:
-            fields += [f for f in self.DESIGN_FIELDS if f not in fields]
+        if obj is not None and obj.design_frozen():
+            fields += [f for f in (*DESIGN_M2M, *DESIGN_FIELDS) if f not in fields]
         return fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None or not obj.design_frozen():
+            return form
+
+        class FrozenDesignForm(form):
+            """Read-only fields are left out of the form, so Django would ignore a POST that
+            changes them and say "changed successfully": refuse it instead, by name."""
+
+            def clean(self):
+                for field in frozen_fields_changed(obj, self.data):
+                    raise ValidationError(str(DesignFrozen(obj.name, field)))
+                return super().clean()
+
+        return FrozenDesignForm
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        for warning in form.instance.lr_warnings():
+            self.message_user(request, f"LR inputs differ. {warning}", messages.WARNING)
 
     @admin.display(description="progress")
     def progress_summary(self, obj):
@@ -130,7 +143,86 @@ class CampaignAdmin(CampaignGenerationMixin, CampaignReportMixin, admin.ModelAdm
                 f"{campaign.raters.filter(platform='link').count()} rater links.",
             )
 
-    @admin.action(description="Close", permissions=["change"])
+    @admin.action(description="Close (end the study; votes are kept)", permissions=["change"])
     def close(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/study/campaign/close_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Close these campaigns?",
+                    "opts": self.model._meta,
+                    "campaigns": queryset,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
         for campaign in queryset:
-            campaign.close()
+            try:
+                sessions, completed, votes = campaign.close()
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{campaign} is closed: {completed} of {sessions} sessions completed, {votes} "
+                "votes kept; its links now say the study has ended.",
+            )
+        return None
+
+    @admin.action(description="Clone (a new draft with the same design)", permissions=["add"])
+    def clone(self, request, queryset):
+        for campaign in queryset:
+            copy = campaign.clone(_free_name(f"{campaign.name}-copy"))
+            url = reverse("admin:study_campaign_change", args=[copy.pk])
+            if copy.kernel != campaign.kernel:
+                self.message_user(
+                    request,
+                    f"{campaign}'s kernel {campaign.kernel!r} is not in the registry: the copy "
+                    f"uses {copy.kernel!r}; choose another on its page if needed.",
+                    messages.WARNING,
+                )
+            self.message_user(
+                request,
+                format_html(
+                    '{} cloned as <a href="{}">{}</a>: a draft with the same design; rename it '
+                    "or change its seed, then generate.",
+                    campaign,
+                    url,
+                    copy,
+                ),
+            )
+
+
+def _free_name(base):
+    name, n = base, 1
+    while Campaign.objects.filter(name=name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name[:100]
+
+
+def frozen_fields_changed(campaign, data):
+    """Design fields a POST tries to change on a campaign whose design is frozen."""
+    for name in DESIGN_M2M:
+        if name in data:
+            current = {str(pk) for pk in getattr(campaign, name).values_list("pk", flat=True)}
+            if set(data.getlist(name)) != current:
+                yield name
+    for name in DESIGN_FIELDS:
+        if name not in data:
+            continue
+        field = Campaign._meta.get_field(name)
+        try:
+            # The form field reads a POST as the page sends it (a ticked box is "on").
+            value = field.formfield().to_python(data[name])
+        except ValidationError:
+            yield name
+            continue
+        if field.is_relation:
+            value = getattr(value, "pk", value)
+        current = getattr(campaign, field.attname)
+        if field.is_relation:
+            value, current = str(value or ""), str(current or "")
+        if value != current:
+            yield name

@@ -172,8 +172,17 @@ def builtin_methods(db):
 def make_campaign(dataset, builtin_methods):
     from study.models import Campaign, Method
 
-    def make(methods=("nearest", "bicubic", "hr"), name="pilot", rater_links=2, datasets=None):
-        campaign = Campaign.objects.create(name=name, seed=7, rater_links=rater_links)
+    def make(
+        methods=("nearest", "bicubic", "hr"),
+        name="pilot",
+        rater_links=2,
+        datasets=None,
+        vote_floor_ms=0,
+    ):
+        # No vote floor unless a test asks for one: most tests vote as fast as the client can.
+        campaign = Campaign.objects.create(
+            name=name, seed=7, rater_links=rater_links, vote_floor_ms=vote_floor_ms
+        )
         campaign.datasets.set(datasets or [dataset])
         campaign.methods.set(Method.objects.filter(slug__in=methods))
         return campaign
@@ -292,6 +301,28 @@ def screenshot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def start_session(page, base, rater, shot=None):
+    """Open the link, consent with the keyboard, and let the display check pass."""
+    page.goto(f"{base}{rater.get_absolute_url()}")
+    page.wait_for_selector("text=Welcome")
+    if shot:
+        screenshot(page, f"{shot}-1-consent")
+    page.focus("input[name=consent]")
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#stimulus, .calibration-item")
+
+
+def wait_for_image(page, number):
+    # Null-safe: the page may be between two documents (a form just submitted).
+    page.wait_for_function(
+        "n => { const c = document.getElementById('counter');"
+        " return c !== null && c.textContent.startsWith('Image ' + n + ' of'); }",
+        arg=number,
+    )
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(ROOT / "data" / "test-broker", ignore_errors=True)
 
@@ -300,12 +331,15 @@ __all__ = ["np", "require", "sample_image", "png_bytes", "SHARED_DATA", "CHROMIU
 
 
 def get_ready(client, rater, viewport=(1920, 1080), dpr=1.0):
-    """Consent and pass the display check, as a rater's browser does before the first trial."""
+    """Consent, pass the display check and open the first trial page, as a rater's browser
+    does before the first vote (the page hands the trial out; a vote before that is refused)."""
     client.post(f"/r/{rater.token}/consent/", {"consent": "yes"})
-    return client.post(
+    response = client.post(
         f"/r/{rater.token}/display/",
         {"viewport_width": viewport[0], "viewport_height": viewport[1], "dpr": dpr},
     )
+    client.get(f"/r/{rater.token}/")
+    return response
 
 
 @pytest.fixture

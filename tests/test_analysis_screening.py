@@ -183,15 +183,17 @@ def test_it_marks_retest_undefined_without_retest_votes():
 
 
 def test_it_flags_straightliners_by_variance():
+    # Ten votes each: a straight-liner needs STRAIGHTLINE_MIN_VOTES rating votes.
+    varied = [1, 5, 2, 4, 3, 1, 5, 2, 4, 3]
     v = pd.DataFrame(
         {
-            "rater": ["a"] * 4 + ["b"] * 4,
+            "rater": ["a"] * 10 + ["b"] * 10,
             "dataset": "S",
-            "image": list("wxyz") * 2,
+            "image": list("opqrstwxyz") * 2,
             "method": "m",
-            "score": [3, 3, 3, 3, 1, 5, 2, 4],
+            "score": [3] * 10 + varied,
         }
     )
     s = straightlining(v).set_index("rater")
     assert s.loc["a", "straightliner"] and not s.loc["b", "straightliner"]
-    assert s.loc["b", "score_var"] == pytest.approx(np.var([1, 5, 2, 4], ddof=1))
+    assert s.loc["b", "score_var"] == pytest.approx(np.var(varied, ddof=1))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from study.models import Campaign, Dataset, Trial
-from tests.conftest import screenshot, worker_env
+from tests.conftest import screenshot, start_session, wait_for_image, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -25,28 +25,6 @@ def run_action(page, base, campaign, label):
     page.check(f"input[name=_selected_action][value='{campaign.pk}']")
     page.select_option("select[name=action]", label=label)
     page.click("button[name=index]")
-
-
-def start_session(page, base, rater, shot=None):
-    """Open the link, consent with the keyboard, and let the display check pass."""
-    page.goto(f"{base}{rater.get_absolute_url()}")
-    page.wait_for_selector("text=Welcome")
-    if shot:
-        screenshot(page, f"{shot}-1-consent")
-    page.focus("input[name=consent]")
-    page.keyboard.press("Space")
-    page.keyboard.press("Tab")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#stimulus, .calibration-item")
-
-
-def wait_for_image(page, number):
-    # Null-safe: the page may be between two documents (a form just submitted).
-    page.wait_for_function(
-        "n => { const c = document.getElementById('counter');"
-        " return c !== null && c.textContent.startsWith('Image ' + n + ' of'); }",
-        arg=number,
-    )
 
 
 def check_native_size(page):

@@ -41,6 +41,7 @@ def test_it_runs_the_thin_path_from_the_command_line(
         scale=4,
         seed=3,
         rater_links=2,
+        vote_floor_ms=0,  # the votes below are cast at once, as no person could
     )
     assert "created campaign cli" in manage(env, "create_campaign", spec)
     out = manage(env, "generate_candidates", "cli", "--wait", "--timeout", "120")
@@ -52,6 +53,7 @@ def test_it_runs_the_thin_path_from_the_command_line(
         assert f"http://127.0.0.1:8000/r/{rater.token}/" in out
     for i, rater in enumerate(campaign.raters.all()):
         for trial in rater.trials.all():
+            trial.mark_shown()  # the page handed it out
             rater.cast_vote(trial.position, 1 + (trial.position + i) % 5)
     manage(env, "export_report", "cli", str(tmp_path / "report"))
     votes = pd.read_csv(tmp_path / "report" / "votes.csv")
@@ -85,6 +87,10 @@ def test_it_runs_the_thin_path_from_the_command_line(
         (
             {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "display_policy": "ask"},
             "display_policy: Value 'ask' is not a valid choice",
+        ),
+        (
+            {"name": "x", "datasets": ["tiny"], "methods": ["nearest"], "kernel": "bicubc"},
+            "kernel: Value 'bicubc' is not a valid choice",
         ),
         (
             {
@@ -156,7 +162,7 @@ def test_close_ends_a_live_campaign(live_campaign, capsys):
     call_command("close", live_campaign.name)
     live_campaign.refresh_from_db()
     assert live_campaign.status == Campaign.CLOSED and live_campaign.closed_at is not None
-    assert "is closed; 0 sessions were completed" in capsys.readouterr().out
+    assert "is closed; 0 of 2 sessions were completed, 0 votes kept" in capsys.readouterr().out
     with pytest.raises(CommandError, match="is closed, not live"):
         call_command("close", live_campaign.name)
 

@@ -5,6 +5,7 @@ from PIL import Image
 
 from study.generation.queue import cancel_generation, retry_failed, start_generation
 from study.models import Campaign, Candidate
+from tests.conftest import get_ready
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +101,9 @@ def test_a_task_delivered_twice_makes_the_candidate_once(
 
 
 def test_a_launched_campaign_cannot_be_generated_again(live_campaign):
-    assert start_generation(live_campaign) == 0
+    with pytest.raises(ValueError, match="live: its candidates are final.*Clone"):
+        start_generation(live_campaign)
+    assert live_campaign.candidates.filter(status="queued").count() == 0
 
 
 def test_it_refuses_to_launch_before_generation(make_campaign):
@@ -131,6 +134,7 @@ def test_trial_order_never_repeats_an_image_in_a_row():
 
 def test_it_serves_pixels_equal_to_the_stored_candidate(live_campaign, client):
     rater = live_campaign.raters.first()
+    get_ready(client, rater)
     trial = rater.current_trial()
     response = client.get(f"/r/{rater.token}/t/{trial.position}.png")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"

@@ -191,6 +191,7 @@ def test_the_lr_source_is_in_the_exported_report(live_campaign, tmp_path):
 
     rater = live_campaign.raters.first()
     for trial in rater.trials.order_by("position"):
+        trial.mark_shown()  # the page handed it out
         rater.cast_vote(trial.position, 3)
     reports.export_report(live_campaign, tmp_path)
     assert (

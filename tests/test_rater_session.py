@@ -138,7 +138,9 @@ def test_closing_the_browser_and_coming_back_resumes(launch, client):
     get_ready(client, rater)
     for score in (5, 4, 3):
         client.post(
-            f"/r/{rater.token}/vote/", {"position": rater.current_trial().position, "score": score}
+            f"/r/{rater.token}/vote/",
+            {"position": rater.current_trial().position, "score": score},
+            follow=True,  # the browser follows to the next trial's page
         )
     other_device = Client()
     assert "Display check" in other_device.get(f"/r/{rater.token}/").content.decode()

@@ -86,11 +86,17 @@ def test_the_report_zip_holds_the_analysis(live_campaign, client, researcher):
     meta = zipfile.ZipFile(io.BytesIO(response.content)).read("campaign.txt").decode()
     assert "kernel: matlab-bicubic" in meta
     votes = pd.read_csv(zipfile.ZipFile(io.BytesIO(response.content)).open("votes.csv"))
-    assert set(votes["lr"]) == {"HR degraded x4 with matlab-bicubic"}
+    # Per method: the HR reference had no LR input at all.
+    assert dict(zip(votes["method"], votes["lr"], strict=True)) == {
+        "nearest": "HR degraded x4 with matlab-bicubic",
+        "bicubic": "HR degraded x4 with matlab-bicubic",
+        "hr": "none (the HR original)",
+    }
     assert set(votes["rater_platform"]) == {"simulated"}
     mos_export = client.get(f"/admin/study/campaign/{live_campaign.pk}/export/mos/")
     assert set(pd.read_csv(io.BytesIO(mos_export.content))["lr"]) == {
-        "HR degraded x4 with matlab-bicubic"
+        "HR degraded x4 with matlab-bicubic",
+        "none (the HR original)",
     }
 
 

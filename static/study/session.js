@@ -1,6 +1,9 @@
 /* The rater's page: 1:1 device pixels, keys 1-5, votes sent without a page reload and retried
    until the server has them, the next image prefetched, breaks. Works without it too: the forms
-   post and redirect. */
+   post and redirect.
+   One input, one vote, on the image on screen: a score is taken only once the current image is
+   decoded and painted and has been on screen for the campaign's floor (and minimum viewing
+   time), and no second score is taken until the next image is painted in turn. */
 var srmos = (function () {
   "use strict";
 
@@ -49,15 +52,21 @@ var srmos = (function () {
     var pause = document.getElementById("break");
     var buttons = form.querySelectorAll("button[name=score]");
     var minView = parseInt(form.dataset.minViewMs || "0", 10);
+    var floor = parseInt(form.dataset.voteFloorMs || "0", 10);
     var breakEvery = parseInt(form.dataset.breakEvery || "0", 10);
-    var shownAt = null;   // when the current image finished loading
+    var shownAt = null;   // when the current image was painted
     var busy = false;     // a vote is on its way to the server
     var unlockTimer = null;
+    var showing = 0;      // which render the pending paint belongs to
+    var keyAt = null;     // when the last score was given, for the latency figures
+    var notBefore = 0;    // the server asked for a longer look: no score before this time
+    window.srmosLatencies = [];
 
-    // A score is taken only for an image that is on screen, loaded, and seen long enough.
+    // A score is taken only for an image that is on screen, painted, and seen long enough.
     function ready() {
-      return !busy && shownAt !== null && pause.hidden &&
-        performance.now() - shownAt >= minView;
+      var now = performance.now();
+      return !busy && shownAt !== null && pause.hidden && now >= notBefore &&
+        now - shownAt >= Math.max(minView, floor);
     }
 
     function updateButtons() {
@@ -65,14 +74,43 @@ var srmos = (function () {
       buttons.forEach(function (b) { b.disabled = !on; });
     }
 
+    function unlockLater(ms) {
+      clearTimeout(unlockTimer);
+      unlockTimer = setTimeout(updateButtons, ms);
+    }
+
     function started() {
       shownAt = performance.now();
-      img.style.visibility = "";
+      if (keyAt !== null) window.srmosLatencies.push(shownAt - keyAt);
+      keyAt = null;
+      document.body.dataset.painted = form.position.value;
       updateButtons();
-      if (minView > 0) {
-        clearTimeout(unlockTimer);
-        unlockTimer = setTimeout(updateButtons, minView);
-      }
+      if (Math.max(minView, floor) > 0) unlockLater(Math.max(minView, floor));
+    }
+
+    // Decoded, then two animation frames: the frame that contains the image has been painted.
+    function whenPainted() {
+      var mine = ++showing;
+      var decoded = img.decode ? img.decode() : Promise.resolve();
+      decoded.then(function () {
+        if (mine !== showing) return;
+        img.style.visibility = "";
+        requestAnimationFrame(function () {
+          requestAnimationFrame(function () { if (mine === showing) started(); });
+        });
+      }, function () {
+        if (mine !== showing) return;
+        // decode() can refuse an image that is loaded (a browser quirk): paint it anyway.
+        if (img.complete && img.naturalWidth > 0) {
+          img.style.visibility = "";
+          requestAnimationFrame(function () {
+            requestAnimationFrame(function () { if (mine === showing) started(); });
+          });
+          return;
+        }
+        showError("The image could not be loaded. Reloading the page...");
+        setTimeout(function () { window.location.reload(); }, 1500);
+      });
     }
 
     function showError(message) {
@@ -92,6 +130,7 @@ var srmos = (function () {
       img.setAttribute("height", next.height);
       showNative(img);
       img.src = next.src;
+      whenPainted();
       prefetch(next.next_src);
       if (breakEvery > 0 && next.position > 0 && next.position % breakEvery === 0) {
         showBreak(true);
@@ -131,6 +170,7 @@ var srmos = (function () {
         }
         return response.json().then(function (body) {
           if (response.ok) return body;
+          if (body.too_fast) throw { fatal: true, message: body.error, wait: body.retry_in_ms };
           if (body.resync) window.location.reload();
           throw { fatal: true, message: body.error || "Your score was not accepted." };
         });
@@ -147,13 +187,16 @@ var srmos = (function () {
 
     function vote(score) {
       if (!ready()) {
-        if (!busy && shownAt !== null && pause.hidden) showError("Please look at the image a little longer.");
+        // Within the floor it is the same key press again (a double press, a bounce): ignored.
+        var early = shownAt !== null && performance.now() - shownAt >= floor;
+        if (!busy && early && pause.hidden) showError("Please look at the image a little longer.");
         return;
       }
       var data = new FormData(form);
       data.set("score", score);
       data.set("duration_ms", Math.round(performance.now() - shownAt));
       busy = true;
+      keyAt = performance.now();
       updateButtons();
       send(data, 0).then(function (body) {
         busy = false;
@@ -162,18 +205,25 @@ var srmos = (function () {
         render(body.next);
       }).catch(function (problem) {
         busy = false;
+        keyAt = null;
         showError(problem.message);
         updateButtons();
+        // The server wants this image seen a little longer: it stays, and takes the score again.
+        if (problem.wait) {
+          notBefore = performance.now() + problem.wait;
+          updateButtons();
+          unlockLater(problem.wait);
+        }
       });
     }
 
-    img.addEventListener("load", started);
     img.addEventListener("error", function () {
       showError("The image could not be loaded. Reloading the page...");
       setTimeout(function () { window.location.reload(); }, 1500);
     });
     showNative(img);
-    if (img.complete && img.naturalWidth > 0) started(); else updateButtons();
+    updateButtons();
+    whenPainted();
     prefetch(form.dataset.nextSrc);
 
     form.addEventListener("submit", function (event) {
@@ -187,9 +237,10 @@ var srmos = (function () {
     });
     document.getElementById("break-continue").addEventListener("click", function () {
       showBreak(false);
-      shownAt = performance.now();
+      // A fresh look after the break, but only at an image that is painted already.
+      if (shownAt !== null) shownAt = performance.now();
       updateButtons();
-      if (minView > 0) setTimeout(updateButtons, minView);
+      if (Math.max(minView, floor) > 0) unlockLater(Math.max(minView, floor));
       form.focus();
     });
   }

@@ -18,20 +18,32 @@ from .screening import (
     rater_agreement,
     screen_raters,
 )
-from .session_checks import gold_consistency, retest_agreement, straightlining
+from .session_checks import (
+    STRAIGHTLINE_MIN_VOTES,
+    gold_consistency,
+    gold_missed,
+    is_straightliner,
+    retest_agreement,
+    session_quality,
+    straightlining,
+    vote_flags,
+)
 from .significance import friedman, pairwise_tests
 from .simulate import paper_design, simulate_votes
 from .subject_model import p910_mle
 from .sureal_io import to_sureal_dataset
 
 __all__ = [
+    "STRAIGHTLINE_MIN_VOTES",
     "VotesError",
     "alpha_bootstrap_ci",
     "bt500_screening",
     "detectable_difference",
     "friedman",
     "gold_consistency",
+    "gold_missed",
     "icc",
+    "is_straightliner",
     "krippendorff_alpha",
     "method_ranking",
     "mos_per_stimulus",
@@ -48,11 +60,13 @@ __all__ = [
     "reliability_table",
     "retest_agreement",
     "screen_raters",
+    "session_quality",
     "simulate_votes",
     "straightlining",
     "table2",
     "to_sureal_dataset",
     "validate_votes",
+    "vote_flags",
     "vqeg_logistic",
     "write_report",
 ]

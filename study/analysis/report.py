@@ -19,7 +19,7 @@ from .power import power_table
 from .reliability import reliability_table
 from .schema import VotesError, validate_votes
 from .screening import BT500_VERSION, FLAG_COLUMNS, _p913, mos_with_and_without, screen_raters
-from .session_checks import retest_agreement
+from .session_checks import STRAIGHTLINE_MIN_VOTES, gold_votes, retest_agreement
 from .significance import friedman, pairwise_tests
 from .subject_model import p910_mle
 from .sureal_io import write_sureal_json
@@ -62,6 +62,7 @@ def write_report(
     ci: str = "t",
     pairing: str = "rater_image",
     plots_enabled: bool = True,
+    min_var: float = 0.1,
 ) -> dict[str, Path]:
     """Analyse ``votes`` and write every table and plot into ``out_dir``.
 
@@ -82,6 +83,9 @@ def write_report(
         Pairing unit of ``significance.csv`` (``significance_by_rater.csv`` always uses "rater").
     plots_enabled : bool
         Draw the PNG/SVG figures (the slowest part on small studies).
+    min_var : float
+        Straight-lining threshold on a rater's score variance (P.808: 0.1-0.15); srmos passes
+        the campaign's own, the value its live flags use.
 
     Returns
     -------
@@ -114,7 +118,7 @@ def write_report(
     stim = summarize(r, ("dataset", "image", "method"), ci)
     put("mos.csv", mos)
     put("mos_per_stimulus.csv", stim)
-    raters, quality = _write_raters(put, v, r, ci)
+    raters, quality = _write_raters(put, v, r, ci, min_var)
     if not quality.attrs.get("converged", True):
         notes.append(f"P.910 MLE stopped after {quality.attrs['n_iter']} iterations unconverged")
     _write_comparisons(put, r, pairing)
@@ -122,7 +126,7 @@ def write_report(
     files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
     if plots_enabled:
         files.update(_draw_plots(r, mos, obj, out))
-    manifest = _manifest(v, r, stim, raters, quality, ci, pairing, notes)
+    manifest = _manifest(v, r, stim, raters, quality, ci, pairing, notes, min_var)
     files["manifest.json"] = out / "manifest.json"
     files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
     return files
@@ -144,14 +148,19 @@ def _write_raters(
     v: pd.DataFrame,
     r: pd.DataFrame,
     ci: str,
+    min_var: float = 0.1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write the rater tables: ``raters.csv, mos_screened.csv, retest.csv, subject_model.csv``.
+
+    ``raters.csv`` carries the per-rater test-retest columns (with ``retest_distance_min,
+    retest_distance_median``), ``retest.csv`` the overall row (with ``distance_min,
+    distance_median``); the distances are NaN without a ``position`` column.
 
     Returns the screening table (with the P.910 rater columns) and the P.910 quality table.
     """
     p913, _ = _p913(r)
     retest_per_rater, retest_overall = retest_agreement(v)
-    raters = screen_raters(v, p913=p913, retest=retest_per_rater)
+    raters = screen_raters(v, min_var=min_var, p913=p913, retest=retest_per_rater)
     quality, mle_raters = p910_mle(r)
     raters = raters.merge(mle_raters.drop(columns="n_votes"), on="rater", how="left")
     put("raters.csv", raters)
@@ -225,8 +234,16 @@ def _manifest(
     ci: str,
     pairing: str,
     notes: list[str],
+    min_var: float = 0.1,
 ) -> dict:
-    """The contents of ``manifest.json``: counts, estimators, flags, versions and notes."""
+    """The contents of ``manifest.json``: counts, estimators, flags, versions and notes.
+
+    ``n_gold_votes`` and ``n_gold_misses`` count the gold votes of :func:`gold_votes` (a
+    threshold in ``expected``, e.g. ``">=4"`` on an HR trial, or a ``gold`` kind vote), the same
+    votes ``raters.csv`` judges; ``flags["gold"]`` counts the raters who missed one.
+    """
+    gold = gold_votes(v)
+    gold = gold[gold["role"] == "gold"]
     return {
         "report": REPORT_VERSION,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -235,10 +252,15 @@ def _manifest(
         "kinds": v["kind"].value_counts().to_dict(),
         "n_raters": int(r["rater"].nunique()),
         "n_stimuli": len(stim),
+        "n_gold_votes": len(gold),
+        "n_gold_misses": int((~gold["passed"]).sum()),
         "estimators": {
             "mos_ci": ci,
             "bt500": f"{BT500_VERSION}/zero_std=skip",
-            "rater_flags": "bt500, corr_with_others < 0.75, gold off by > 1, score variance < 0.1",
+            "rater_flags": (
+                "bt500, corr_with_others < 0.75, gold missed (outside its >=/<= threshold, "
+                f"or off by > 1), score variance < {min_var:g} over >= {STRAIGHTLINE_MIN_VOTES} votes"
+            ),
             "subject_model": quality.attrs["estimator"],
             "subject_model_iterations": quality.attrs["n_iter"],
             "significance": f"wilcoxon signed-rank, pairing={pairing}, Holm and BH per dataset",

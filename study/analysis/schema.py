@@ -1,21 +1,28 @@
 """The long vote format every analysis takes, and its validation.
 
 One row per vote: ``rater, dataset, image, method, score`` plus optional ``kind`` (``rating``,
-``calibration``, ``gold``, ``retest``, ...; default ``rating``), ``repeat`` (int, default 0) and
-``timestamp``. A stimulus is one ``(dataset, image, method)``. Scores are absolute category ratings
-on the ITU-T P.910 five-point scale, 1 (bad) to 5 (excellent).
+``calibration``, ``gold``, ``retest``, ...; default ``rating``), ``repeat`` (int, default 0),
+``timestamp``, ``expected`` (a gold item's threshold ``">=4"``/``"<=2"`` or an expected score;
+empty for other trials) and ``position`` (the trial's 0-based place in the rater's session).
+A stimulus is one ``(dataset, image, method)``. Scores are absolute category ratings on the
+ITU-T P.910 five-point scale, 1 (bad) to 5 (excellent).
 """
 
 from __future__ import annotations
+
+import numbers
+import re
 
 import numpy as np
 import pandas as pd
 
 REQUIRED = ("rater", "dataset", "image", "method", "score")
-OPTIONAL = ("kind", "repeat", "timestamp")
+OPTIONAL = ("kind", "repeat", "timestamp", "expected", "position")
 STIMULUS = ("dataset", "image", "method")
 SCALE = (1.0, 5.0)
 _SHOW = 5  # offending rows named in a message
+# A gold item's expectation: a threshold (">=4" for the HR image, "<=2" for nearest neighbour).
+THRESHOLD = r"^\s*(>=|<=)\s*(\d+(?:\.\d+)?)\s*$"
 
 
 class VotesError(ValueError):
@@ -56,6 +63,45 @@ def _kinds(col: pd.Series | None, n: int) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(lookup[codes], uniq), index=col.index)
 
 
+def _counts(col: pd.Series, name: str) -> pd.Series:
+    """A column of non-negative integers as int64; a missing value is an error too."""
+    num = pd.to_numeric(col, errors="coerce")
+    bad = col.index[num.isna() | (num != num.round()) | (num < 0)]
+    if len(bad):
+        raise VotesError(f"{name} is not a non-negative integer in {_rows(bad)}")
+    return num.astype("int64")
+
+
+def _expected(col: pd.Series) -> pd.Series:
+    """``expected`` as stripped strings: thresholds and numbers kept, empty or NaN -> ``""``.
+
+    Converted per distinct value (a column holds a handful), as :func:`_kinds` does.
+    """
+    cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
+    names = [
+        f"{c:g}" if isinstance(c, numbers.Real) else str(c).strip() for c in cat.cat.categories
+    ]
+    lookup = np.array([*names, ""], dtype=object)  # code -1 (missing) picks the appended ""
+    text = pd.Series(lookup[cat.cat.codes.to_numpy()], index=col.index, dtype=object)
+    wrong = {n for n in names if n and not re.match(THRESHOLD, n) and not _is_number(n)}
+    bad = text.index[text.isin(wrong)]
+    if len(bad):
+        values = ", ".join(repr(x) for x in text.loc[bad[:_SHOW]])
+        raise VotesError(
+            f"expected is neither a threshold (>=N, <=N) nor a number in {_rows(bad)} "
+            f"(values {values})"
+        )
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
     """Check a long vote table and return a clean copy.
 
@@ -63,7 +109,8 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
     ----------
     df : pandas.DataFrame
         One row per vote with columns ``rater, dataset, image, method, score`` and optionally
-        ``kind``, ``repeat``, ``timestamp``. Other columns are kept unchanged.
+        ``kind``, ``repeat``, ``timestamp``, ``expected``, ``position``. Other columns are kept
+        unchanged.
 
     Returns
     -------
@@ -72,15 +119,18 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
         categories), ``kind`` as a categorical too (stripped, lower-cased, default
         ``"rating"``),
         ``score`` as float64, ``repeat`` as int64 (default 0),
-        ``timestamp`` parsed to UTC datetimes when present; the index is reset.
+        ``timestamp`` parsed to UTC datetimes, ``expected`` as stripped strings (``""`` where
+        empty or NaN, numbers as ``"5"``), ``position`` as int64, each when present; the index
+        is reset.
 
     Raises
     ------
     VotesError
         No rows; a required column missing; an identifier missing; a score missing, non-numeric
-        or outside 1-5; a non-integer ``repeat``. The message names up to five offending rows by
-        their index label in ``df`` (for a CSV read with default options, label ``i`` is data line
-        ``i + 1``).
+        or outside 1-5; a non-integer ``repeat``; an ``expected`` value that is neither empty, a
+        threshold (``>=N``, ``<=N``) nor a number; a missing, negative or non-integer
+        ``position``. The message names up to five offending rows by their index label in ``df``
+        (for a CSV read with default options, label ``i`` is data line ``i + 1``).
 
     Notes
     -----
@@ -125,11 +175,7 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
     out["kind"] = _kinds(out["kind"] if "kind" in out.columns else None, len(out)).array
 
     if "repeat" in out.columns:
-        rep = pd.to_numeric(out["repeat"].fillna(0), errors="coerce")
-        bad = out.index[rep.isna() | (rep != rep.round()) | (rep < 0)]
-        if len(bad):
-            raise VotesError(f"repeat is not a non-negative integer in {_rows(bad)}")
-        out["repeat"] = rep.astype("int64")
+        out["repeat"] = _counts(out["repeat"].fillna(0), "repeat")
     else:
         out["repeat"] = 0
 
@@ -139,6 +185,11 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
         if len(bad):
             raise VotesError(f"timestamp cannot be parsed in {_rows(bad)}")
         out["timestamp"] = ts
+
+    if "expected" in out.columns:
+        out["expected"] = _expected(out["expected"])
+    if "position" in out.columns:
+        out["position"] = _counts(out["position"], "position")
 
     first = [*REQUIRED, "kind", "repeat"] + (["timestamp"] if "timestamp" in out.columns else [])
     rest = [c for c in out.columns if c not in first]

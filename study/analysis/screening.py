@@ -287,8 +287,9 @@ def screen_raters(
         One row per rater who cast a rating vote: ``rater, n_votes, bt500_p, bt500_q,
         bt500_stat1, bt500_stat2, bt500_rejected, p913_bias, n_stimuli, corr_with_others,
         spearman_with_others, low_agreement, agreement_note, n_gold, gold_pass_rate, gold_failed,
-        n_calibration, calibration_mae, n_retest_pairs, retest_mad, retest_r, score_var,
-        n_distinct_scores, straightliner, flags`` (";"-joined names of the raised flags among
+        n_calibration, calibration_mae, n_retest_pairs, retest_mad, retest_r,
+        retest_distance_min, retest_distance_median, score_var, n_distinct_scores,
+        straightliner, flags`` (";"-joined names of the raised flags among
         bt500, low_corr, gold, straightline), ``flagged``. ``p913`` and ``retest`` take already
         computed :func:`p913_bias` and per-rater :func:`retest_agreement` tables.
     """

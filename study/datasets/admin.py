@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from study.datasets.importing import ImportFailed, ImportReport, import_zip, read_zip
 from study.datasets.results import import_results
 from study.models import Dataset, Method, SourceImage
+from study.models.catalog import FROZEN_METHOD_FIELDS
 
 
 class DatasetZipForm(forms.Form):
@@ -86,6 +87,14 @@ class ResultsZipForm(forms.Form):
     skip_bad = forms.BooleanField(
         required=False, help_text="Import the good files and report the bad ones."
     )
+    lr_input = forms.ChoiceField(
+        required=False,
+        label="LR inputs made by",
+        choices=[c for c in Method._meta.get_field("lr_input").choices if c[0]],
+        initial=Method.LR_UNKNOWN,
+        help_text="How the LR images these results were made from were produced (the SRGAN "
+        "authors' released outputs did not use MATLAB's bicubic). Every export states it.",
+    )
 
 
 class MethodResultsMixin:
@@ -133,7 +142,11 @@ class MethodResultsMixin:
                 if zip_report.errors and not data["skip_bad"]:
                     raise ImportFailed(zip_report)
                 report = import_results(
-                    data["dataset"].name, data["method"], images + lows, skip_bad=data["skip_bad"]
+                    data["dataset"].name,
+                    data["method"],
+                    images + lows,
+                    skip_bad=data["skip_bad"],
+                    lr_input=data["lr_input"] or None,
                 )
                 report.files = zip_report.files + report.files
             except ImportFailed as exc:
@@ -183,5 +196,11 @@ class SourceImageAdmin(admin.ModelAdmin):
 
 @admin.register(Method)
 class MethodAdmin(MethodResultsMixin, admin.ModelAdmin):
-    list_display = ["slug", "name", "kind"]
+    list_display = ["slug", "name", "kind", "lr_input"]
     list_filter = ["kind"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.in_use():
+            fields += [f for f in FROZEN_METHOD_FIELDS if f not in fields]
+        return fields

@@ -18,18 +18,29 @@ from study.datasets.importing import (
 from study.models import Dataset, ImportedResult, Method
 
 
-def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None):
+def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None, lr_input=None):
     """Attach results made elsewhere to a dataset's images as the `imported` method `method_slug`.
 
     Files are matched to images by name stem with `sr_models.evaluate`'s tolerance
     (`baby_SRGAN-VGG54.png` is the result for `baby_HR.png`). A result must be the size of its
     HR image, or of that image modcropped to `scale`. A missing result is reported; an unmatched
     file, an unreadable one and a wrong size are errors.
+    `lr_input` records how the LR images the results were made from were produced (a kernel
+    name, "dataset" or "unknown", the default for a new method): exports state it per method.
     """
+    valid = [value for value, _ in Method._meta.get_field("lr_input").choices if value]
+    if lr_input is not None and lr_input not in valid:
+        raise ValueError(f"unknown LR provenance {lr_input!r}: choose one of {', '.join(valid)}")
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
         raise ValueError(f"no dataset {dataset_name!r}")
     method = Method.objects.filter(slug=method_slug).first()
+    if method is not None and lr_input and lr_input != method.lr_input and method.in_use():
+        raise ValueError(
+            f"method {method_slug} has candidates in a campaign, made from LR inputs "
+            f"'{method.lr_input or Method.LR_UNKNOWN}': its LR provenance cannot change now. "
+            "Import these results as a new method."
+        )
     if method is not None and method.kind != Method.IMPORTED:
         raise ValueError(
             f"method {method_slug} is {method.get_kind_display().lower()}, not imported"
@@ -69,11 +80,11 @@ def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None)
     for path in unmatched_hr:
         report.add(images[path.stem].original_name, "missing", "no result file for this image")
     report.settle(skip_bad)
-    _store_results(method_slug, dataset, matched)
+    _store_results(method_slug, dataset, matched, lr_input)
     return report
 
 
-def _store_results(method_slug, dataset, matched):
+def _store_results(method_slug, dataset, matched, lr_input):
     replaced = []
     with removing_files_on_failure() as written:
         with transaction.atomic():
@@ -83,8 +94,13 @@ def _store_results(method_slug, dataset, matched):
                     "name": method_slug,
                     "kind": Method.IMPORTED,
                     "description": "Results imported from files.",
+                    "lr_input": lr_input or Method.LR_UNKNOWN,
                 },
             )
+            if lr_input and method.lr_input != lr_input:
+                # Said again for a method not yet used by any campaign: the newest word counts.
+                method.lr_input = lr_input
+                method.save(update_fields=["lr_input"])
             for image, item in matched:
                 path = default_storage.save(
                     f"results/{method.slug}/{dataset.name}/{image.name}.png", ContentFile(item.png)

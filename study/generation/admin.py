@@ -56,6 +56,8 @@ class CampaignGenerationMixin:
         except ValueError as exc:
             self.message_user(request, f"{prefix}{exc}", messages.ERROR)
             return
+        if action == "generate" and n == 0 and campaign.status == Campaign.READY:
+            message = "Nothing to generate: all candidates are made. Launch the campaign."
         self.message_user(request, prefix + message.format(n=n))
 
     @admin.action(description="Generate candidates", permissions=["change"])
@@ -128,12 +130,18 @@ class CampaignGenerationMixin:
             ),
         )
         stall = report.stall_message()
+        warnings = format_html_join(
+            "",
+            '<p class="warning lr-warning">LR inputs differ. {}</p>',
+            ((w,) for w in obj.lr_warnings()),
+        )
         return format_html(
-            '{}<table id="progress">{}</table>'
+            '{}{}<table id="progress">{}</table>'
             '<p id="eta">{} candidates; LR: {}; remaining {}, ETA {}</p>'
             '<table id="method-times"><tr><th>method</th><th>done</th><th>mean</th>'
             "<th>total</th></tr>{}</table>{}<p>{}</p>",
             format_html('<p class="errornote" id="stalled">{}</p>', stall) if stall else "",
+            warnings,
             counts,
             report.total,
             obj.lr_description(),

@@ -15,10 +15,14 @@ from study.models import Campaign, Candidate
 def start_generation(campaign):
     """Create the campaign's missing candidates and queue every one not yet made.
 
-    Returns the number of candidates queued. A finished campaign queues nothing.
+    Returns the number of candidates queued: 0 for a ready campaign (all made). Raises
+    ValueError, queueing nothing, for a live or closed campaign, whose candidates are final.
     """
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        refused = locked.refuse_generation()
+        if refused:
+            raise ValueError(refused)
         if locked.status not in (Campaign.DRAFT, Campaign.GENERATING):
             return 0
         Candidate.objects.bulk_create(locked.planned_candidates(), ignore_conflicts=True)
@@ -41,7 +45,11 @@ def start_generation(campaign):
 
 
 def retry_failed(campaign):
-    """Queue the failed candidates again; returns how many."""
+    """Queue the failed candidates again; returns how many. Refused (ValueError) for a live or
+    closed campaign."""
+    refused = campaign.refuse_generation()
+    if refused:
+        raise ValueError(refused)
     with transaction.atomic():
         failed = campaign.candidates.filter(status=Candidate.FAILED)
         ids = list(failed.values_list("pk", "method__kind"))
@@ -68,8 +76,14 @@ def cancel_generation(campaign):
     """Withdraw the queued candidates; running ones finish. Returns how many were withdrawn.
 
     Their tasks stay in the broker and return quietly (the claim needs `queued`); generating
-    again queues them anew.
+    again queues them anew. Raises ValueError when the campaign is not generating.
     """
+    campaign.refresh_from_db(fields=["status"])
+    if campaign.status != Campaign.GENERATING:
+        raise ValueError(
+            f"Campaign {campaign.name} is {campaign.get_status_display().lower()}: nothing is "
+            "being generated, so there is nothing to cancel."
+        )
     with transaction.atomic():
         n = campaign.candidates.filter(status=Candidate.QUEUED).update(status=Candidate.CANCELLED)
         Campaign.objects.filter(pk=campaign.pk, status=Campaign.GENERATING).update(

@@ -5,7 +5,7 @@ unchanged); the migrations also name `public_id`, `rater_token`, `completion_cod
 `source_upload_to` by their path in this package.
 """
 
-from study.models.campaign import CALIBRATION_METHODS, Campaign, Candidate
+from study.models.campaign import CALIBRATION_METHODS, VOTE_FLOOR_MS, Campaign, Candidate
 from study.models.catalog import (
     Dataset,
     ImportedResult,
@@ -14,14 +14,15 @@ from study.models.catalog import (
     SourceImage,
     source_upload_to,
 )
+from study.models.order import session_order, trial_order
 from study.models.session import (
     GOLD_EXPECTATIONS,
     Rater,
     Trial,
     VoteOutcome,
     VoteRejected,
+    VoteTooFast,
     session_quality,
-    trial_order,
     vote_flags,
 )
 from study.models.tokens import completion_code, public_id, rater_token
@@ -29,6 +30,7 @@ from study.models.tokens import completion_code, public_id, rater_token
 __all__ = [
     "CALIBRATION_METHODS",
     "GOLD_EXPECTATIONS",
+    "VOTE_FLOOR_MS",
     "Campaign",
     "Candidate",
     "Dataset",
@@ -40,11 +42,13 @@ __all__ = [
     "Trial",
     "VoteOutcome",
     "VoteRejected",
+    "VoteTooFast",
     "completion_code",
     "public_id",
     "rater_token",
     "session_quality",
     "source_upload_to",
+    "session_order",
     "trial_order",
     "vote_flags",
 ]

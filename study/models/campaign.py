@@ -6,6 +6,14 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from study.models.catalog import Dataset, Method, SourceImage
+from study.models.design import (
+    DESIGN_FIELDS,
+    KERNEL_CHOICES,
+    DesignFrozen,
+    check_kernel,
+    lr_mismatches,
+    lr_of,
+)
 from study.models.tokens import completion_code, public_id, rater_token
 
 DEFAULT_CONSENT = (
@@ -19,6 +27,10 @@ DEFAULT_INSTRUCTIONS = (
     "itself: sharpness, detail, artefacts and how natural it looks. There are no right or wrong "
     "answers. Please do not zoom the page: images must be seen at their real size."
 )
+
+
+# Faster than anyone judges an image's quality, slower than a double key press (40-100 ms).
+VOTE_FLOOR_MS = 300
 
 
 class Campaign(models.Model):
@@ -43,7 +55,10 @@ class Campaign(models.Model):
     methods = models.ManyToManyField(Method, related_name="campaigns")
     scale = models.PositiveSmallIntegerField(default=4)
     kernel = models.CharField(
-        max_length=32, default="matlab-bicubic", help_text="How HR images are degraded to LR."
+        max_length=32,
+        default="matlab-bicubic",
+        choices=KERNEL_CHOICES,
+        help_text="How HR images are degraded to LR (sr_models.degrade).",
     )
     LR_KERNEL = "kernel"
     LR_DATASET = "dataset"
@@ -93,6 +108,11 @@ class Campaign(models.Model):
     min_view_ms = models.PositiveIntegerField(
         default=0, help_text="Minimum viewing time before a score can be given (milliseconds)."
     )
+    vote_floor_ms = models.PositiveIntegerField(
+        default=VOTE_FLOOR_MS,
+        help_text="The server refuses a vote that arrives sooner than this after its image was "
+        "handed to the page (milliseconds): a double key press cannot score an unseen image.",
+    )
     break_every = models.PositiveIntegerField(
         default=100, help_text="Suggest a break every N images (0: never)."
     )
@@ -133,6 +153,67 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        # A kernel is checked when it is set, so a campaign saved before the check existed
+        # (with a kernel no longer in the registry) can still be edited, closed or cloned.
+        if self._state.adding or self.kernel != getattr(self, "_loaded_kernel", None):
+            check_kernel(self.kernel)
+        self.refuse_design_change(kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+        self._loaded_kernel = self.kernel
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        campaign = super().from_db(db, field_names, values)
+        campaign._loaded_kernel = campaign.__dict__.get("kernel")
+        return campaign
+
+    def design_frozen(self):
+        """True once candidates exist: the design is then what they were made with."""
+        return self.pk is not None and self.candidates.exists()
+
+    def refuse_design_change(self, update_fields=None):
+        """Raise DesignFrozen when this unsaved state changes a frozen design field."""
+        watched = [f for f in DESIGN_FIELDS if update_fields is None or f in update_fields]
+        if not watched or not self.design_frozen():
+            return
+        attnames = [self._meta.get_field(f).attname for f in watched]
+        stored = Campaign.objects.filter(pk=self.pk).values(*attnames).first() or {}
+        for field, attname in zip(watched, attnames, strict=True):
+            if attname in stored and stored[attname] != getattr(self, attname):
+                raise DesignFrozen(self.name, field)
+
+    def clone(self, name, seed=None):
+        """A new draft campaign with this one's design and texts (a new seed when given).
+
+        A kernel no longer in the registry becomes the default one in the copy (the caller
+        says so: compare the kernels).
+        """
+        skip = {"id", "name", "status", "created_at", "launched_at", "closed_at"}
+        skip |= {"generation_queued_at", "recruit_token", "completion_code", "seed"}
+        values = {
+            f.attname: getattr(self, f.attname)
+            for f in self._meta.concrete_fields
+            if f.name not in skip
+        }
+        if values["kernel"] not in dict(KERNEL_CHOICES):
+            values["kernel"] = Campaign._meta.get_field("kernel").default
+        with transaction.atomic():
+            copy = Campaign.objects.create(
+                name=name, seed=self.seed if seed is None else seed, **values
+            )
+            copy.datasets.set(self.datasets.all())
+            copy.methods.set(self.methods.all())
+        return copy
+
+    def lr_of(self, method):
+        """How `method`'s LR inputs were made in this campaign (recorded in every export)."""
+        return lr_of(method, self)
+
+    def lr_warnings(self):
+        """Imported methods whose LR inputs were made another way than the campaign's."""
+        return lr_mismatches(self.methods.all(), self) if self.pk else []
 
     def progress(self):
         counts = dict(self.candidates.values_list("status").annotate(n=Count("id")))
@@ -188,6 +269,11 @@ class Campaign(models.Model):
         """
         with transaction.atomic():
             campaign = Campaign.objects.select_for_update().get(pk=self.pk)
+            if campaign.status == self.CLOSED:
+                raise ValueError(
+                    f"Campaign {campaign.name} is closed: its votes are final and it cannot be "
+                    "launched again. Clone it to run the same design as a new study."
+                )
             if campaign.status not in (self.READY, self.LIVE):
                 raise ValueError(
                     f"Campaign {campaign.name} is {campaign.get_status_display().lower()}; "
@@ -203,10 +289,33 @@ class Campaign(models.Model):
         self.refresh_from_db()
 
     def close(self):
-        Campaign.objects.filter(pk=self.pk, status=self.LIVE).update(
+        """End a live campaign: its links show "this study has ended", every vote is kept.
+
+        Returns (sessions, completed sessions, votes) for the researcher; raises ValueError
+        when the campaign is not live.
+        """
+        closed = Campaign.objects.filter(pk=self.pk, status=self.LIVE).update(
             status=self.CLOSED, closed_at=timezone.now()
         )
         self.refresh_from_db()
+        if not closed:
+            raise ValueError(
+                f"Campaign {self.name} is {self.get_status_display().lower()}, not live: only a "
+                "live campaign can be closed."
+            )
+        raters = self.raters.all()
+        votes = raters.filter(trials__score__isnull=False).count()
+        return raters.count(), raters.filter(completed_at__isnull=False).count(), votes
+
+    def refuse_generation(self):
+        """Why candidates cannot be (re)made now, or "" when they can."""
+        if self.status in (self.LIVE, self.CLOSED):
+            return (
+                f"Campaign {self.name} is {self.get_status_display().lower()}: its candidates "
+                "are final (raters score them and the exports describe them). Clone the "
+                "campaign to generate a new design."
+            )
+        return ""
 
 
 # The paper's calibration anchors: nearest neighbour shown as "1 - bad", HR as "5 - excellent".
@@ -281,3 +390,25 @@ class Candidate(models.Model):
     def output_path(self):
         # Deterministic, so a retried task overwrites instead of leaving an orphan.
         return f"candidates/{self.campaign_id}/{self.public_id}.png"
+
+
+def _refuse_frozen_m2m(sender, instance, action, reverse, pk_set, **kwargs):
+    """Datasets and methods of a campaign with candidates cannot be added or removed."""
+    if action not in ("pre_add", "pre_remove", "pre_clear"):
+        return
+    if action != "pre_clear" and not pk_set:
+        return  # adding what is there already, or removing nothing: no change
+    field = "datasets" if sender is Campaign.datasets.through else "methods"
+    if not reverse:
+        campaigns = [instance]
+    else:
+        campaigns = list(Campaign.objects.filter(pk__in=pk_set or ()))
+        if action == "pre_clear":
+            campaigns = list(instance.campaigns.all())
+    for campaign in campaigns:
+        if campaign.design_frozen():
+            raise DesignFrozen(campaign.name, field)
+
+
+for _through in (Campaign.datasets.through, Campaign.methods.through):
+    models.signals.m2m_changed.connect(_refuse_frozen_m2m, sender=_through)

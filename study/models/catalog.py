@@ -4,6 +4,8 @@ methods that upscale them, and results made elsewhere. The lowest rooms of the d
 from django.db import models
 from django.utils import timezone
 
+from sr_models.degrade import KERNELS
+
 
 class Dataset(models.Model):
     name = models.SlugField(max_length=64, unique=True)
@@ -46,6 +48,10 @@ class SourceImage(models.Model):
         return f"{self.dataset.name}/{self.name}"
 
 
+# What a method is: fixed once any campaign has made candidates with it.
+FROZEN_METHOD_FIELDS = ("kind", "parameters", "lr_input")
+
+
 class Method(models.Model):
     INTERPOLATION = "interpolation"
     NETWORK = "network"
@@ -65,12 +71,43 @@ class Method(models.Model):
         default=dict, blank=True, help_text='For interpolation/network: {"sr_method": NAME}.'
     )
     description = models.TextField(blank=True)
+    # How an imported method's LR inputs were made (the SRGAN authors did not use MATLAB's
+    # bicubic): a kernel name, the dataset's own LR images, or unknown.
+    LR_DATASET = "dataset"
+    LR_UNKNOWN = "unknown"
+    lr_input = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[
+            ("", "Made by the campaign (not imported)"),
+            *[(k, f"HR degraded with {k}") for k in KERNELS],
+            (LR_DATASET, "The dataset's own LR images"),
+            (LR_UNKNOWN, "Unknown"),
+        ],
+        help_text="Imported results: how the LR images they were made from were produced.",
+    )
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self):
         return self.slug
+
+    def save(self, *args, **kwargs):
+        if self.in_use():
+            stored = Method.objects.filter(pk=self.pk).values(*FROZEN_METHOD_FIELDS).first()
+            for field, value in (stored or {}).items():
+                if getattr(self, field) != value:
+                    raise ValueError(
+                        f"Method {self.slug} has candidates in a campaign, so '{field}' cannot "
+                        "change (exports would describe images it did not make). Register the "
+                        "changed method under a new name."
+                    )
+        super().save(*args, **kwargs)
+
+    def in_use(self):
+        """True once a campaign has candidates of this method: what it is is then on record."""
+        return self.pk is not None and self.candidates.exists()
 
     @property
     def sr_method(self):

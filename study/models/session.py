@@ -1,6 +1,5 @@
 """A rater's session: the trials in their seeded order, the votes, and the session's quality checks."""
 
-import random
 import secrets
 from dataclasses import dataclass
 
@@ -9,8 +8,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from study.analysis import session_quality, vote_flags
 from study.models.campaign import Campaign, Candidate
-from study.models.order import trial_order
+from study.models.order import session_order
 from study.models.tokens import rater_token
 
 # Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
@@ -25,29 +25,23 @@ class RaterManager(models.Manager):
                 "pk", "image_id", "method__slug"
             )
         )
-        rng = random.Random(f"{campaign.seed}:{rater.seed}:retest")
-        n_retest = round(min(max(campaign.retest_share, 0.0), 0.5) * len(rows))
-        retested = rng.sample(rows, n_retest) if n_retest else []
         slugs = {pk: slug for pk, _, slug in rows}
-        order = trial_order(
-            [(pk, image) for pk, image, _ in rows + retested],
+        order = session_order(
+            [(pk, image) for pk, image, _ in rows],
+            campaign.retest_share,
             seed=f"{campaign.seed}:{rater.seed}",
         )
-        seen = set()
-        trials = []
-        for position, pk in enumerate(order):
-            repeat = 1 if pk in seen else 0
-            seen.add(pk)
-            trials.append(
-                Trial(
-                    rater=rater,
-                    candidate_id=pk,
-                    position=position,
-                    kind="retest" if repeat else "rating",
-                    repeat=repeat,
-                    expected=GOLD_EXPECTATIONS.get(slugs[pk], "") if campaign.gold_items else "",
-                )
+        trials = [
+            Trial(
+                rater=rater,
+                candidate_id=pk,
+                position=position,
+                kind="retest" if repeat else "rating",
+                repeat=repeat,
+                expected=GOLD_EXPECTATIONS.get(slugs[pk], "") if campaign.gold_items else "",
             )
+            for position, (pk, repeat) in enumerate(order)
+        ]
         Trial.objects.bulk_create(trials)
         rater.n_trials = len(trials)
         rater.save(update_fields=["n_trials"])
@@ -68,6 +62,9 @@ class Rater(models.Model):
     platform = models.CharField(max_length=20, default="link")
     platform_data = models.JSONField(default=dict, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
+    display_ok_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a display check first let the rater go on."
+    )
     calibrated_at = models.DateTimeField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     display_checks = models.JSONField(
@@ -95,14 +92,35 @@ class Rater(models.Model):
     def get_absolute_url(self):
         return reverse("study:session", args=[self.token])
 
+    # The session's steps, in the only order the server accepts them.
+    CONSENT, DISPLAY, CALIBRATION, TRIALS, DONE = (
+        "consent",
+        "display",
+        "calibration",
+        "trials",
+        "done",
+    )
+
     def current_trial(self):
-        return self.trials.filter(score__isnull=True).select_related("candidate").first()
+        return self.trials.pending().select_related("candidate").first()
+
+    def stage(self):
+        """The first step of the protocol this session has not done; the server takes no other."""
+        if self.consented_at is None:
+            return self.CONSENT
+        if self.display_ok_at is None:
+            return self.DISPLAY
+        if self.campaign.calibration_dataset_id and self.calibrated_at is None:
+            return self.CALIBRATION
+        return self.DONE if self.completed_at else self.TRIALS
 
     def cast_vote(self, position, score, duration_ms=None):
         """Store a score for the trial at `position`, the rater's current (first unanswered) one.
 
         Idempotent: a resent vote for an answered trial stores nothing (stored=False). A vote
-        for a later trial raises VoteRejected. Returns the vote's outcome with the trials that
+        for a later trial, or for the current one before it was handed to the page, raises
+        VoteRejected; one that comes sooner than the campaign's `vote_floor_ms` after the trial
+        was handed to the page raises VoteTooFast. Neither stores anything. Returns the vote's outcome with the trials that
         come next (at most two, candidates loaded), so the caller needs no further query.
         One read decides: trials before the current one are all answered and none after it can
         be, so the conditional update on the current trial is the only race to settle.
@@ -122,12 +140,27 @@ class Rater(models.Model):
             if current is None:
                 self._complete(now)
             return VoteOutcome(stored=False, upcoming=pending[:2])
-        stored = Trial.objects.filter(pk=current.pk, score__isnull=True).update(
+        if current.shown_at is None:
+            raise VoteRejected("This image has not been shown yet; the page has been refreshed.")
+        # The server's own guard against a vote for an image nobody saw (a double key press
+        # lands on the next trial): no person judges an image this fast.
+        seen_ms = (now - current.shown_at).total_seconds() * 1000
+        if seen_ms < self.campaign.vote_floor_ms:
+            raise VoteTooFast(self.campaign.vote_floor_ms - seen_ms)
+        # Conditional on the campaign being live in the same statement: a vote in flight when
+        # the researcher closes the study is refused, not stored after the close.
+        live = Q(rater__campaign__status=Campaign.LIVE)
+        stored = Trial.objects.filter(live, pk=current.pk, score__isnull=True).update(
             score=score,
             answered_at=now,
             duration_ms=duration_ms,
             flags=vote_flags(current.expected, score, duration_ms, self.campaign.min_view_ms),
         )
+        if (
+            not stored
+            and not Campaign.objects.filter(pk=self.campaign_id, status=Campaign.LIVE).exists()
+        ):
+            raise VoteRejected("This study has ended; your last score was not stored.")
         if stored and self.started_at is None:
             Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
         if len(pending) == 1:
@@ -150,56 +183,16 @@ class Rater(models.Model):
         return session_quality(votes, self.campaign.straightline_min_variance, self.display_checks)
 
 
-def vote_flags(expected, score, duration_ms, min_view_ms):
-    flags = []
-    if (expected == ">=4" and score < 4) or (expected == "<=2" and score > 2):
-        flags.append("gold-miss")
-    if duration_ms is not None and min_view_ms and duration_ms < min_view_ms:
-        flags.append("too-fast")
-    return ",".join(flags)
-
-
-def session_quality(votes, min_variance, display_checks=()):
-    """Summarise (candidate_id, score, kind, flags, duration_ms, expected) rows of one session.
-
-    Returns n, the variance of the scores (straight-lining below `min_variance`), gold items
-    missed, test-retest pairs with their mean absolute difference, the median viewing time and
-    the list of flags raised.
-    """
-    scores = [s for _, s, kind, *_ in votes if kind == "rating"]
-    n = len(scores)
-    mean = sum(scores) / n if n else 0.0
-    variance = sum((s - mean) ** 2 for s in scores) / (n - 1) if n > 1 else None
-    first = {c: s for c, s, kind, *_ in votes if kind == "rating"}
-    pairs = [(first[c], s) for c, s, kind, *_ in votes if kind == "retest" and c in first]
-    retest_mad = sum(abs(a - b) for a, b in pairs) / len(pairs) if pairs else None
-    gold_items = sum(1 for *_, expected in votes if expected)
-    gold_misses = sum("gold-miss" in flags for _, _, _, flags, _, _ in votes)
-    durations = sorted(d for _, _, _, _, d, _ in votes if d is not None)
-    flags = []
-    if variance is not None and n >= 10 and variance < min_variance:
-        flags.append("straight-lining")
-    if gold_misses:
-        flags.append(f"gold-miss x{gold_misses}")
-    if retest_mad is not None and retest_mad > 1.0:
-        flags.append("retest-unreliable")
-    if any(check.get("went_on_anyway") for check in display_checks):
-        flags.append("display-too-small")
-    return {
-        "n": n,
-        "n_answered": len(votes),
-        "variance": variance,
-        "gold_items": gold_items,
-        "gold_misses": gold_misses,
-        "retest_pairs": len(pairs),
-        "retest_mad": retest_mad,
-        "median_duration_ms": durations[len(durations) // 2] if durations else None,
-        "flags": flags,
-    }
-
-
 class VoteRejected(Exception):
-    pass
+    """A vote the server refuses; nothing was stored. The message is for the rater."""
+
+
+class VoteTooFast(VoteRejected):
+    """A vote that came sooner than the campaign's floor after its image was handed out."""
+
+    def __init__(self, wait_ms):
+        self.wait_ms = max(int(wait_ms), 1)
+        super().__init__("Please look at the image a little longer before you score it.")
 
 
 @dataclass(frozen=True)

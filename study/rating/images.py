@@ -1,12 +1,18 @@
 """The images a rater sees, by opaque URLs: a trial's image by its place in the session, a
 calibration image by its candidate's random public id. No file name, no method, no cache key
-that says either."""
+that says either.
+
+A serving window: only the current trial's image and the next one (the page prefetches it)
+are served, and only while the session is at its trials; calibration images only while it is
+at calibration. Every other request is a 404, so a session cannot be downloaded ahead and
+ranked by file size (docs/integrity.md says which side channel remains).
+"""
 
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse
 
-from study.models import Candidate, Trial
-from study.rating.views import get_rater
+from study.models import Campaign, Candidate, Rater
+from study.rating.access import get_rater
 
 
 def _png_response(candidate):
@@ -21,22 +27,31 @@ def _png_response(candidate):
     return response
 
 
+# The current trial and the one after it: what the page shows and prefetches.
+WINDOW = 2
+
+
+def _in_step(rater, step):
+    return rater.campaign.status == Campaign.LIVE and rater.stage() == step
+
+
 def trial_image(request, token, position):
     """A trial's image by its place in the rater's session: the URL says nothing of the
     candidate, so a retest showing looks like any other image."""
     rater = get_rater(token)
-    trial = (
-        Trial.objects.filter(rater=rater, position=position, candidate__status=Candidate.DONE)
-        .select_related("candidate")
-        .first()
-    )
-    if trial is None or not trial.candidate.file:
+    if not _in_step(rater, Rater.TRIALS):
+        raise Http404("No such image.")
+    window = rater.trials.pending().select_related("candidate")[:WINDOW]
+    trial = next((t for t in window if t.position == position), None)
+    if trial is None or trial.candidate.status != Candidate.DONE or not trial.candidate.file:
         raise Http404("No such image.")
     return _png_response(trial.candidate)
 
 
 def calibration_image(request, token, public_id):
     rater = get_rater(token)
+    if not _in_step(rater, Rater.CALIBRATION):
+        raise Http404("No such image.")
     candidate = Candidate.objects.filter(
         public_id=public_id,
         campaign=rater.campaign,

@@ -1,6 +1,7 @@
 """The open recruitment link for crowd platforms (Prolific, MTurk, others): one session per
 participant id, entered again only by the browser that made it or the same platform session."""
 
+import hashlib
 import re
 
 from django.db import IntegrityError, transaction
@@ -11,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from study.models import Campaign, Rater
-from study.rating.views import not_live
+from study.rating.access import not_live
 
 PARTICIPANT_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "PARTICIPANT_ID", "pid")
 PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,200}$")
@@ -24,7 +25,9 @@ def _participant(params):
     return None, ""
 
 
-JOIN_COOKIE = "srmos-join-{}"
+def _join_cookie(campaign):
+    # Named after a digest of the campaign's recruitment token: a cookie names no database row.
+    return "srmos-join-" + hashlib.sha256(campaign.recruit_token.encode()).hexdigest()[:12]
 
 
 @never_cache
@@ -53,7 +56,7 @@ def join(request, recruit_token):
     if rater is not None:
         if not _may_rejoin(request, rater, data):
             return render(request, "study/join_taken.html", {"campaign": campaign}, status=403)
-        if data and data != rater.platform_data:
+        if data and data != rater.platform_data and campaign.status == Campaign.LIVE:
             # A new MTurk assignment of the same worker is submitted to the new assignment.
             Rater.objects.filter(pk=rater.pk).update(platform_data={**rater.platform_data, **data})
         return _enter(request, rater)
@@ -92,7 +95,7 @@ def join(request, recruit_token):
 
 def _may_rejoin(request, rater, data):
     """Knowing a participant id is not enough to open that participant's session."""
-    if request.get_signed_cookie(JOIN_COOKIE.format(rater.pk), default=None) == rater.token:
+    if request.get_signed_cookie(_join_cookie(rater.campaign), default=None) == rater.token:
         return True
     same = [k for k in ("SESSION_ID", "assignmentId") if k in data and k in rater.platform_data]
     return bool(same) and all(data[k] == rater.platform_data[k] for k in same)
@@ -105,7 +108,7 @@ def _enter(request, rater):
     else:
         response = redirect(url)
     response.set_signed_cookie(
-        JOIN_COOKIE.format(rater.pk),
+        _join_cookie(rater.campaign),
         rater.token,
         max_age=90 * 24 * 3600,
         httponly=True,

@@ -1,39 +1,21 @@
-"""The rater's session pages: welcome and consent, display check, calibration, trials, done.
+"""The rater's session pages: welcome and consent, calibration, the current trial, done.
 
 Each view reaches the rater through `get_rater` (an unknown token is a 404) and leaves the
-decisions to the models (`Rater.cast_vote`); the pages say nothing of the method or the image.
+decisions to the models (`Rater.stage`, `Rater.cast_vote`); no page names a method or an image.
 """
 
-from django.db import transaction
-from django.db.models import Max
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from study.models import Campaign, Candidate, Rater, VoteRejected
-from study.rating.forms import DisplayCheckForm, VoteForm
+from study.models import Campaign, Rater
+from study.rating.access import SCALE, get_rater, not_live, out_of_order
+from study.rating.display import display_passed, render_display_check
 
-SCALE = [(1, "Bad"), (2, "Poor"), (3, "Fair"), (4, "Good"), (5, "Excellent")]
-# Room the rating page needs around the image (progress bar, question, buttons), in CSS px,
-# and the page's side padding plus a scroll bar.
-UI_HEIGHT = 150
-UI_WIDTH = 40
 MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
-
-
-def get_rater(token):
-    """The only way a view reaches a rater: an unknown token is a 404, never a hint."""
-    rater = Rater.objects.select_related("campaign").filter(token=token).first()
-    if rater is None:
-        raise Http404("No such session.")
-    return rater
-
-
-def not_live(request, campaign, status=200):
-    return render(request, "study/closed.html", {"campaign_status": campaign.status}, status=status)
 
 
 def home(request):
@@ -45,18 +27,7 @@ def healthz(request):
     return JsonResponse({"ok": True})
 
 
-def _display_key(rater):
-    return f"display-ok-{rater.pk}"
-
-
-def _largest_image(campaign):
-    sizes = campaign.candidates.filter(status=Candidate.DONE).aggregate(
-        w=Max("width"), h=Max("height")
-    )
-    return sizes["w"] or 0, sizes["h"] or 0
-
-
-def _trial_payload(rater, upcoming):
+def trial_payload(rater, upcoming):
     """The current trial as the page needs it: an opaque image URL and its pixel size, no more.
 
     `upcoming`: the next pending trials, candidates loaded. None when every trial is answered.
@@ -83,56 +54,51 @@ def _trial_payload(rater, upcoming):
 
 @never_cache
 def session(request, token):
+    """Each visit shows the first step this session has not done: consent, the display check
+    (once per browser), calibration, then the current trial."""
     rater = get_rater(token)
     campaign = rater.campaign
     if campaign.status != Campaign.LIVE:
         if rater.completed_at:
             return redirect("study:done", token=token)
         return not_live(request, campaign)
-    upcoming = _upcoming(rater)
+    stage = rater.stage()
+    if stage == Rater.DONE:
+        return redirect("study:done", token=token)
+    if stage == Rater.CONSENT:
+        return render_welcome(request, rater)
+    if stage == Rater.DISPLAY or not display_passed(request, rater):
+        return render_display_check(request, rater)
+    if stage == Rater.CALIBRATION:
+        return _render_calibration(request, rater, campaign.calibration_trials())
+    upcoming = upcoming_trials(rater)
     if not upcoming:
         return redirect("study:done", token=token)
-    if rater.consented_at is None:
-        return render(
-            request, "study/welcome.html", {"rater": rater, "campaign": campaign, "scale": SCALE}
-        )
-    if not request.session.get(_display_key(rater)):
-        width, height = _largest_image(campaign)
-        return render(
-            request,
-            "study/display_check.html",
-            {
-                "rater": rater,
-                "campaign": campaign,
-                "need_width": width,
-                "need_height": height,
-                "ui_height": UI_HEIGHT,
-            },
-        )
-    if rater.calibrated_at is None:
-        calibration = campaign.calibration_trials()
-        if calibration:
-            return _render_calibration(request, rater, calibration)
-    return _render_trial(request, rater, _shown(upcoming))
+    return render_trial(request, rater, shown(upcoming))
 
 
-def _upcoming(rater):
+def render_welcome(request, rater, error=None, status=200):
+    context = {"rater": rater, "campaign": rater.campaign, "scale": SCALE, "error": error}
+    return render(request, "study/welcome.html", context, status=status)
+
+
+def upcoming_trials(rater):
     """The current trial and the one after it (candidates loaded): what a trial page needs."""
     return list(rater.trials.pending().select_related("candidate")[:2])
 
 
-def _shown(upcoming):
+def shown(upcoming):
     """Mark the first of `upcoming` as shown (the page is about to show it); returns them all."""
     if upcoming:
         upcoming[0].mark_shown()
     return upcoming
 
 
-def _render_trial(request, rater, upcoming, error=None, status=200):
+def render_trial(request, rater, upcoming, error=None, status=200):
     ctx = {
         "rater": rater,
         "campaign": rater.campaign,
-        "trial": _trial_payload(rater, upcoming),
+        "trial": trial_payload(rater, upcoming),
         "scale": SCALE,
         "error": error,
     }
@@ -156,20 +122,11 @@ def _render_calibration(request, rater, calibration):
 @require_POST
 def consent(request, token):
     rater = get_rater(token)
-    if rater.campaign.status != Campaign.LIVE:
-        return not_live(request, rater.campaign, status=409)
+    refused = out_of_order(request, rater, allowed=(Rater.CONSENT, Rater.DISPLAY))
+    if refused:
+        return refused
     if request.POST.get("consent") != "yes":
-        return render(
-            request,
-            "study/welcome.html",
-            {
-                "rater": rater,
-                "campaign": rater.campaign,
-                "scale": SCALE,
-                "error": "Please tick the box to give your consent.",
-            },
-            status=400,
-        )
+        return render_welcome(request, rater, "Please tick the box to give your consent.", 400)
     Rater.objects.filter(pk=rater.pk, consented_at__isnull=True).update(
         consented_at=timezone.now(), user_agent=request.headers.get("User-Agent", "")[:500]
     )
@@ -177,136 +134,17 @@ def consent(request, token):
 
 
 @require_POST
-def display_check(request, token):
-    rater = get_rater(token)
-    campaign = rater.campaign
-    form = DisplayCheckForm(request.POST)
-    if not form.is_valid():
-        return HttpResponse(
-            "The display check needs JavaScript and sent no measurements.", status=400
-        )
-    m = form.cleaned_data
-    need_w, need_h = _largest_image(campaign)
-    fits = (
-        need_w / m["dpr"] <= m["viewport_width"]
-        and need_h / m["dpr"] <= m["viewport_height"] - UI_HEIGHT
-    )
-    override = bool(m.get("go_on")) and campaign.display_policy == "warn"
-    check = {
-        "at": timezone.now().isoformat(),
-        "viewport": [m["viewport_width"], m["viewport_height"]],
-        "screen": [m.get("screen_width"), m.get("screen_height")],
-        "dpr": m["dpr"],
-        "needed_css_px": [
-            round(need_w / m["dpr"]) + UI_WIDTH,
-            round(need_h / m["dpr"]) + UI_HEIGHT,
-        ],
-        "fits": fits,
-        "went_on_anyway": override and not fits,
-        "user_agent": request.headers.get("User-Agent", "")[:500],
-    }
-    with transaction.atomic():
-        locked = Rater.objects.select_for_update().get(pk=rater.pk)
-        locked.display_checks = [*locked.display_checks, check][-20:]
-        locked.save(update_fields=["display_checks"])
-    if fits or override:
-        request.session[_display_key(rater)] = True
-        return redirect("study:session", token=token)
-    return render(
-        request,
-        "study/display_check.html",
-        {
-            "rater": rater,
-            "campaign": campaign,
-            "need_width": need_w,
-            "need_height": need_h,
-            "ui_height": UI_HEIGHT,
-            "too_small": check,
-        },
-    )
-
-
-@require_POST
 def calibration_done(request, token):
     rater = get_rater(token)
+    refused = out_of_order(request, rater, allowed=(Rater.CALIBRATION,))
+    if refused:
+        return refused
+    if not display_passed(request, rater):
+        return redirect("study:session", token=token)
     Rater.objects.filter(pk=rater.pk, calibrated_at__isnull=True).update(
         calibrated_at=timezone.now()
     )
     return redirect("study:session", token=token)
-
-
-class _PageReply:
-    """How the vote view answers a plain form post (no JavaScript): pages and redirects."""
-
-    def __init__(self, request, rater):
-        self.request, self.rater = request, rater
-
-    def not_live(self):
-        return not_live(self.request, self.rater.campaign, status=409)
-
-    def not_started(self):
-        return redirect("study:session", token=self.rater.token)
-
-    def refused(self, message, status):
-        """The trial page again with the reason a vote was not taken."""
-        upcoming = _upcoming(self.rater)
-        if not upcoming:
-            return redirect("study:done", token=self.rater.token)
-        return _render_trial(
-            self.request, self.rater, _shown(upcoming), error=message, status=status
-        )
-
-    def accepted(self, outcome, payload):
-        return redirect("study:session", token=self.rater.token)
-
-
-class _JsonReply:
-    """How the vote view answers the rating page's script: JSON, with the next trial."""
-
-    def __init__(self, request, rater):
-        self.rater = rater
-
-    def not_live(self):
-        return JsonResponse({"error": "This study is not open."}, status=409)
-
-    def not_started(self):
-        return JsonResponse({"error": "Please start from your link.", "resync": True}, status=409)
-
-    def refused(self, message, status):
-        # A 409 means the page and the server disagree on the current image: the page reloads.
-        return JsonResponse({"error": message, "resync": status == 409}, status=status)
-
-    def accepted(self, outcome, payload):
-        return JsonResponse(
-            {
-                "status": "stored" if outcome.stored else "duplicate",
-                "next": payload,
-                "done_url": reverse("study:done", args=[self.rater.token]),
-            }
-        )
-
-
-@require_POST
-def vote(request, token):
-    rater = get_rater(token)
-    as_json = "application/json" in request.headers.get("Accept", "")
-    reply = (_JsonReply if as_json else _PageReply)(request, rater)
-    if rater.campaign.status != Campaign.LIVE:
-        return reply.not_live()
-    if rater.consented_at is None:
-        return reply.not_started()
-    form = VoteForm(request.POST)
-    if not form.is_valid():
-        return reply.refused(" ".join(e for errors in form.errors.values() for e in errors), 400)
-    data = form.cleaned_data
-    try:
-        # One transaction, one commit: the vote, the bookkeeping and the next trial's shown_at.
-        with transaction.atomic():
-            outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"))
-            payload = _trial_payload(rater, _shown(outcome.upcoming)) if as_json else None
-    except VoteRejected as exc:
-        return reply.refused(str(exc), 409)
-    return reply.accepted(outcome, payload)
 
 
 @never_cache

@@ -31,19 +31,29 @@ def votes_frame(campaign):
             "duration_ms",
             "flags",
             "rater__platform",
+            "expected",
+            "position",
         )
     )
-    # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated" ones.
+    # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated" ones;
+    # expected marks gold items (">=4" HR, "<=2" nearest neighbour); position is the trial's
+    # place in its session (retest distances).
     frame = pd.DataFrame(
         [
-            (f"r{r}", d, i, m, s, k, rep, t.isoformat(), ms, f, p)
-            for r, d, i, m, s, k, rep, t, ms, f, p in rows
+            (f"r{r}", d, i, m, s, k, rep, t.isoformat(), *rest)
+            for r, d, i, m, s, k, rep, t, *rest in rows
         ],
-        columns=[*VOTE_COLUMNS, "duration_ms", "flags", "rater_platform"],
+        columns=[*VOTE_COLUMNS, "duration_ms", "flags", "rater_platform", "expected", "position"],
     )
-    # How the LR inputs were made travels with every export (the campaign's LR source).
-    frame["lr"] = campaign.lr_description()
-    return frame.astype({"score": "int64", "repeat": "int64"})
+    # How the LR inputs were made travels with every export, per method: imported results
+    # may have been made from other LR images than the campaign's (Method.lr_input).
+    frame["lr"] = frame["method"].map(method_lr(campaign)).astype(object)
+    return frame.astype({"score": "int64", "repeat": "int64", "position": "int64"})
+
+
+def method_lr(campaign):
+    """{method slug: how its LR inputs were made} for every method of the campaign."""
+    return {m.slug: campaign.lr_of(m) for m in campaign.methods.all()}
 
 
 def objective_frame(campaign):
@@ -57,7 +67,7 @@ def mos_csv(campaign):
     votes = votes_frame(campaign)
     columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
     table = mos_table(votes) if len(votes) else pd.DataFrame(columns=columns)
-    table["lr"] = campaign.lr_description()
+    table["lr"] = table["method"].map(method_lr(campaign)).astype(object)
     return table.to_csv(index=False)
 
 
@@ -68,13 +78,29 @@ def export_report(campaign, out_dir):
     votes = votes_frame(campaign)
     if votes.empty:
         raise ValueError(f"campaign {campaign.name} has no votes yet: nothing to report")
-    paths = write_report(votes, out_dir, objective=objective_frame(campaign))
-    meta = out_dir / "campaign.txt"
-    meta.write_text(
-        f"campaign: {campaign.name}\nscale: {campaign.scale}\nkernel: {campaign.kernel}\n"
-        f"lr_source: {campaign.lr_description()}\n"
-        f"seed: {campaign.seed}\nstatus: {campaign.status}\n"
+    paths = write_report(
+        votes,
+        out_dir,
+        objective=objective_frame(campaign),
+        min_var=campaign.straightline_min_variance,  # the live flags' threshold
     )
+    meta = out_dir / "campaign.txt"
+    lines = [
+        f"campaign: {campaign.name}",
+        f"scale: {campaign.scale}",
+        f"kernel: {campaign.kernel}",
+        f"lr_source: {campaign.lr_description()}",
+        f"seed: {campaign.seed}",
+        f"status: {campaign.status}",
+        f"vote_floor_ms: {campaign.vote_floor_ms}",
+        "lr_per_method:",
+        *(f"  {slug}: {lr}" for slug, lr in sorted(method_lr(campaign).items())),
+    ]
+    warnings = campaign.lr_warnings()
+    if warnings:
+        lines += ["warnings:", *(f"  LR inputs differ. {w}" for w in warnings)]
+    meta.write_text("\n".join(lines) + "\n")
+    paths["campaign.txt"] = meta
     return paths
 
 

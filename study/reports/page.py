@@ -39,7 +39,8 @@ def report_context(campaign):
     """
     votes = Trial.objects.answered().filter(rater__campaign=campaign)
     state = votes.aggregate(n=Count("id"), last=Max("answered_at"))
-    key = f"srmos-report-{campaign.pk}-{state['n']}-{state['last']}"
+    last = state["last"].timestamp() if state["last"] else 0
+    key = f"srmos-report-{campaign.pk}-{state['n']}-{last:.6f}"
     context = cache.get(key)
     if context is None:
         context = _report_context(campaign)
@@ -69,4 +70,5 @@ def _report_context(campaign):
             if name in paths
         ]
         manifest = json.loads(paths["manifest.json"].read_text())
-    return {"sections": sections, "plots": plots, "manifest": manifest}
+    warnings = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
+    return {"sections": sections, "plots": plots, "manifest": manifest, "warnings": warnings}

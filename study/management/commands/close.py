@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from study.management.commands._helpers import get_campaign
-from study.models import Campaign
 
 
 class Command(BaseCommand):
@@ -12,10 +11,13 @@ class Command(BaseCommand):
 
     def handle(self, campaign, **options):
         campaign = get_campaign(campaign)
-        if campaign.status != Campaign.LIVE:
-            raise CommandError(f"campaign {campaign.name} is {campaign.status}, not live")
-        campaign.close()
-        answered = campaign.raters.filter(completed_at__isnull=False).count()
+        try:
+            sessions, completed, votes = campaign.close()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(
-            self.style.SUCCESS(f"{campaign.name} is closed; {answered} sessions were completed")
+            self.style.SUCCESS(
+                f"{campaign.name} is closed; {completed} of {sessions} sessions were completed, "
+                f"{votes} votes kept"
+            )
         )

@@ -21,6 +21,7 @@ SETTINGS = [
     "gold_items",
     "retest_share",
     "min_view_ms",
+    "vote_floor_ms",
     "break_every",
     "straightline_min_variance",
     "open_recruitment",
@@ -83,6 +84,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"created campaign {campaign.name} (id {campaign.pk})")
         )
+        for warning in campaign.lr_warnings():
+            self.stderr.write(self.style.WARNING(f"warning: LR inputs differ. {warning}"))
 
     def _lookup(self, model, field, values, what):
         found = {getattr(o, field): o for o in model.objects.filter(**{f"{field}__in": values})}

@@ -38,10 +38,16 @@ class Command(BaseCommand):
         self.import_sample()
         password = self.admin_account()
         campaign = self.campaign()
+        if campaign.status == Campaign.CLOSED:
+            raise CommandError(
+                "the demo campaign was closed: its votes are final. `make clean-data` starts "
+                "the demo afresh, or clone the campaign in the admin."
+            )
         worker = processes.start_worker()
         try:
             processes.wait_for_worker()
-            call_command("generate_candidates", campaign.name, "--wait", stdout=self.stdout)
+            if campaign.status in (Campaign.DRAFT, Campaign.GENERATING):
+                call_command("generate_candidates", campaign.name, "--wait", stdout=self.stdout)
             campaign.refresh_from_db()
             campaign.launch()
             if not campaign.raters.filter(platform="simulated").exists():

@@ -24,9 +24,9 @@ class Command(BaseCommand):
 
     def handle(self, campaign, wait, timeout, retry_failed, **options):
         campaign = get_campaign(campaign)
-        if retry_failed:
-            self.stdout.write(f"{queue.retry_failed(campaign)} failed candidates queued again")
         try:
+            if retry_failed:
+                self.stdout.write(f"{queue.retry_failed(campaign)} failed candidates queued again")
             queued = queue.start_generation(campaign)
         except ValueError as exc:
             raise CommandError(str(exc)) from None

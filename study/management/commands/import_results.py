@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from sr_models.degrade import KERNELS
 from study.datasets.importing import read_folder
 from study.datasets.results import import_results
 from study.management.commands._helpers import run_import
@@ -21,12 +22,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scale", type=int, default=None, help="results may be the HR modcropped to this"
         )
+        parser.add_argument(
+            "--lr-input",
+            choices=[*KERNELS, "dataset", "unknown"],
+            default=None,
+            help="how the LR images the results were made from were produced: a kernel, the "
+            "dataset's own LR images, or unknown (the default for a new method)",
+        )
 
-    def handle(self, dataset, method, folder, skip_bad, scale, **options):
+    def handle(self, dataset, method, folder, skip_bad, scale, lr_input, **options):
         report = run_import(
             self,
             lambda: import_results(
-                dataset, method, read_folder(folder), skip_bad=skip_bad, scale=scale
+                dataset,
+                method,
+                read_folder(folder),
+                skip_bad=skip_bad,
+                scale=scale,
+                lr_input=lr_input,
             ),
         )
         self.stdout.write(

@@ -1,0 +1,70 @@
+"""What a campaign's design is, and why it freezes once candidates exist.
+
+The design (datasets, methods, scale, kernel, LR source, seed, calibration and quality-control
+set-up) is what its images, votes and exports say it was. After the first candidate is made,
+changing it would make every export describe a study that never ran, so the admin form, a
+tampered POST, a command and `Model.save()` all refuse it, naming the field and the remedy.
+"""
+
+from sr_models.degrade import KERNELS
+from study.models.catalog import Method
+
+# Fields of Campaign that are the design (a ForeignKey by its name, not its attname).
+DESIGN_FIELDS = (
+    "scale",
+    "kernel",
+    "lr_source",
+    "seed",
+    "calibration_dataset",
+    "calibration_images",
+    "gold_items",
+    "retest_share",
+)
+DESIGN_M2M = ("datasets", "methods")
+KERNEL_CHOICES = [(k, k) for k in KERNELS]
+
+
+class DesignFrozen(ValueError):
+    """A change to a campaign's design after its candidates were made."""
+
+    def __init__(self, campaign_name, field):
+        self.field = field
+        super().__init__(
+            f"The design of campaign {campaign_name} is frozen because its candidates exist: "
+            f"'{field}' cannot change (the images, votes and exports were made with its current "
+            "value). Clone the campaign (the Clone action) to run a study with a new design."
+        )
+
+
+def check_kernel(kernel):
+    """Refuse a kernel the registry does not have, with the list of those it has."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}: choose one of {', '.join(KERNELS)}")
+
+
+def lr_of(method, campaign):
+    """How the LR input of `method`'s images in `campaign` was made, in words for exports."""
+    if method.kind == Method.REFERENCE:
+        return "none (the HR original)"
+    if method.kind != Method.IMPORTED:
+        return campaign.lr_description()
+    made = method.lr_input or Method.LR_UNKNOWN
+    if made == Method.LR_UNKNOWN:
+        return "unknown (imported results)"
+    if made == Method.LR_DATASET:
+        return f"dataset LR images (x{campaign.scale}) (imported results)"
+    return f"HR degraded x{campaign.scale} with {made} (imported results)"
+
+
+def lr_mismatches(methods, campaign):
+    """One warning per imported method whose LR inputs were not made the campaign's way."""
+    own = Method.LR_DATASET if campaign.lr_source == campaign.LR_DATASET else campaign.kernel
+    warnings = []
+    for method in methods:
+        if method.kind == Method.IMPORTED and (method.lr_input or Method.LR_UNKNOWN) != own:
+            warnings.append(
+                f"{method.slug}: its results were made from LR inputs '{lr_of(method, campaign)}'"
+                f", while the campaign's methods get '{campaign.lr_description()}': their MOS "
+                "compare different inputs."
+            )
+    return warnings

@@ -1,0 +1,103 @@
+"""The vote: one score for the trial on the rater's screen, answered with the next trial.
+
+The page posts with `Accept: application/json` and gets JSON; without JavaScript the form
+posts and the answer is a page. Both go through `Rater.cast_vote` and the same refusals.
+"""
+
+from django.db import transaction
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from study.models import Campaign, Rater, VoteRejected, VoteTooFast
+from study.rating.access import get_rater, not_live
+from study.rating.display import display_passed
+from study.rating.forms import VoteForm
+from study.rating.views import render_trial, shown, trial_payload, upcoming_trials
+
+
+class _PageReply:
+    """How the vote view answers a plain form post (no JavaScript): pages and redirects."""
+
+    def __init__(self, request, rater):
+        self.request, self.rater = request, rater
+
+    def not_live(self):
+        return not_live(self.request, self.rater.campaign, status=409)
+
+    def not_started(self):
+        return redirect("study:session", token=self.rater.token)
+
+    def too_fast(self, exc):
+        return self.refused(str(exc), 429)
+
+    def refused(self, message, status):
+        """The trial page again with the reason a vote was not taken."""
+        upcoming = upcoming_trials(self.rater)
+        if not upcoming:
+            return redirect("study:done", token=self.rater.token)
+        return render_trial(self.request, self.rater, shown(upcoming), error=message, status=status)
+
+    def accepted(self, outcome, payload):
+        return redirect("study:session", token=self.rater.token)
+
+
+class _JsonReply:
+    """How the vote view answers the rating page's script: JSON, with the next trial."""
+
+    def __init__(self, request, rater):
+        self.rater = rater
+
+    def not_live(self):
+        # The page reloads and shows why (the study has ended, or not begun).
+        return JsonResponse({"error": "This study is not open.", "resync": True}, status=409)
+
+    def not_started(self):
+        return JsonResponse({"error": "Please start from your link.", "resync": True}, status=409)
+
+    def too_fast(self, exc):
+        # The page keeps its image and takes the score again once it has been seen long enough.
+        return JsonResponse(
+            {"error": str(exc), "too_fast": True, "retry_in_ms": exc.wait_ms}, status=429
+        )
+
+    def refused(self, message, status):
+        # A 409 means the page and the server disagree on the current image: the page reloads.
+        return JsonResponse({"error": message, "resync": status == 409}, status=status)
+
+    def accepted(self, outcome, payload):
+        return JsonResponse(
+            {
+                "status": "stored" if outcome.stored else "duplicate",
+                "next": payload,
+                "done_url": reverse("study:done", args=[self.rater.token]),
+            }
+        )
+
+
+@require_POST
+def vote(request, token):
+    rater = get_rater(token)
+    as_json = "application/json" in request.headers.get("Accept", "")
+    reply = (_JsonReply if as_json else _PageReply)(request, rater)
+    if rater.campaign.status != Campaign.LIVE:
+        return reply.not_live()
+    # Votes belong to the trials step, in a browser that passed the display check (a resent
+    # last vote finds the session done, and is answered as a duplicate).
+    if rater.stage() not in (Rater.TRIALS, Rater.DONE) or not display_passed(request, rater):
+        return reply.not_started()
+    form = VoteForm(request.POST)
+    if not form.is_valid():
+        return reply.refused(" ".join(e for errors in form.errors.values() for e in errors), 400)
+    data = form.cleaned_data
+    try:
+        # One transaction, one commit: the vote, the bookkeeping and the next trial's shown_at.
+        with transaction.atomic():
+            outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"))
+            payload = trial_payload(rater, shown(outcome.upcoming)) if as_json else None
+    except VoteTooFast as exc:
+        return reply.too_fast(exc)
+    except VoteRejected as exc:
+        return reply.refused(str(exc), 409)
+    return reply.accepted(outcome, payload)
