@@ -4,7 +4,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -149,7 +149,7 @@ class Rater(models.Model):
             raise VoteTooFast(self.campaign.vote_floor_ms - seen_ms)
         # Conditional on the campaign being live in the same statement: a vote in flight when
         # the researcher closes the study is refused, not stored after the close.
-        live = Q(rater__campaign__status=Campaign.LIVE)
+        live = Exists(Campaign.objects.filter(pk=self.campaign_id, status=Campaign.LIVE))
         stored = Trial.objects.filter(live, pk=current.pk, score__isnull=True).update(
             score=score,
             answered_at=now,
