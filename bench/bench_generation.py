@@ -86,7 +86,7 @@ def model_only(method: str, n: int, size: int, threads: int) -> float:
 
     from sr_models.degrade import degrade
     from sr_models.methods import get_method
-    from study.generation.render import read_source
+    from study.generation.inputs import read_source
     from study.models import SourceImage
 
     torch.set_num_threads(threads)
@@ -108,7 +108,8 @@ def stages(method: str) -> dict:
     from sr_models.degrade import degrade
     from sr_models.methods import get_method
     from sr_models.metrics import psnr, ssim
-    from study.generation.render import encode_png, read_source
+    from study.generation.inputs import read_source
+    from study.generation.render import encode_png
     from study.models import SourceImage
 
     images = list(SourceImage.objects.filter(dataset__name="bench"))

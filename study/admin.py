@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from study.datasets import admin as datasets_admin  # noqa: F401  (registers its ModelAdmins)
 from study.generation.admin import CampaignGenerationMixin
+from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
 from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
@@ -17,7 +18,9 @@ from study.reports.admin import CampaignReportMixin
 
 
 @admin.register(Campaign)
-class CampaignAdmin(CampaignGenerationMixin, CampaignReportMixin, admin.ModelAdmin):
+class CampaignAdmin(
+    CampaignGenerationMixin, CampaignViewerMixin, CampaignReportMixin, admin.ModelAdmin
+):
     list_display = ["name", "status", "scale", "kernel", "progress_summary", "created_at"]
     list_filter = ["status"]
     filter_horizontal = ["datasets", "methods"]

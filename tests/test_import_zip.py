@@ -147,7 +147,7 @@ def test_a_dataset_brings_its_own_lr_images_and_a_campaign_uses_them(
     client, researcher, builtin_methods, eager_celery, django_capture_on_commit_callbacks
 ):
     from sr_models.methods import get_method
-    from study.generation.render import read_png
+    from study.generation.inputs import read_png
 
     hrs = {f"im{i}": sample_image(i, size=(32, 48)) for i in range(2)}
     entries = {f"HR/{k}_HR.png": png_bytes(v) for k, v in hrs.items()}

@@ -129,6 +129,12 @@ class CampaignGenerationMixin:
                 ]
             ),
         )
+        if report.counts[Candidate.DONE]:
+            buttons = format_html(
+                '{} <a class="button" id="compare" href="{}">Compare candidates</a>',
+                buttons,
+                reverse("admin:study_campaign_viewer", args=[obj.pk]),
+            )
         stall = report.stall_message()
         warnings = format_html_join(
             "",

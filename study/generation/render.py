@@ -20,10 +20,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from sr_models.degrade import degrade, modcrop
+from sr_models.degrade import modcrop
 from sr_models.methods import get_method
 from sr_models.metrics import psnr, ssim
-from study.models import Candidate, ImportedResult, LowResImage, Method
+from study.generation.inputs import hr_for, lr_input, read_png
+from study.models import Candidate, ImportedResult, Method
 
 log = logging.getLogger(__name__)
 FINISH_THREADS = min(os.cpu_count() or 1, 8)
@@ -46,16 +47,6 @@ class _Job:
     hr: np.ndarray
     lr: np.ndarray | None
     notes: str
-
-
-def read_png(name):
-    with default_storage.open(name, "rb") as fh:
-        image = Image.open(fh)
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-
-
-def read_source(image):
-    return read_png(image.file.name)
 
 
 def encode_png(array):
@@ -81,34 +72,11 @@ def _device_note(name):
 def _prepare(candidate):
     """HR (modcropped to the scale) and the LR input the method gets, with what was changed."""
     campaign = candidate.campaign
-    scale = campaign.scale
-    raw = read_source(candidate.image)
-    hr = modcrop(raw, scale)
-    notes = []
-    if hr.shape != raw.shape:
-        notes.append(
-            f"HR {raw.shape[1]}x{raw.shape[0]} modcropped to {hr.shape[1]}x{hr.shape[0]} for x{scale}"
-        )
+    hr, note = hr_for(candidate.image, campaign.scale)
     lr = None
     if candidate.method.kind in (Method.INTERPOLATION, Method.NETWORK):
-        lr = _lr_input(candidate, hr, scale)
-    return _Job(candidate, hr, lr, "; ".join(notes))
-
-
-def _lr_input(candidate, hr, scale):
-    campaign = candidate.campaign
-    if campaign.lr_source != campaign.LR_DATASET:
-        return degrade(hr, scale, kernel=campaign.kernel)
-    stored = LowResImage.objects.filter(image=candidate.image, scale=scale).first()
-    if stored is None:
-        raise ValueError(f"{candidate.image} has no LR image for x{scale} in its dataset")
-    lr = read_png(stored.file.name)
-    if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-        raise ValueError(
-            f"LR {stored.original_name} is {lr.shape[1]}x{lr.shape[0]}: x{scale} is not the HR's "
-            f"{hr.shape[1]}x{hr.shape[0]}"
-        )
-    return lr
+        lr = lr_input(campaign, candidate.image, hr)
+    return _Job(candidate, hr, lr, note)
 
 
 def _imported(candidate, hr):
