@@ -53,6 +53,18 @@ print(c.raters.first().get_absolute_url())
 """
 
 
+def embedded_env(data):
+    """Environment for a throw-away srmos on SQLite in `data`, generating in-process."""
+    return dict(
+        os.environ,
+        SRMOS_DATA_DIR=data,
+        DATABASE_URL=f"sqlite:///{data}/db.sqlite3",
+        MEDIA_ROOT=f"{data}/media",
+        CELERY_TASK_ALWAYS_EAGER="1",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,14 +116,7 @@ def main():
     if not Path(CHROMIUM).exists():
         sys.exit(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as data:
-        env = dict(
-            os.environ,
-            SRMOS_DATA_DIR=data,
-            DATABASE_URL=f"sqlite:///{data}/db.sqlite3",
-            MEDIA_ROOT=f"{data}/media",
-            CELERY_TASK_ALWAYS_EAGER="1",
-            DJANGO_SETTINGS_MODULE="config.settings",
-        )
+        env = embedded_env(data)
         path = prepare(env, data)
         port = free_port()
         server = subprocess.Popen(

@@ -9,5 +9,5 @@ app = Celery("srmos")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Network methods go to GPU workers, interpolation and metrics to CPU workers.
 app.conf.task_queues = (Queue("gpu"), Queue("cpu"))
-# The tasks live in study.generation.tasks (the data path's generation room).
-app.autodiscover_tasks(["study.generation"])
+# The tasks live in study.generation.tasks and study.datasets.tasks (imports from the admin).
+app.autodiscover_tasks(["study.generation", "study.datasets"])

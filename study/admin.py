@@ -1,12 +1,13 @@
 """The admin, assembled: each stage of the data path brings its own admin module (datasets,
 generation, rating, reports); the campaign page, which spans them all, is composed here."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from study.datasets import admin as datasets_admin  # noqa: F401  (registers its ModelAdmins)
 from study.generation.admin import CampaignGenerationMixin
@@ -14,12 +15,17 @@ from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
 from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
+from study.rating.cockpit import CampaignCrowdMixin
 from study.reports.admin import CampaignReportMixin
 
 
 @admin.register(Campaign)
 class CampaignAdmin(
-    CampaignGenerationMixin, CampaignViewerMixin, CampaignReportMixin, admin.ModelAdmin
+    CampaignGenerationMixin,
+    CampaignViewerMixin,
+    CampaignCrowdMixin,
+    CampaignReportMixin,
+    admin.ModelAdmin,
 ):
     list_display = ["name", "status", "scale", "kernel", "progress_summary", "created_at"]
     list_filter = ["status"]
@@ -32,6 +38,7 @@ class CampaignAdmin(
         "exports",
         "launched_at",
         "closed_at",
+        *CampaignCrowdMixin.crowd_fields,
     ]
     actions = [*CampaignGenerationMixin.generation_actions, "launch", "close", "clone"]
     fieldsets = [
@@ -69,7 +76,18 @@ class CampaignAdmin(
                 ]
             },
         ),
-        ("Raters and results", {"fields": ["rater_links_list", "exports"]}),
+        (
+            "Raters and results",
+            {
+                "fields": [
+                    "crowd_tools",
+                    "session_length",
+                    "participants",
+                    "rater_links_list",
+                    "exports",
+                ]
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -104,33 +122,6 @@ class CampaignAdmin(
         p = obj.progress()
         total = sum(p.values())
         return f"{p['done']}/{total} done" + (f", {p['failed']} failed" if p["failed"] else "")
-
-    @admin.display(description="open recruitment link")
-    def recruitment_link(self, obj):
-        if not obj.pk:
-            return "Appears once the campaign is saved."
-        url = reverse("study:join", args=[obj.recruit_token])
-        return format_html(
-            '<code id="recruitment-link">{}</code><br>Prolific appends <code>?PROLIFIC_PID=...'
-            "&amp;STUDY_ID=...&amp;SESSION_ID=...</code>; MTurk appends <code>workerId</code>, "
-            "<code>assignmentId</code>, <code>hitId</code>, <code>turkSubmitTo</code>. "
-            "Another platform: add <code>?participant=ID</code>.",
-            url,
-        )
-
-    @admin.display(description="rater links")
-    def rater_links_list(self, obj):
-        if not obj.pk or obj.status not in (Campaign.LIVE, Campaign.CLOSED):
-            return "Links appear here once the campaign is launched."
-        raters = obj.raters.filter(platform="link")
-        return format_html(
-            '<ul id="rater-links">{}</ul>',
-            format_html_join(
-                "",
-                '<li><a href="{0}">{0}</a></li>',
-                ((r.get_absolute_url(),) for r in raters),
-            ),
-        )
 
     @admin.action(description="Launch (make live, create rater links)", permissions=["change"])
     def launch(self, request, queryset):
@@ -175,26 +166,65 @@ class CampaignAdmin(
 
     @admin.action(description="Clone (a new draft with the same design)", permissions=["add"])
     def clone(self, request, queryset):
+        if queryset.count() == 1 and request.POST.get("confirmed") != "yes":
+            campaign = queryset.first()
+            form = CloneForm(initial={"name": _free_name(f"{campaign.name}-copy")})
+            return self._clone_form(request, campaign, form)
+        if queryset.count() == 1:
+            campaign = queryset.first()
+            form = CloneForm(request.POST)
+            if not form.is_valid():
+                return self._clone_form(request, campaign, form)
+            self._cloned(request, campaign, form.cleaned_data["name"], form.cleaned_data["seed"])
+            return None
         for campaign in queryset:
-            copy = campaign.clone(_free_name(f"{campaign.name}-copy"))
-            url = reverse("admin:study_campaign_change", args=[copy.pk])
-            if copy.kernel != campaign.kernel:
-                self.message_user(
-                    request,
-                    f"{campaign}'s kernel {campaign.kernel!r} is not in the registry: the copy "
-                    f"uses {copy.kernel!r}; choose another on its page if needed.",
-                    messages.WARNING,
-                )
+            self._cloned(request, campaign, _free_name(f"{campaign.name}-copy"), None)
+        return None
+
+    def _clone_form(self, request, campaign, form):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Clone {campaign}",
+            "opts": self.model._meta,
+            "campaign": campaign,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/study/campaign/clone.html", context)
+
+    def _cloned(self, request, campaign, name, seed):
+        copy = campaign.clone(name, seed=seed)
+        if copy.kernel != campaign.kernel:
             self.message_user(
                 request,
-                format_html(
-                    '{} cloned as <a href="{}">{}</a>: a draft with the same design; rename it '
-                    "or change its seed, then generate.",
-                    campaign,
-                    url,
-                    copy,
-                ),
+                f"{campaign}'s kernel {campaign.kernel!r} is not in the registry: the copy "
+                f"uses {copy.kernel!r}; choose another on its page if needed.",
+                messages.WARNING,
             )
+        self.message_user(
+            request,
+            format_html(
+                '{} cloned as <a href="{}">{}</a> (seed {}): a draft with the same design, open '
+                "to changes; generate it when ready.",
+                campaign,
+                reverse("admin:study_campaign_change", args=[copy.pk]),
+                copy,
+                copy.seed,
+            ),
+        )
+
+
+class CloneForm(forms.Form):
+    name = forms.SlugField(max_length=100, help_text="The new campaign's name.")
+    seed = forms.IntegerField(
+        required=False, help_text="A new seed for the raters' orders; empty keeps the same one."
+    )
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if Campaign.objects.filter(name=name).exists():
+            raise ValidationError(f"A campaign named {name} exists already: choose another name.")
+        return name
 
 
 def _free_name(base):

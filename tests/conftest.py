@@ -323,6 +323,15 @@ def wait_for_image(page, number):
     )
 
 
+def admin_login(page, base):
+    """Log the researcher persona into the admin in a browser page."""
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "researcher")
+    page.fill("#id_password", "pw-researcher-1")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(ROOT / "data" / "test-broker", ignore_errors=True)
 

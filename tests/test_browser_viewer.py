@@ -2,17 +2,9 @@
 
 import pytest
 
-from tests.conftest import screenshot
+from tests.conftest import admin_login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def login(page, base):
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", "researcher")
-    page.fill("#id_password", "pw-researcher-1")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
 
 
 def transform(page, key):
@@ -25,7 +17,7 @@ def test_a_researcher_compares_pans_zooms_blinks_and_exports_a_figure(
     live_campaign, researcher, live_server, page
 ):
     base = live_server.url
-    login(page, base)
+    admin_login(page, base)
     page.goto(f"{base}/admin/study/campaign/{live_campaign.pk}/change/")
     page.click("text=Compare candidates")
     page.wait_for_function("() => document.body.dataset.allLoaded === 'yes'")

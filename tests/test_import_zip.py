@@ -6,6 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.test import TestCase
 from django.urls import reverse
 from PIL import Image
 
@@ -13,7 +14,8 @@ from study.generation.queue import start_generation
 from study.models import Campaign, Dataset, LowResImage, Method, SourceImage
 from tests.conftest import png_bytes, sample_image
 
-pytestmark = pytest.mark.django_db
+# The upload's import runs in-process (eager Celery) once the request's transaction commits.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 
 def encoded(array, mode=None, fmt="PNG"):
@@ -54,9 +56,14 @@ def bad_zip():
 
 
 def post(client, upload, **fields):
-    return client.post(
-        reverse("admin:study_dataset_import_zip"), {"name": "zipped", "archive": upload, **fields}
-    )
+    """Upload, let the import job run, and open the job's page (its report)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(
+            reverse("admin:study_dataset_import_zip"),
+            {"name": "zipped", "archive": upload, **fields},
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client.get(response.url)
 
 
 def report_rows(html):

@@ -402,11 +402,17 @@ def test_close_asks_for_confirmation_and_says_what_it_did(live_campaign, client,
 
 def test_clone_makes_a_draft_with_the_same_design(live_campaign, client, researcher):
     client.force_login(researcher)
-    html = run_action(client, "clone", live_campaign).content.decode()
-    copy = Campaign.objects.get(name="pilot-copy")
+    form = run_action(client, "clone", live_campaign).content.decode()
+    assert 'value="pilot-copy"' in form and "Votes and rater links are not copied" in form
+    taken = run_action(client, "clone", live_campaign, confirmed="yes", name="pilot", seed="")
+    assert "exists already" in taken.content.decode()
+    html = run_action(
+        client, "clone", live_campaign, confirmed="yes", name="pilot-2", seed="11"
+    ).content.decode()
+    copy = Campaign.objects.get(name="pilot-2")
     assert "cloned as" in html and copy.status == Campaign.DRAFT
     assert set(copy.methods.all()) == set(live_campaign.methods.all())
-    assert (copy.kernel, copy.seed, copy.scale) == (live_campaign.kernel, 7, 4)
+    assert (copy.kernel, copy.seed, copy.scale) == (live_campaign.kernel, 11, 4)
     assert copy.recruit_token != live_campaign.recruit_token
     copy.kernel = "pil-bicubic"
     copy.save()  # no candidates yet: the design is open

@@ -51,7 +51,8 @@ def test_the_report_page_shows_tables_and_plots(live_campaign, client, researche
     ]:
         assert title in html
     assert html.count("data:image/png;base64,") == 3
-    assert 'http-equiv="refresh"' in html  # live campaign: the page follows incoming votes
+    # Live campaign: the page follows incoming votes in place (no reload, scroll kept).
+    assert 'http-equiv="refresh"' not in html and 'data-live="yes"' in html
     assert "72 rating votes from 8 raters" in html
     call_command(
         "simulate_raters", live_campaign.name, "--raters", "2", "--bad", "0", "--seed", "4"

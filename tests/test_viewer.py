@@ -80,6 +80,8 @@ def test_a_candidate_file_gone_from_storage_gets_a_clear_404(live_campaign, clie
     default_storage.delete(candidate.file.name)
     url = reverse("admin:study_campaign_viewer_image", args=[live_campaign.pk, candidate.pk])
     assert client.get(url).status_code == 404
+    page = client.get(viewer_url(live_campaign, image=candidate.image_id)).content.decode()
+    assert "file missing from storage: retry its generation" in page
 
 
 def test_an_empty_campaign_says_what_to_do(make_campaign, client, researcher):

@@ -8,7 +8,7 @@ from .mos import mos_per_stimulus, mos_table
 from .objective import method_ranking, objective_correlation, vqeg_logistic
 from .power import detectable_difference, power_table
 from .reliability import alpha_bootstrap_ci, icc, krippendorff_alpha, reliability_table
-from .report import table2, write_report
+from .report import draw_figures, table2, write_report
 from .schema import VotesError, validate_votes
 from .screening import (
     bt500_screening,
@@ -39,6 +39,7 @@ __all__ = [
     "alpha_bootstrap_ci",
     "bt500_screening",
     "detectable_difference",
+    "draw_figures",
     "friedman",
     "gold_consistency",
     "gold_missed",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .order import sort_rows
 from .schema import VotesError, ratings
 
 # The normal quantile P.808 rounds to 1.96 (sureal uses 1.95996).
@@ -37,8 +38,16 @@ def ci_halfwidth(std: np.ndarray, n: np.ndarray, ci: str = "t") -> np.ndarray:
     return np.where(n >= 2, half, np.nan)
 
 
-def summarize(scores: pd.DataFrame, by: Sequence[str], ci: str = "t") -> pd.DataFrame:
-    """n, mean, std, median and CI of ``score`` per group of ``by`` (no kind filtering)."""
+def summarize(
+    scores: pd.DataFrame,
+    by: Sequence[str],
+    ci: str = "t",
+    method_order: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """n, mean, std, median and CI of ``score`` per group of ``by`` (no kind filtering).
+
+    Rows sorted by ``by``, methods in ``method_order`` when given (alphabetical otherwise).
+    """
     by = list(by)
     missing = [c for c in by if c not in scores.columns]
     if missing:
@@ -67,11 +76,14 @@ def summarize(scores: pd.DataFrame, by: Sequence[str], ci: str = "t") -> pd.Data
         "defined",
         "note",
     ]
-    return out[cols]
+    return sort_rows(out[cols], by, method_order)
 
 
 def mos_table(
-    votes: pd.DataFrame, by: Sequence[str] = ("dataset", "method"), ci: str = "t"
+    votes: pd.DataFrame,
+    by: Sequence[str] = ("dataset", "method"),
+    ci: str = "t",
+    method_order: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Mean opinion score per method and dataset (or any grouping) with a 95% CI.
 
@@ -85,28 +97,33 @@ def mos_table(
     ci : {"t", "normal"}
         ``"t"`` (default, conservative): :math:`\\bar x \\pm t_{0.975,n-1}\\, s/\\sqrt n`;
         ``"normal"``: :math:`\\bar x \\pm 1.96\\, s/\\sqrt n` as ITU-T P.808 and sureal.
+    method_order : sequence of str, optional
+        Method names in the order the rows should follow (e.g. the paper's: interpolation,
+        networks, HR); unlisted methods come after, alphabetically. Default: alphabetical.
 
     Returns
     -------
     pandas.DataFrame
-        One row per group, sorted by ``by``: the ``by`` columns, ``n`` (votes), ``n_raters``,
-        ``mos`` (mean), ``std`` (sample std, ddof 1), ``median``, ``ci95_low``, ``ci95_high``,
-        ``ci_method`` ("t" or "normal"), ``defined`` (False when n = 1) and ``note`` (why a value
-        is NaN). With n = 1, ``std`` and the CI are NaN and ``defined`` is False.
+        One row per group, sorted by ``by`` (methods in ``method_order``): the ``by`` columns,
+        ``n`` (votes), ``n_raters``, ``mos`` (mean), ``std`` (sample std, ddof 1), ``median``,
+        ``ci95_low``, ``ci95_high``, ``ci_method`` ("t" or "normal"), ``defined`` (False when
+        n = 1) and ``note`` (why a value is NaN). With n = 1, ``std`` and the CI are NaN and ``defined`` is False.
 
     References
     ----------
     ITU-T P.800.2 (2016), Mean opinion score interpretation and reporting.
     ITU-T P.808 (2021), section 10 (MOS and 95% CI).
     """
-    return summarize(ratings(votes), by, ci)
+    return summarize(ratings(votes), by, ci, method_order)
 
 
-def mos_per_stimulus(votes: pd.DataFrame, ci: str = "t") -> pd.DataFrame:
+def mos_per_stimulus(
+    votes: pd.DataFrame, ci: str = "t", method_order: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Mean opinion score per stimulus (dataset x image x method) with a 95% CI.
 
     Same estimator and columns as :func:`mos_table` with ``by=("dataset", "image", "method")``:
     ``dataset, image, method, n, n_raters, mos, std, median, ci95_low, ci95_high, ci_method,
     defined, note``.
     """
-    return summarize(ratings(votes), ("dataset", "image", "method"), ci)
+    return summarize(ratings(votes), ("dataset", "image", "method"), ci, method_order)

@@ -52,6 +52,10 @@ def vqeg_logistic(x, b1, b2, b3, b4, b5):
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))) + b4 * x + b5
 
 
+# How a note of correlation.csv begins when the logistic could not be fitted to the points.
+FIT_FAILED = "logistic fit failed, so PLCC and RMSE are left empty"
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray | None, str]:
     """Least-squares fit of :func:`vqeg_logistic`; returns (parameters or None, note)."""
     if len(x) < 6:
@@ -65,9 +69,10 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray | None, str]:
             warnings.simplefilter("ignore")
             p, _ = optimize.curve_fit(vqeg_logistic, x, y, p0=p0, maxfev=1500)
     except (RuntimeError, optimize.OptimizeWarning, ValueError) as exc:
-        return None, f"logistic fit failed: {exc}"
+        # A sentence first; the optimiser's own words stay after it for whoever debugs the fit.
+        return None, f"{FIT_FAILED}: the optimiser did not converge ({exc})"
     if not np.all(np.isfinite(p)):
-        return None, "logistic fit failed: non-finite parameters"
+        return None, f"{FIT_FAILED}: its parameters came out infinite or NaN"
     return p, ""
 
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .order import order_methods
 from .simulate import METHOD_ALIASES, PAPER_MOS, _norm
 
 _PAPER_ORDER = list(PAPER_MOS["set5"])
+# PNG to look at, SVG to edit into a paper; a report page needs only the PNG.
+FORMATS = ("png", "svg")
 
 
 def _figure(nrows: int, ncols: int, figsize: tuple[float, float]):
@@ -38,6 +41,11 @@ def method_order(methods) -> list[str]:
     return sorted(set(methods), key=key)
 
 
+def ordered(methods, order=None) -> list[str]:
+    """Methods in the caller's ``order`` (srmos passes the paper's); else :func:`method_order`."""
+    return order_methods(methods, order) if order else method_order(methods)
+
+
 def _margins(fig, left: float, right: float, bottom: float, top: float, **space) -> None:
     """Margins in inches, so tick labels, axis labels and legends fit at any figure size.
 
@@ -50,11 +58,11 @@ def _margins(fig, left: float, right: float, bottom: float, top: float, **space)
     )
 
 
-def _save(fig, out: Path, stem: str) -> dict[str, Path]:
+def _save(fig, out: Path, stem: str, formats=FORMATS) -> dict[str, Path]:
     import matplotlib
 
     files = {}
-    for ext in ("png", "svg"):
+    for ext in formats:
         p = out / f"{stem}.{ext}"
         # Text stays text in the SVG: editable in a paper's figure, and much faster to write.
         with matplotlib.rc_context({"svg.fonttype": "none"}):
@@ -63,13 +71,15 @@ def _save(fig, out: Path, stem: str) -> dict[str, Path]:
     return files
 
 
-def score_distribution(votes: pd.DataFrame, out: Path) -> dict[str, Path]:
+def score_distribution(
+    votes: pd.DataFrame, out: Path, order=None, formats=FORMATS
+) -> dict[str, Path]:
     """Share of each score 1-5 per method and dataset, MOS printed on top (after SRGAN fig. 5)."""
     from matplotlib import colormaps
 
     r = votes[votes["kind"] == "rating"]
     datasets = sorted(r["dataset"].unique())
-    methods = method_order(r["method"].unique())
+    methods = ordered(r["method"].unique(), order)
     counts = r.groupby(["dataset", "method", "score"], observed=True).size()
     means = r.groupby(["dataset", "method"], observed=True)["score"].mean()
     n = len(datasets)
@@ -105,10 +115,10 @@ def score_distribution(votes: pd.DataFrame, out: Path) -> dict[str, Path]:
     )
     # Inches: y label and ticks left; rotated method names below each panel; legend on top.
     _margins(fig, left=0.75, right=0.15, bottom=0.85, top=0.85, hspace=1.2 / 1.7)
-    return _save(fig, out, "score_distribution")
+    return _save(fig, out, "score_distribution", formats)
 
 
-def mos_ci(mos: pd.DataFrame, out: Path) -> dict[str, Path]:
+def mos_ci(mos: pd.DataFrame, out: Path, order=None, formats=FORMATS) -> dict[str, Path]:
     """MOS per method and dataset with 95% CI bars."""
     datasets = sorted(mos["dataset"].unique())
     fig, axes = _figure(1, len(datasets), (4.2 * len(datasets), 4.2))
@@ -116,7 +126,7 @@ def mos_ci(mos: pd.DataFrame, out: Path) -> dict[str, Path]:
         g = (
             mos[mos["dataset"] == ds]
             .set_index("method")
-            .loc[method_order(mos.loc[mos["dataset"] == ds, "method"])]
+            .loc[ordered(mos.loc[mos["dataset"] == ds, "method"], order)]
         )
         err = np.vstack([g["mos"] - g["ci95_low"], g["ci95_high"] - g["mos"]])
         ax.errorbar(range(len(g)), g["mos"], yerr=np.nan_to_num(err), fmt="o", capsize=3)
@@ -126,10 +136,12 @@ def mos_ci(mos: pd.DataFrame, out: Path) -> dict[str, Path]:
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_ylabel("MOS")
     _margins(fig, left=0.6, right=0.15, bottom=1.1, top=0.35, wspace=0.2)
-    return _save(fig, out, "mos_ci")
+    return _save(fig, out, "mos_ci", formats)
 
 
-def mos_vs_psnr(mos: pd.DataFrame, objective: pd.DataFrame, out: Path) -> dict[str, Path]:
+def mos_vs_psnr(
+    mos: pd.DataFrame, objective: pd.DataFrame, out: Path, formats=FORMATS
+) -> dict[str, Path]:
     """Per-method MOS against mean PSNR (finite values only), one panel per dataset."""
     obj = objective.replace([np.inf, -np.inf], np.nan)
     om = obj.groupby(["dataset", "method"], observed=True)["psnr"].mean().reset_index()
@@ -159,4 +171,4 @@ def mos_vs_psnr(mos: pd.DataFrame, objective: pd.DataFrame, out: Path) -> dict[s
     axes[0, 0].set_ylabel("MOS")
     # Room on the right for the name of the method with the highest PSNR.
     _margins(fig, left=0.6, right=0.9, bottom=0.55, top=0.35, wspace=0.35)
-    return _save(fig, out, "mos_vs_psnr")
+    return _save(fig, out, "mos_vs_psnr", formats)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,9 +15,10 @@ import scipy
 from . import plots
 from .mos import summarize
 from .objective import method_ranking, objective_correlation, validate_objective
+from .order import sort_rows
 from .power import power_table
 from .reliability import reliability_table
-from .schema import VotesError, validate_votes
+from .schema import VotesError, ratings, validate_votes
 from .screening import BT500_VERSION, FLAG_COLUMNS, _p913, mos_with_and_without, screen_raters
 from .session_checks import STRAIGHTLINE_MIN_VOTES, gold_votes, retest_agreement
 from .significance import friedman, pairwise_tests
@@ -27,14 +28,19 @@ from .sureal_io import write_sureal_json
 REPORT_VERSION = "srmos-analysis-1"
 
 
-def table2(mos: pd.DataFrame, objective: pd.DataFrame | None = None) -> pd.DataFrame:
+def table2(
+    mos: pd.DataFrame,
+    objective: pd.DataFrame | None = None,
+    method_order: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The SRGAN paper's Table 2 layout: rows (dataset, metric), one column per method.
 
     Metrics are ``psnr`` (dB, mean over the dataset's images; ``inf`` for the HR reference),
-    ``ssim`` and ``mos``; methods in the paper's order. PSNR/SSIM rows are empty without objective
-    metrics. Values are rounded as the paper prints them (2, 4 and 2 decimals).
+    ``ssim`` and ``mos``; methods in ``method_order`` when given, else in the paper's order as
+    :func:`study.analysis.plots.method_order` recognises its names. PSNR/SSIM rows are empty
+    without objective metrics. Values are rounded as the paper prints them (2, 4 and 2 decimals).
     """
-    methods = plots.method_order(mos["method"].unique())
+    methods = plots.ordered(mos["method"].unique(), method_order)
     rows = []
     obj = None
     if objective is not None:
@@ -63,6 +69,8 @@ def write_report(
     pairing: str = "rater_image",
     plots_enabled: bool = True,
     min_var: float = 0.1,
+    method_order: Sequence[str] | None = None,
+    downloads: bool = True,
 ) -> dict[str, Path]:
     """Analyse ``votes`` and write every table and plot into ``out_dir``.
 
@@ -86,6 +94,14 @@ def write_report(
     min_var : float
         Straight-lining threshold on a rater's score variance (P.808: 0.1-0.15); srmos passes
         the campaign's own, the value its live flags use.
+    method_order : sequence of str, optional
+        The order of the methods in every table and figure (srmos passes the paper's:
+        interpolation, networks, imported results, HR); unlisted methods come after,
+        alphabetically. Default: alphabetical tables, figures and ``table2.csv`` in the order
+        :func:`study.analysis.plots.method_order` knows from the paper's method names.
+    downloads : bool
+        False leaves out the files only a download needs (``votes.csv``,
+        ``significance_by_rater.csv``, ``dataset_sureal.json``), as a live report page does.
 
     Returns
     -------
@@ -112,24 +128,36 @@ def write_report(
         files[name] = out / name
         df.to_csv(files[name], index=False)
 
-    put("votes.csv", v)
+    if downloads:
+        put("votes.csv", v)
     notes += _duplicate_notes(v)
-    mos = summarize(r, ("dataset", "method"), ci)
-    stim = summarize(r, ("dataset", "image", "method"), ci)
+    order = list(method_order) if method_order else None
+    mos = summarize(r, ("dataset", "method"), ci, order)
+    stim = summarize(r, ("dataset", "image", "method"), ci, order)
     put("mos.csv", mos)
     put("mos_per_stimulus.csv", stim)
-    raters, quality = _write_raters(put, v, r, ci, min_var)
+    raters, quality = _write_raters(put, v, r, ci, min_var, order)
     if not quality.attrs.get("converged", True):
-        notes.append(f"P.910 MLE stopped after {quality.attrs['n_iter']} iterations unconverged")
-    _write_comparisons(put, r, pairing)
-    notes += _write_objective(put, mos, stim, obj)
-    files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
+        notes.append(_unconverged_note(quality.attrs["n_iter"]))
+    _write_comparisons(put, r, pairing, order, by_rater=downloads)
+    notes += _write_objective(put, mos, stim, obj, order)
+    if downloads:
+        files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
     if plots_enabled:
-        files.update(_draw_plots(r, mos, obj, out))
+        files.update(_draw_plots(r, mos, obj, out, order))
     manifest = _manifest(v, r, stim, raters, quality, ci, pairing, notes, min_var)
     files["manifest.json"] = out / "manifest.json"
     files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
     return files
+
+
+def _unconverged_note(n_iter: int) -> str:
+    """The manifest's note when the P.910 subject model stops before converging."""
+    return (
+        f"The P.910 subject model did not converge within {n_iter} iterations, so its estimates "
+        "(subject_model.csv and the mle_ columns of raters.csv) are approximate; "
+        "MOS and every other table are unaffected."
+    )
 
 
 def _duplicate_notes(v: pd.DataFrame) -> list[str]:
@@ -149,6 +177,7 @@ def _write_raters(
     r: pd.DataFrame,
     ci: str,
     min_var: float = 0.1,
+    method_order: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write the rater tables: ``raters.csv, mos_screened.csv, retest.csv, subject_model.csv``.
 
@@ -164,9 +193,12 @@ def _write_raters(
     quality, mle_raters = p910_mle(r)
     raters = raters.merge(mle_raters.drop(columns="n_votes"), on="rater", how="left")
     put("raters.csv", raters)
-    put("mos_screened.csv", mos_with_and_without(r, _excluded(raters), ci=ci))
+    put(
+        "mos_screened.csv",
+        mos_with_and_without(r, _excluded(raters), ci=ci, method_order=method_order),
+    )
     put("retest.csv", retest_overall)
-    put("subject_model.csv", quality)
+    put("subject_model.csv", sort_rows(quality, ["dataset", "image", "method"], method_order))
     return raters, quality
 
 
@@ -176,14 +208,20 @@ def _excluded(raters: pd.DataFrame) -> list[str]:
 
 
 def _write_comparisons(
-    put: Callable[[str, pd.DataFrame], None], r: pd.DataFrame, pairing: str
+    put: Callable[[str, pd.DataFrame], None],
+    r: pd.DataFrame,
+    pairing: str,
+    method_order: Sequence[str] | None = None,
+    by_rater: bool = True,
 ) -> None:
     """Write the method comparisons and study-level statistics.
 
-    ``significance.csv, significance_by_rater.csv, friedman.csv, reliability.csv, power.csv``.
+    ``significance.csv, significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv,
+    reliability.csv, power.csv``.
     """
-    put("significance.csv", pairwise_tests(r, pairing=pairing))
-    put("significance_by_rater.csv", pairwise_tests(r, pairing="rater"))
+    put("significance.csv", pairwise_tests(r, pairing=pairing, method_order=method_order))
+    if by_rater:
+        put("significance_by_rater.csv", pairwise_tests(r, "rater", method_order=method_order))
     # Friedman needs blocks, so the unpaired choice falls back to rater x image blocks.
     put("friedman.csv", friedman(r, pairing="rater_image" if pairing == "none" else pairing))
     put("reliability.csv", reliability_table(r))
@@ -195,6 +233,7 @@ def _write_objective(
     mos: pd.DataFrame,
     stim: pd.DataFrame,
     obj: pd.DataFrame | None,
+    method_order: Sequence[str] | None = None,
 ) -> list[str]:
     """Write ``correlation.csv, ranking.csv, table2.csv``; returns the notes for the manifest.
 
@@ -210,18 +249,42 @@ def _write_objective(
     else:
         put("correlation.csv", pd.DataFrame([{"note": "no objective metrics given (--objective)"}]))
     put("ranking.csv", method_ranking(mos, obj))
-    put("table2.csv", table2(mos, obj))
+    put("table2.csv", table2(mos, obj, method_order))
     return notes
 
 
+def draw_figures(
+    votes: pd.DataFrame,
+    out_dir: str | Path,
+    objective: pd.DataFrame | None = None,
+    ci: str = "t",
+    method_order: Sequence[str] | None = None,
+    formats: Sequence[str] = plots.FORMATS,
+) -> dict[str, Path]:
+    """Draw the figures of :func:`write_report` alone (a report page draws them apart from its
+    tables): ``score_distribution``, ``mos_ci`` and, with objective metrics, ``mos_vs_psnr``,
+    in each of ``formats`` ("png", "svg"). Returns file name -> path."""
+    r = ratings(votes)
+    obj = validate_objective(objective) if objective is not None else None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mos = summarize(r, ("dataset", "method"), ci, method_order)
+    return _draw_plots(r, mos, obj, out, method_order, tuple(formats))
+
+
 def _draw_plots(
-    r: pd.DataFrame, mos: pd.DataFrame, obj: pd.DataFrame | None, out: Path
+    r: pd.DataFrame,
+    mos: pd.DataFrame,
+    obj: pd.DataFrame | None,
+    out: Path,
+    method_order: Sequence[str] | None = None,
+    formats: tuple[str, ...] = plots.FORMATS,
 ) -> dict[str, Path]:
     """Draw the figures into ``out``; ``mos_vs_psnr`` only with objective metrics."""
-    files = dict(plots.score_distribution(r, out))
-    files.update(plots.mos_ci(mos, out))
+    files = dict(plots.score_distribution(r, out, method_order, formats))
+    files.update(plots.mos_ci(mos, out, method_order, formats))
     if obj is not None:
-        files.update(plots.mos_vs_psnr(mos, obj, out))
+        files.update(plots.mos_vs_psnr(mos, obj, out, formats))
     return files
 
 

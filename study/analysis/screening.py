@@ -13,7 +13,7 @@ re-exported here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -318,9 +318,15 @@ def screen_raters(
 
 
 def mos_with_and_without(
-    votes: pd.DataFrame, excluded: Iterable[str], by=("dataset", "method"), ci: str = "t"
+    votes: pd.DataFrame,
+    excluded: Iterable[str],
+    by=("dataset", "method"),
+    ci: str = "t",
+    method_order: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """MOS of all raters next to the MOS without the ``excluded`` raters.
+
+    Rows in the order of :func:`study.analysis.mos_table` with the same ``method_order``.
 
     Returns
     -------
@@ -332,7 +338,7 @@ def mos_with_and_without(
     r = ratings(votes)
     excluded = set(map(str, excluded))
     cols = ["n", "mos", "ci95_low", "ci95_high"]
-    allm = summarize(r, by, ci)[[*by, *cols, "note"]]
+    allm = summarize(r, by, ci, method_order)[[*by, *cols, "note"]]
     kept = r[~r["rater"].isin(excluded)]
     scr = summarize(kept, by, ci)[[*by, *cols]] if len(kept) else pd.DataFrame(columns=[*by, *cols])
     out = allm.merge(scr, on=list(by), how="left", suffixes=("_all", "_screened"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .order import order_methods
 from .schema import ratings
 
 PAIRINGS = {
@@ -140,6 +142,7 @@ def pairwise_tests(
     pairing: str = "rater_image",
     zero_method: str = "wilcox",
     family: str = "dataset",
+    method_order: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Two-sided test of every pair of methods within each dataset.
 
@@ -161,6 +164,9 @@ def pairwise_tests(
     family : {"dataset", "all"}
         The set of tests over which Holm and Benjamini-Hochberg adjust: each dataset's pairs
         (default) or all pairs of all datasets.
+    method_order : sequence of str, optional
+        The order of the methods (e.g. the paper's): each pair has ``method_a`` before
+        ``method_b`` in it, and pairs follow it. Default: alphabetical.
 
     Returns
     -------
@@ -187,7 +193,7 @@ def pairwise_tests(
     ].mean()
     rows = []
     for ds, g in r.groupby("dataset", sort=True):
-        methods = sorted(g["method"].unique())
+        methods = order_methods(g["method"].unique(), method_order)
         wide = None
         if pairing != "none":
             table = _paired_table(g, pairing)

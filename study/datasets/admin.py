@@ -1,16 +1,17 @@
 """Getting images in from the admin: datasets (a zip of HR images, optionally with LR ones) and
-results made elsewhere (a zip per imported method), each with a per-file report."""
+results made elsewhere (a zip per imported method). An upload becomes an import job that a
+worker runs (study.datasets.tasks); its page shows the progress, then a per-file report."""
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.template.response import TemplateResponse
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from study.datasets.importing import ImportFailed, ImportReport, import_zip, read_zip
-from study.datasets.results import import_results
-from study.models import Dataset, Method, SourceImage
+from study.datasets.job_admin import ImportJobPagesMixin
+from study.datasets.jobs import start_import
+from study.models import Dataset, ImportJob, Method, SourceImage
 from study.models.catalog import FROZEN_METHOD_FIELDS
 
 
@@ -27,10 +28,15 @@ class DatasetZipForm(forms.Form):
     )
 
 
-class DatasetImportMixin:
-    """ "Import a zip" on the dataset list: every file checked, a per-file report."""
+class DatasetImportMixin(ImportJobPagesMixin):
+    """ "Import a zip" on the dataset list: the zip is stored and imported in the background,
+    every file checked, a per-file report on the import's page."""
 
     change_list_template = "admin/study/dataset/change_list.html"
+    import_kind = ImportJob.DATASET
+    import_path = "import-zip"
+    import_upload_name = "import_zip"
+    import_title = "Import a dataset from a zip"
 
     def get_urls(self):
         urls = [
@@ -39,6 +45,7 @@ class DatasetImportMixin:
                 self.admin_site.admin_view(self.import_zip_view),
                 name="study_dataset_import_zip",
             ),
+            *self.import_job_urls(),
         ]
         return urls + super().get_urls()
 
@@ -46,37 +53,17 @@ class DatasetImportMixin:
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = DatasetZipForm(request.POST or None, request.FILES or None)
-        report, error = None, None
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            try:
-                report = import_zip(
-                    data["name"],
-                    data["archive"],
-                    skip_bad=data["skip_bad"],
-                    description=data["description"],
-                    is_calibration=data["is_calibration"],
-                )
-            except ImportFailed as exc:
-                report, error = exc.report, str(exc)
-            except ValueError as exc:
-                error = str(exc)
-            else:
-                self.message_user(
-                    request, f"{len(report.imported)} files imported into {data['name']}."
-                )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Import a dataset from a zip",
-            "form": form,
-            "report": report,
-            "error": error,
-            "dataset": Dataset.objects.filter(name=form.data.get("name")).first()
-            if report and not error
-            else None,
-        }
-        return TemplateResponse(request, "admin/study/import_report.html", context)
+            parameters = {
+                "dataset": data["name"],
+                "skip_bad": data["skip_bad"],
+                "description": data["description"],
+                "is_calibration": data["is_calibration"],
+            }
+            job = start_import(ImportJob.DATASET, data["archive"], parameters, request.user)
+            return HttpResponseRedirect(self.import_job_url(job))
+        return self.render_import_form(request, form)
 
 
 class ResultsZipForm(forms.Form):
@@ -97,8 +84,15 @@ class ResultsZipForm(forms.Form):
     )
 
 
-class MethodResultsMixin:
-    """Upload an imported method's results (a zip) from the method's admin page."""
+class MethodResultsMixin(ImportJobPagesMixin):
+    """Upload an imported method's results (a zip) from the method list or page; imported in
+    the background like a dataset zip."""
+
+    change_list_template = "admin/study/method/change_list.html"
+    import_kind = ImportJob.RESULTS
+    import_path = "import-results"
+    import_upload_name = "import_results"
+    import_title = "Import results made elsewhere"
 
     def get_urls(self):
         urls = [
@@ -107,6 +101,7 @@ class MethodResultsMixin:
                 self.admin_site.admin_view(self.import_results_view),
                 name="study_method_import_results",
             ),
+            *self.import_job_urls(),
         ]
         return urls + super().get_urls()
 
@@ -133,39 +128,17 @@ class MethodResultsMixin:
             initial=request.GET.get("method", ""),
             help_text="An imported method, created if new (e.g. srgan-vgg54-authors).",
         )
-        report, error = None, None
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            zip_report = ImportReport(dataset=data["dataset"].name)
-            try:
-                images, lows, _ = read_zip(data["archive"], zip_report)
-                if zip_report.errors and not data["skip_bad"]:
-                    raise ImportFailed(zip_report)
-                report = import_results(
-                    data["dataset"].name,
-                    data["method"],
-                    images + lows,
-                    skip_bad=data["skip_bad"],
-                    lr_input=data["lr_input"] or None,
-                )
-                report.files = zip_report.files + report.files
-            except ImportFailed as exc:
-                report, error = exc.report, str(exc)
-                if report is not zip_report:
-                    report.files = zip_report.files + report.files
-            except ValueError as exc:
-                error = str(exc)
-            else:
-                self.message_user(request, f"{len(report.imported)} results imported.")
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Import results made elsewhere",
-            "form": form,
-            "report": report,
-            "error": error,
-        }
-        return TemplateResponse(request, "admin/study/import_report.html", context)
+            parameters = {
+                "dataset": data["dataset"].name,
+                "method": data["method"],
+                "skip_bad": data["skip_bad"],
+                "lr_input": data["lr_input"] or None,
+            }
+            job = start_import(ImportJob.RESULTS, data["archive"], parameters, request.user)
+            return HttpResponseRedirect(self.import_job_url(job))
+        return self.render_import_form(request, form)
 
 
 class SourceImageInline(admin.TabularInline):

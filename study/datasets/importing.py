@@ -141,6 +141,7 @@ def import_files(
     lr_files=(),
     lr_scale=None,
     report=None,
+    progress=None,
 ):
     """Import (name, bytes) pairs of HR images, and optionally their LR versions, into a dataset.
 
@@ -148,8 +149,10 @@ def import_files(
     `baby_LR.png` is the LR of `baby_HR.png`) and must be exactly `lr_scale` times smaller.
     Unless `skip_bad`, one bad file stops the import and nothing is written; `report` may come
     with problems found earlier (a zip's unsafe entries), which count as bad files.
+    `progress(done, total)`, if given, is called as each file has been checked.
     """
     report = report or ImportReport(dataset=dataset_name)
+    tick = counter(progress, len(files) + len(lr_files))
     dataset = Dataset.objects.filter(name=dataset_name).first()
     existing = set(dataset.images.values_list("sha256", flat=True)) if dataset else set()
     existing_names = set(dataset.images.values_list("name", flat=True)) if dataset else set()
@@ -161,6 +164,8 @@ def import_files(
         except ValueError as exc:
             report.add(name, "error", str(exc))
             continue
+        finally:
+            tick()
         if item.sha256 in existing or item.sha256 in seen:
             twin = seen.get(item.sha256, "an image already in the dataset")
             report.add(name, "error", f"same content as {twin}")
@@ -173,13 +178,28 @@ def import_files(
         notes = "; ".join(n for n in (item.notes, _scale_note(item.width, item.height, scale)) if n)
         item.notes = notes
         report.add(name, "imported", notes)
-    lows = _match_lr(decoded, lr_files, scale, report) if lr_files else {}
+    lows = _match_lr(decoded, lr_files, scale, report, tick) if lr_files else {}
     report.settle(skip_bad)
     _store(dataset_name, decoded, lows, scale, description, is_calibration)
     return report
 
 
-def _match_lr(decoded, lr_files, scale, report):
+def counter(progress, total):
+    """A function to call once per file checked: it tells `progress(done, total)`, if given."""
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress:
+            progress(min(done, total), total)
+
+    if progress:
+        progress(0, total)
+    return tick
+
+
+def _match_lr(decoded, lr_files, scale, report, tick):
     """{HR stem: decoded LR}; every LR file that does not fit is reported by name."""
     by_name = dict(lr_files)
     pairs, unmatched_hr, unmatched_lr = match_files(
@@ -194,6 +214,8 @@ def _match_lr(decoded, lr_files, scale, report):
         except ValueError as exc:
             report.add(name, "error", f"LR: {exc}")
             continue
+        finally:
+            tick()
         high = hr[hr_path.stem]
         want = (high.width // scale, high.height // scale)
         if (item.width, item.height) != want:
@@ -207,6 +229,7 @@ def _match_lr(decoded, lr_files, scale, report):
         report.add(name, "imported", f"LR x{scale} of {high.name}" + join_notes(item.notes))
     for path in unmatched_lr:
         report.add(path.name, "error", "LR file matches no HR image (or a second LR for one)")
+        tick()
     for path in unmatched_hr:
         report.add(hr[path.stem].name, "missing", f"no LR x{scale} file")
     return lows
@@ -322,7 +345,9 @@ def read_zip(upload, report):
 
 
 def import_zip(dataset_name, upload, skip_bad=False, lr_scale=None, **kwargs):
-    """Import a dataset from an uploaded zip (a file object); unsafe entries are bad files."""
+    """Import a dataset from an uploaded zip (a file object); unsafe entries are bad files.
+
+    Takes `import_files`' keyword arguments (`description`, `progress`...)."""
     report = ImportReport(dataset=dataset_name)
     images, lows, scale = read_zip(upload, report)
     if not images and not report.errors:

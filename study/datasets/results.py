@@ -11,14 +11,25 @@ from django.db import transaction
 from sr_models.evaluate import match_files
 from study.datasets.importing import (
     ImportReport,
+    counter,
     decode_image,
     join_notes,
+    read_zip,
     removing_files_on_failure,
 )
 from study.models import Dataset, ImportedResult, Method
 
 
-def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None, lr_input=None):
+def import_results(
+    dataset_name,
+    method_slug,
+    files,
+    skip_bad=False,
+    scale=None,
+    lr_input=None,
+    report=None,
+    progress=None,
+):
     """Attach results made elsewhere to a dataset's images as the `imported` method `method_slug`.
 
     Files are matched to images by name stem with `sr_models.evaluate`'s tolerance
@@ -27,7 +38,22 @@ def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None,
     file, an unreadable one and a wrong size are errors.
     `lr_input` records how the LR images the results were made from were produced (a kernel
     name, "dataset" or "unknown", the default for a new method): exports state it per method.
+    `report` may come with problems found earlier (a zip's unsafe entries), which count as bad
+    files; `progress(done, total)`, if given, is called as each file has been checked.
     """
+    dataset = _check_target(dataset_name, method_slug, lr_input)
+    report = report or ImportReport(dataset=dataset_name)
+    matched = _match_results(
+        dataset, dict(files), scale or settings.SRMOS_DEFAULT_SCALE, report, progress
+    )
+    report.settle(skip_bad)
+    _store_results(method_slug, dataset, matched, lr_input)
+    return report
+
+
+def _check_target(dataset_name, method_slug, lr_input):
+    """The dataset, once the dataset, the method and the LR provenance are fit for an import;
+    otherwise ValueError with the reason."""
     valid = [value for value, _ in Method._meta.get_field("lr_input").choices if value]
     if lr_input is not None and lr_input not in valid:
         raise ValueError(f"unknown LR provenance {lr_input!r}: choose one of {', '.join(valid)}")
@@ -45,10 +71,13 @@ def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None,
         raise ValueError(
             f"method {method_slug} is {method.get_kind_display().lower()}, not imported"
         )
-    scale = scale or settings.SRMOS_DEFAULT_SCALE
-    report = ImportReport(dataset=dataset_name)
+    return dataset
+
+
+def _match_results(dataset, by_name, scale, report, progress):
+    """[(image, decoded result)] for the files that fit; every other file is reported."""
     images = {image.name: image for image in dataset.images.all()}
-    by_name = dict(files)
+    tick = counter(progress, len(by_name))
     pairs, unmatched_hr, unmatched_sr = match_files(
         [Path(f"{name}.png") for name in images], [Path(name) for name in sorted(by_name)]
     )
@@ -61,6 +90,8 @@ def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None,
         except ValueError as exc:
             report.add(name, "error", str(exc))
             continue
+        finally:
+            tick()
         sizes = {
             (image.width, image.height),
             (image.width - image.width % scale, image.height - image.height % scale),
@@ -76,12 +107,24 @@ def import_results(dataset_name, method_slug, files, skip_bad=False, scale=None,
         matched.append((image, item))
         report.add(name, "imported", f"result for {image.original_name}" + join_notes(item.notes))
     for path in unmatched_sr:
-        report.add(path.name, "error", f"matches no image of {dataset_name} (or a second result)")
+        report.add(path.name, "error", f"matches no image of {dataset.name} (or a second result)")
+        tick()
     for path in unmatched_hr:
         report.add(images[path.stem].original_name, "missing", "no result file for this image")
-    report.settle(skip_bad)
-    _store_results(method_slug, dataset, matched, lr_input)
-    return report
+    return matched
+
+
+def import_results_zip(dataset_name, method_slug, upload, skip_bad=False, **kwargs):
+    """`import_results` from an uploaded zip (a file object); unsafe entries are bad files.
+
+    LR folders in the zip are read as results too: a results zip has no LR images."""
+    report = ImportReport(dataset=dataset_name)
+    images, lows, _ = read_zip(upload, report)
+    if not images and not lows and not report.errors:
+        raise ValueError("the zip holds no files")
+    return import_results(
+        dataset_name, method_slug, images + lows, skip_bad=skip_bad, report=report, **kwargs
+    )
 
 
 def _store_results(method_slug, dataset, matched, lr_input):

@@ -116,25 +116,7 @@ class CampaignGenerationMixin:
             "<li>{}/{} x {}: <code>{}</code></li>",
             ((d, i, m, (e.splitlines() or [""])[0]) for d, i, m, e in report.failures),
         )
-        buttons = format_html_join(
-            " ",
-            '<button type="submit" class="button" formaction="{}" formmethod="post" '
-            'formnovalidate name="generation" value="{}">{}</button>',
-            (
-                (reverse("admin:study_campaign_generation", args=[obj.pk, a]), a, label)
-                for a, label in [
-                    ("generate", "Generate"),
-                    ("retry", "Retry failed"),
-                    ("cancel", "Cancel"),
-                ]
-            ),
-        )
-        if report.counts[Candidate.DONE]:
-            buttons = format_html(
-                '{} <a class="button" id="compare" href="{}">Compare candidates</a>',
-                buttons,
-                reverse("admin:study_campaign_viewer", args=[obj.pk]),
-            )
+        buttons = _panel_buttons(obj, report)
         stall = report.stall_message()
         warnings = format_html_join(
             "",
@@ -159,6 +141,30 @@ class CampaignGenerationMixin:
             else "",
             buttons,
         )
+
+
+def _panel_buttons(campaign, report):
+    """Generate / Retry / Cancel (posted by the change form), and the viewer once images exist."""
+    buttons = format_html_join(
+        " ",
+        '<button type="submit" class="button" formaction="{}" formmethod="post" '
+        'formnovalidate name="generation" value="{}">{}</button>',
+        (
+            (reverse("admin:study_campaign_generation", args=[campaign.pk, a]), a, label)
+            for a, label in [
+                ("generate", "Generate"),
+                ("retry", "Retry failed"),
+                ("cancel", "Cancel"),
+            ]
+        ),
+    )
+    if report.counts[Candidate.DONE]:
+        buttons = format_html(
+            '{} <a class="button" id="compare" href="{}">Compare candidates</a>',
+            buttons,
+            reverse("admin:study_campaign_viewer", args=[campaign.pk]),
+        )
+    return buttons
 
 
 @admin.register(Candidate)

@@ -21,13 +21,11 @@ from study.generation.figure import FORMATS, qualitative_figure
 from study.generation.inputs import hr_for, lr_input, read_png
 from study.models import Campaign, Candidate, Method, SourceImage
 
-# Methods appear as the paper lays them out: interpolation, networks, imported results, HR.
-KIND_ORDER = {Method.INTERPOLATION: 0, Method.NETWORK: 1, Method.IMPORTED: 2, Method.REFERENCE: 3}
-INTERPOLATION_ORDER = {"nearest": 0, "bicubic": 1, "lanczos": 2}
-
 
 def method_order(method):
-    return (KIND_ORDER.get(method.kind, 9), INTERPOLATION_ORDER.get(method.slug, 9), method.slug)
+    """Methods appear as the paper lays them out, as in the report: interpolation, networks,
+    imported results, HR."""
+    return method.paper_order_key()
 
 
 def _png(array):
@@ -57,6 +55,9 @@ def _panels(campaign, image):
     for method in sorted(campaign.methods.all(), key=method_order):
         candidate = candidates.get(method.pk)
         done = candidate is not None and candidate.status == Candidate.DONE and candidate.file
+        status = candidate.get_status_display().lower() if candidate else "not planned"
+        if done and not default_storage.exists(candidate.file.name):
+            done, status = False, "file missing from storage: retry its generation"
         panels.append(
             {
                 "key": method.slug,
@@ -66,7 +67,7 @@ def _panels(campaign, image):
                 )
                 if done
                 else "",
-                "status": candidate.status if candidate else "not planned",
+                "status": status,
                 "psnr": candidate.psnr if done else None,
                 "ssim": candidate.ssim if done else None,
                 "reference": method.kind == Method.REFERENCE,

@@ -14,6 +14,7 @@ from study.models.catalog import (
     SourceImage,
     source_upload_to,
 )
+from study.models.imports import ImportJob as ImportJob
 from study.models.order import session_order, trial_order
 from study.models.session import (
     GOLD_EXPECTATIONS,
@@ -22,6 +23,8 @@ from study.models.session import (
     VoteOutcome,
     VoteRejected,
     VoteTooFast,
+    consent_for_display,
+    session_estimate,
     session_quality,
     vote_flags,
 )
@@ -48,6 +51,8 @@ __all__ = [
     "rater_token",
     "session_quality",
     "source_upload_to",
+    "consent_for_display",
+    "session_estimate",
     "session_order",
     "trial_order",
     "vote_flags",

@@ -13,21 +13,10 @@ from study.models.design import (
     check_kernel,
     lr_mismatches,
     lr_of,
+    refuse_frozen_m2m,
 )
+from study.models.texts import DEFAULT_CONSENT, DEFAULT_INSTRUCTIONS
 from study.models.tokens import completion_code, public_id, rater_token
-
-DEFAULT_CONSENT = (
-    "You are invited to take part in a study of image quality. You will see a series of images "
-    "and rate the quality of each one. It takes about 20-30 minutes; you can take breaks and come "
-    "back later with the same link. Your scores are stored with an anonymous id and used only "
-    "for research. Taking part is voluntary and you may stop at any time."
-)
-DEFAULT_INSTRUCTIONS = (
-    "Rate the quality of each image on a scale from 1 (bad) to 5 (excellent). Judge the image "
-    "itself: sharpness, detail, artefacts and how natural it looks. There are no right or wrong "
-    "answers. Please do not zoom the page: images must be seen at their real size."
-)
-
 
 # Faster than anyone judges an image's quality, slower than a double key press (40-100 ms).
 VOTE_FLOOR_MS = 300
@@ -76,7 +65,10 @@ class Campaign(models.Model):
         default=5, help_text="Secret rater links to make; raise it and launch again to add more."
     )
     # The rater's session (issue 5): texts, display policy, calibration and quality control.
-    consent_text = models.TextField(default=DEFAULT_CONSENT, help_text="Shown on the welcome page.")
+    consent_text = models.TextField(
+        default=DEFAULT_CONSENT,
+        help_text="Shown on the welcome page; {minutes} becomes the session length estimate.",
+    )
     instructions_text = models.TextField(default=DEFAULT_INSTRUCTIONS, blank=True)
     display_policy = models.CharField(
         max_length=10,
@@ -267,6 +259,9 @@ class Campaign(models.Model):
         Idempotent: on a live campaign it only adds the links that `rater_links` asks for
         beyond those made already (raise the number, launch again).
         """
+        # The last worker may not have moved the campaign to ready yet: its candidates are
+        # all done a moment before it updates the status.
+        self.update_generation_status()
         with transaction.atomic():
             campaign = Campaign.objects.select_for_update().get(pk=self.pk)
             if campaign.status == self.CLOSED:
@@ -392,23 +387,5 @@ class Candidate(models.Model):
         return f"candidates/{self.campaign_id}/{self.public_id}.png"
 
 
-def _refuse_frozen_m2m(sender, instance, action, reverse, pk_set, **kwargs):
-    """Datasets and methods of a campaign with candidates cannot be added or removed."""
-    if action not in ("pre_add", "pre_remove", "pre_clear"):
-        return
-    if action != "pre_clear" and not pk_set:
-        return  # adding what is there already, or removing nothing: no change
-    field = "datasets" if sender is Campaign.datasets.through else "methods"
-    if not reverse:
-        campaigns = [instance]
-    else:
-        campaigns = list(Campaign.objects.filter(pk__in=pk_set or ()))
-        if action == "pre_clear":
-            campaigns = list(instance.campaigns.all())
-    for campaign in campaigns:
-        if campaign.design_frozen():
-            raise DesignFrozen(campaign.name, field)
-
-
 for _through in (Campaign.datasets.through, Campaign.methods.through):
-    models.signals.m2m_changed.connect(_refuse_frozen_m2m, sender=_through)
+    models.signals.m2m_changed.connect(refuse_frozen_m2m, sender=_through)

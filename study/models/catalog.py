@@ -113,6 +113,29 @@ class Method(models.Model):
     def sr_method(self):
         return self.parameters.get("sr_method", self.slug)
 
+    def paper_order_key(self):
+        """Where the method goes in the paper's tables and figures: interpolation (nearest,
+        bicubic, lanczos), networks, imported results, the HR reference last; by slug within."""
+        return (
+            PAPER_KIND_ORDER.get(self.kind, len(PAPER_KIND_ORDER)),
+            PAPER_INTERPOLATION_ORDER.get(self.slug, len(PAPER_INTERPOLATION_ORDER)),
+            self.slug,
+        )
+
+
+PAPER_KIND_ORDER = {
+    Method.INTERPOLATION: 0,
+    Method.NETWORK: 1,
+    Method.IMPORTED: 2,
+    Method.REFERENCE: 3,
+}
+PAPER_INTERPOLATION_ORDER = {"nearest": 0, "bicubic": 1, "lanczos": 2}
+
+
+def paper_order(methods):
+    """The methods sorted as the paper lays them out (see Method.paper_order_key)."""
+    return sorted(methods, key=Method.paper_order_key)
+
 
 class LowResImage(models.Model):
     """A dataset's own LR version of a source image (e.g. the SRGAN release's `_LR` files)."""

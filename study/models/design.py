@@ -68,3 +68,22 @@ def lr_mismatches(methods, campaign):
                 "compare different inputs."
             )
     return warnings
+
+
+def refuse_frozen_m2m(sender, instance, action, reverse, pk_set, **kwargs):
+    """m2m_changed receiver: datasets and methods of a campaign with candidates cannot be added
+    or removed, from either side of the relation."""
+    if action not in ("pre_add", "pre_remove", "pre_clear"):
+        return
+    if action != "pre_clear" and not pk_set:
+        return  # adding what is there already, or removing nothing: no change
+    field = "datasets" if sender._meta.model_name.endswith("datasets") else "methods"
+    if not reverse:
+        campaigns = [instance]
+    elif action == "pre_clear":
+        campaigns = list(instance.campaigns.all())
+    else:
+        campaigns = list(instance.campaigns.model.objects.filter(pk__in=pk_set))
+    for campaign in campaigns:
+        if campaign.design_frozen():
+            raise DesignFrozen(campaign.name, field)

@@ -4,13 +4,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import models
-from django.db.models import Exists, Q
+from django.db.models import Count, Exists, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from study.analysis import session_quality, vote_flags
 from study.models.campaign import Campaign, Candidate
-from study.models.order import session_order
+from study.models.order import retest_count, session_order
 from study.models.tokens import rater_token
 
 # Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
@@ -61,6 +61,7 @@ class Rater(models.Model):
     )
     platform = models.CharField(max_length=20, default="link")
     platform_data = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True, help_text="First visit of the link.")
     consented_at = models.DateTimeField(null=True, blank=True)
     display_ok_at = models.DateTimeField(
         null=True, blank=True, help_text="When a display check first let the rater go on."
@@ -103,6 +104,21 @@ class Rater(models.Model):
 
     def current_trial(self):
         return self.trials.pending().select_related("candidate").first()
+
+    # Sessions that never reach the analysis: the researcher's preview, and simulated raters.
+    PREVIEW = "preview"
+    SIMULATED = "simulated"
+    NOT_PEOPLE = (PREVIEW, SIMULATED)
+
+    def open_statuses(self):
+        """Campaign states in which this session takes steps: live, and for the researcher's
+        preview also ready (a pilot walk before launch)."""
+        if self.platform == self.PREVIEW:
+            return (Campaign.READY, Campaign.LIVE)
+        return (Campaign.LIVE,)
+
+    def is_open(self):
+        return self.campaign.status in self.open_statuses()
 
     def stage(self):
         """The first step of the protocol this session has not done; the server takes no other."""
@@ -149,7 +165,7 @@ class Rater(models.Model):
             raise VoteTooFast(self.campaign.vote_floor_ms - seen_ms)
         # Conditional on the campaign being live in the same statement: a vote in flight when
         # the researcher closes the study is refused, not stored after the close.
-        live = Exists(Campaign.objects.filter(pk=self.campaign_id, status=Campaign.LIVE))
+        live = Exists(Campaign.objects.filter(pk=self.campaign_id, status__in=self.open_statuses()))
         stored = Trial.objects.filter(live, pk=current.pk, score__isnull=True).update(
             score=score,
             answered_at=now,
@@ -158,7 +174,9 @@ class Rater(models.Model):
         )
         if (
             not stored
-            and not Campaign.objects.filter(pk=self.campaign_id, status=Campaign.LIVE).exists()
+            and not Campaign.objects.filter(
+                pk=self.campaign_id, status__in=self.open_statuses()
+            ).exists()
         ):
             raise VoteRejected("This study has ended; your last score was not stored.")
         if stored and self.started_at is None:
@@ -181,6 +199,43 @@ class Rater(models.Model):
             )
         )
         return session_quality(votes, self.campaign.straightline_min_variance, self.display_checks)
+
+
+# A rater's time per vote before any is measured (pilots of the SRGAN protocol: 4-8 s).
+PILOT_SECONDS_PER_VOTE = 6.0
+
+
+def consent_for_display(campaign):
+    """The consent text with {minutes} filled in from the session length estimate."""
+    if "{minutes}" not in campaign.consent_text:
+        return campaign.consent_text
+    minutes = session_estimate(campaign)[0]
+    text = campaign.consent_text.replace(
+        "{minutes} minutes", f"{minutes} minute" + "s" * (minutes != 1)
+    )
+    return text.replace("{minutes}", str(minutes))
+
+
+def session_estimate(campaign):
+    """(minutes, trials, seconds per vote, measured?) for one rater's session.
+
+    Trials: rated candidates plus retests plus the calibration examples. Seconds per vote:
+    the median viewing time of people's votes once 20 exist, else a pilot's typical 6 s.
+    """
+    rated = campaign.candidates.filter(role=Candidate.RATING, status=Candidate.DONE).count()
+    if not rated:
+        rated = campaign.datasets.aggregate(n=Count("images"))["n"] * campaign.methods.count()
+    trials = rated + retest_count(rated, campaign.retest_share)
+    if campaign.calibration_dataset_id:
+        trials += min(campaign.calibration_images, campaign.calibration_dataset.images.count())
+    durations = sorted(
+        campaign.raters.exclude(platform__in=Rater.NOT_PEOPLE)
+        .filter(trials__duration_ms__isnull=False)
+        .values_list("trials__duration_ms", flat=True)
+    )
+    measured = len(durations) >= 20
+    seconds = durations[len(durations) // 2] / 1000 if measured else PILOT_SECONDS_PER_VOTE
+    return max(1, round(trials * seconds / 60)), trials, seconds, measured
 
 
 class VoteRejected(Exception):

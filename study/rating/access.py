@@ -8,7 +8,7 @@ refused with the reason and stores nothing.
 from django.http import Http404
 from django.shortcuts import render
 
-from study.models import Campaign, Rater
+from study.models import Rater
 
 SCALE = [(1, "Bad"), (2, "Poor"), (3, "Fair"), (4, "Good"), (5, "Excellent")]
 
@@ -37,7 +37,7 @@ def not_live(request, campaign, status=200):
 def out_of_order(request, rater, allowed):
     """The answer to a request for a step the session is not at, or None when it is at one of
     `allowed` and the campaign is live."""
-    if rater.campaign.status != Campaign.LIVE:
+    if not rater.is_open():
         return not_live(request, rater.campaign, status=409)
     stage = rater.stage()
     if stage in allowed:

@@ -11,7 +11,7 @@ ranked by file size (docs/integrity.md says which side channel remains).
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse
 
-from study.models import Campaign, Candidate, Rater
+from study.models import Candidate, Rater
 from study.rating.access import get_rater
 
 
@@ -32,7 +32,7 @@ WINDOW = 2
 
 
 def _in_step(rater, step):
-    return rater.campaign.status == Campaign.LIVE and rater.stage() == step
+    return rater.is_open() and rater.stage() == step
 
 
 def trial_image(request, token, position):

@@ -8,10 +8,11 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 
-from study.models import Campaign, Rater
+from study.models import Campaign, Rater, consent_for_display
 from study.rating.access import not_live
 
 PARTICIPANT_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "PARTICIPANT_ID", "pid")
@@ -43,7 +44,8 @@ def join(request, recruit_token):
         raise Http404("No such study.")
     params = request.GET
     if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
-        return render(request, "study/preview.html", {"campaign": campaign})
+        context = {"campaign": campaign, "consent": consent_for_display(campaign)}
+        return render(request, "study/preview.html", context)
     source, participant = _participant(params)
     if not participant or not PARTICIPANT_RE.match(participant):
         if campaign.status != Campaign.LIVE:
@@ -85,7 +87,11 @@ def join(request, recruit_token):
                     return render(request, "study/full.html", {"campaign": campaign})
             if rater is None:
                 rater = Rater.objects.create_with_trials(
-                    campaign, participant_id=participant, platform=platform, platform_data=data
+                    campaign,
+                    participant_id=participant,
+                    platform=platform,
+                    platform_data=data,
+                    opened_at=timezone.now(),
                 )
     except IntegrityError:
         # Two requests for one participant at once: the other one made the session.

@@ -23,7 +23,9 @@ def add_simulated_raters(campaign, raters, profile="paper", bad=2, seed=0, mix_w
         raise ValueError(f"campaign {campaign.name} is {campaign.status}: launch it first")
     if raters < 1:
         raise ValueError("the number of simulated raters must be at least 1")
-    people = campaign.raters.exclude(platform="simulated").filter(trials__score__isnull=False)
+    people = campaign.raters.exclude(platform__in=Rater.NOT_PEOPLE).filter(
+        trials__score__isnull=False
+    )
     if not mix_with_real and people.exists():
         raise ValueError(
             f"campaign {campaign.name} already has votes from {people.distinct().count()} "

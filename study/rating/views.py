@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from study.models import Campaign, Rater
+from study.models import Rater, consent_for_display
 from study.rating.access import SCALE, get_rater, not_live, out_of_order
 from study.rating.display import display_passed, render_display_check
 
@@ -58,10 +58,12 @@ def session(request, token):
     (once per browser), calibration, then the current trial."""
     rater = get_rater(token)
     campaign = rater.campaign
-    if campaign.status != Campaign.LIVE:
+    if not rater.is_open():
         if rater.completed_at:
             return redirect("study:done", token=token)
         return not_live(request, campaign)
+    if rater.opened_at is None:
+        Rater.objects.filter(pk=rater.pk, opened_at__isnull=True).update(opened_at=timezone.now())
     stage = rater.stage()
     if stage == Rater.DONE:
         return redirect("study:done", token=token)
@@ -78,7 +80,13 @@ def session(request, token):
 
 
 def render_welcome(request, rater, error=None, status=200):
-    context = {"rater": rater, "campaign": rater.campaign, "scale": SCALE, "error": error}
+    context = {
+        "rater": rater,
+        "campaign": rater.campaign,
+        "consent": consent_for_display(rater.campaign),
+        "scale": SCALE,
+        "error": error,
+    }
     return render(request, "study/welcome.html", context, status=status)
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from study.models import Campaign, Rater, VoteRejected, VoteTooFast
+from study.models import Rater, VoteRejected, VoteTooFast
 from study.rating.access import get_rater, not_live
 from study.rating.display import display_passed
 from study.rating.forms import VoteForm
@@ -81,7 +81,7 @@ def vote(request, token):
     rater = get_rater(token)
     as_json = "application/json" in request.headers.get("Accept", "")
     reply = (_JsonReply if as_json else _PageReply)(request, rater)
-    if rater.campaign.status != Campaign.LIVE:
+    if not rater.is_open():
         return reply.not_live()
     # Votes belong to the trials step, in a browser that passed the display check (a resent
     # last vote finds the session done, and is answered as a duplicate).

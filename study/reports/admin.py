@@ -1,9 +1,13 @@
 """The report in the admin: the live report page and the exports (CSV, zip), for CampaignAdmin."""
 
+from functools import cache
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template import engines
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -11,6 +15,16 @@ from django.utils.html import format_html_join
 from study.analysis import VotesError
 from study.models import Campaign
 from study.reports import frames, page
+
+REPORT_TEMPLATE = "admin/study/campaign/report.html"
+
+
+@cache
+def fragment_base(block):
+    """A parent template holding only one block of the report page (``report_body`` or
+    ``report_figures``): the page template extends it for a fragment, so the page and its
+    in-place updates come from one template."""
+    return engines["django"].from_string(f"{{% block {block} %}}{{% endblock %}}")
 
 
 class CampaignReportMixin:
@@ -27,6 +41,16 @@ class CampaignReportMixin:
                 "<int:pk>/report/",
                 self.admin_site.admin_view(self.report_view),
                 name="study_campaign_report",
+            ),
+            path(
+                "<int:pk>/report/fragment/",
+                self.admin_site.admin_view(self.report_fragment_view),
+                name="study_campaign_report_fragment",
+            ),
+            path(
+                "<int:pk>/report/figures/",
+                self.admin_site.admin_view(self.report_figures_view),
+                name="study_campaign_report_figures",
             ),
         ]
         return urls + super().get_urls()
@@ -56,15 +80,41 @@ class CampaignReportMixin:
         campaign = self._campaign_for(request, pk)
         context = {
             **self.admin_site.each_context(request),
-            "campaign": campaign,
+            **_body_context(campaign, figures=True),
             "title": f"Report: {campaign}",
-            "auto_refresh": campaign.status == Campaign.LIVE,
+            "base_template": "admin/base_site.html",
         }
-        try:
-            context.update(page.report_context(campaign))
-        except (ValueError, VotesError) as exc:
-            context["error"] = str(exc)
-        return TemplateResponse(request, "admin/study/campaign/report.html", context)
+        return TemplateResponse(request, REPORT_TEMPLATE, context)
+
+    def report_fragment_view(self, request, pk):
+        """The report's body as JSON for the page's poll: ``version``, ``live``, ``changed`` and,
+        when the version differs from the page's (``?version=``), the body's ``html``."""
+        campaign = self._campaign_for(request, pk)
+        version = page.report_version(campaign)
+        reply = {
+            "version": version,
+            "live": campaign.status == Campaign.LIVE,
+            "changed": request.GET.get("version") != version,
+        }
+        if reply["changed"]:
+            context = {
+                **_body_context(campaign, version),
+                "base_template": fragment_base("report_body"),
+            }
+            reply["html"] = render_to_string(REPORT_TEMPLATE, context, request)
+        return _no_store(JsonResponse(reply))
+
+    def report_figures_view(self, request, pk):
+        """The report's figures as JSON (``version``, ``html``), which the page fetches after
+        swapping in new tables: drawing them is the slow part, so the tables do not wait."""
+        campaign = self._campaign_for(request, pk)
+        version = page.report_version(campaign)
+        context = {
+            **_body_context(campaign, version, tables=False, figures=True),
+            "base_template": fragment_base("report_figures"),
+        }
+        html = render_to_string(REPORT_TEMPLATE, context, request)
+        return _no_store(JsonResponse({"version": version, "html": html}))
 
     def export_view(self, request, pk, kind):
         campaign = self._campaign_for(request, pk)
@@ -75,11 +125,7 @@ class CampaignReportMixin:
             ]
             body, ctype, ext = "rater,url\n" + "\n".join(rows) + "\n", "text/csv", "rater-links.csv"
         elif kind == "votes":
-            body, ctype, ext = (
-                frames.votes_frame(campaign).to_csv(index=False),
-                "text/csv",
-                "votes.csv",
-            )
+            body, ctype, ext = frames.votes_csv(campaign), "text/csv", "votes.csv"
         elif kind == "mos":
             body, ctype, ext = frames.mos_csv(campaign), "text/csv", "mos.csv"
         elif kind == "report":
@@ -94,3 +140,23 @@ class CampaignReportMixin:
         response = HttpResponse(body, content_type=ctype)
         response["Content-Disposition"] = f'attachment; filename="{campaign.name}-{ext}"'
         return response
+
+
+def _body_context(campaign, version=None, tables=True, figures=False):
+    """What the report shows: its tables and/or figures of the current version, or why there
+    is no report yet."""
+    version = version or page.report_version(campaign)
+    context = {"campaign": campaign, "live": campaign.status == Campaign.LIVE, "version": version}
+    try:
+        if tables:
+            context.update(page.report_context(campaign, version))
+        if figures:
+            context.update(page.figures_context(campaign, version))
+    except (ValueError, VotesError) as exc:
+        context["error"] = str(exc)
+    return context
+
+
+def _no_store(response):
+    response["Cache-Control"] = "no-store"
+    return response

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.analysis import mos_table, write_report
+from study.analysis import draw_figures, mos_table, validate_votes, write_report
 from study.models import Candidate, Trial
+from study.models.catalog import paper_order
 
 VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
 
@@ -18,6 +19,7 @@ def votes_frame(campaign):
     rows = (
         Trial.objects.answered()
         .filter(rater__campaign=campaign)
+        .exclude(rater__platform="preview")  # the researcher's walk-through is no data
         .order_by("rater_id", "position")
         .values_list(
             "rater_id",
@@ -51,9 +53,24 @@ def votes_frame(campaign):
     return frame.astype({"score": "int64", "repeat": "int64", "position": "int64"})
 
 
+def votes_csv(campaign):
+    """The campaign's votes as the report zip's ``votes.csv`` holds them: validated by
+    study.analysis (scores as numbers, UTC timestamps, gold thresholds), same columns and order.
+    A header line alone before the first vote."""
+    votes = votes_frame(campaign)
+    if votes.empty:
+        return votes.to_csv(index=False)
+    return validate_votes(votes).to_csv(index=False)
+
+
+def method_order(campaign):
+    """The campaign's method slugs in the paper's order: interpolation, networks, imported, HR."""
+    return [m.slug for m in paper_order(campaign.methods.all())]
+
+
 def method_lr(campaign):
     """{method slug: how its LR inputs were made} for every method of the campaign."""
-    return {m.slug: campaign.lr_of(m) for m in campaign.methods.all()}
+    return {m.slug: campaign.lr_of(m) for m in paper_order(campaign.methods.all())}
 
 
 def objective_frame(campaign):
@@ -66,23 +83,30 @@ def objective_frame(campaign):
 def mos_csv(campaign):
     votes = votes_frame(campaign)
     columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
-    table = mos_table(votes) if len(votes) else pd.DataFrame(columns=columns)
+    table = (
+        mos_table(votes, method_order=method_order(campaign))
+        if len(votes)
+        else pd.DataFrame(columns=columns)
+    )
     table["lr"] = table["method"].map(method_lr(campaign)).astype(object)
     return table.to_csv(index=False)
 
 
-def export_report(campaign, out_dir):
-    """Write the full analysis report of a campaign into out_dir; returns the paths written."""
+def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
+    """Write the full analysis report of a campaign into out_dir; returns the paths written.
+
+    Methods appear in the paper's order in every table and figure. The live report page leaves
+    out the figures (drawn apart, see draw_report_figures) and the download-only files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    votes = votes_frame(campaign)
-    if votes.empty:
-        raise ValueError(f"campaign {campaign.name} has no votes yet: nothing to report")
     paths = write_report(
-        votes,
+        _votes_to_report(campaign),
         out_dir,
         objective=objective_frame(campaign),
         min_var=campaign.straightline_min_variance,  # the live flags' threshold
+        plots_enabled=plots_enabled,
+        method_order=method_order(campaign),
+        downloads=downloads,
     )
     meta = out_dir / "campaign.txt"
     lines = [
@@ -94,7 +118,7 @@ def export_report(campaign, out_dir):
         f"status: {campaign.status}",
         f"vote_floor_ms: {campaign.vote_floor_ms}",
         "lr_per_method:",
-        *(f"  {slug}: {lr}" for slug, lr in sorted(method_lr(campaign).items())),
+        *(f"  {slug}: {lr}" for slug, lr in method_lr(campaign).items()),
     ]
     warnings = campaign.lr_warnings()
     if warnings:
@@ -102,6 +126,24 @@ def export_report(campaign, out_dir):
     meta.write_text("\n".join(lines) + "\n")
     paths["campaign.txt"] = meta
     return paths
+
+
+def draw_report_figures(campaign, out_dir, formats=("png",)):
+    """The report's figures of a campaign (PNG only by default, as the report page shows them)."""
+    return draw_figures(
+        _votes_to_report(campaign),
+        out_dir,
+        objective=objective_frame(campaign),
+        method_order=method_order(campaign),
+        formats=formats,
+    )
+
+
+def _votes_to_report(campaign):
+    votes = votes_frame(campaign)
+    if votes.empty:
+        raise ValueError(f"campaign {campaign.name} has no votes yet: nothing to report")
+    return votes
 
 
 def report_zip(campaign):

@@ -1,74 +1,259 @@
-"""The live report page in the admin: the full report's tables as HTML and its plots inline,
-recomputed only when a vote has arrived since."""
+"""The live report page in the admin: the report's tables, key columns first and rounded for
+reading (the CSV files keep full precision), and its figures inline.
+
+Both are cached per version (the answered trials' count and last answer time), so a poll that
+finds no new vote costs one aggregate query. When votes arrived, the tables are recomputed
+without the figures or the download-only files, and the figures apart (PNG only), so the table
+update does not wait for matplotlib."""
 
 import base64
 import json
+import math
 import tempfile
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from django.core.cache import cache
 from django.db.models import Count, Max
 
+from study.analysis.objective import FIT_FAILED
 from study.models import Trial
-from study.reports.frames import export_report
+from study.reports.frames import draw_report_figures, export_report
 
-REPORT_SECTIONS = [
-    ("table2.csv", "PSNR / SSIM / MOS per method (the paper's Table 2 layout)", ""),
-    ("mos.csv", "MOS per method and dataset", "95% CI: t(0.975, n-1) s / sqrt(n)."),
-    (
+NA = "–"
+# p-values read as the papers print them: three decimals, tiny ones as a bound.
+P_COLUMNS = {"p", "p_holm", "p_bh", "wilcoxon_p"}
+# The paper's Table 2 prints PSNR to 2 decimals, SSIM to 4 and MOS to 2.
+TABLE2_DIGITS = {"psnr": 2, "ssim": 4, "mos": 2}
+MOS_SCALE = {c: 2 for c in ("mos", "std", "median", "ci95_low", "ci95_high")}
+# Text even when empty throughout (pandas then reads them as float NaN).
+TEXT_COLUMNS = {"note", "flags"}
+
+
+@dataclass(frozen=True)
+class Section:
+    file: str
+    title: str
+    help: str = ""
+    # Shown first, in this order; the first column stays in view when the table scrolls sideways.
+    key_columns: tuple[str, ...] = ()
+    # Decimals per column where not 3 (values on the 1-5 scale read best with 2).
+    decimals: dict = field(default_factory=dict)
+
+
+SECTIONS = [
+    Section(
+        "table2.csv",
+        "PSNR / SSIM / MOS per method (the paper's Table 2 layout)",
+        key_columns=("dataset", "metric"),
+    ),
+    Section(
+        "mos.csv",
+        "MOS per method and dataset",
+        "95% CI: t(0.975, n-1) s / sqrt(n).",
+        ("dataset", "method", "mos", "ci95_low", "ci95_high", "n", "n_raters", "std", "median"),
+        MOS_SCALE,
+    ),
+    Section(
         "significance.csv",
         "Paired Wilcoxon signed-rank tests",
         "Paired per rater and image; raw, Holm and Benjamini-Hochberg p.",
+        ("dataset", "method_a", "method_b", "mos_a", "mos_b", "mean_diff", "p_holm", "p"),
+        {"mos_a": 2, "mos_b": 2, "mean_diff": 2},
     ),
-    ("friedman.csv", "Friedman omnibus test", ""),
-    (
+    Section(
+        "friedman.csv",
+        "Friedman omnibus test",
+        key_columns=("dataset", "p", "kendall_w", "n_methods", "n_blocks"),
+    ),
+    Section(
         "raters.csv",
         "Rater screening (reported, never applied)",
         "mos_screened.csv in the zip shows MOS with and without the flagged raters.",
+        ("rater", "flags", "flagged", "n_votes", "corr_with_others", "gold_pass_rate"),
     ),
-    ("reliability.csv", "Reliability", ""),
-    ("correlation.csv", "MOS against PSNR / SSIM", ""),
-    ("power.csv", "Smallest detectable MOS difference", ""),
+    Section(
+        "reliability.csv",
+        "Reliability",
+        key_columns=("dataset", "measure", "value", "ci95_low", "ci95_high"),
+    ),
+    Section(
+        "correlation.csv",
+        "MOS against PSNR / SSIM",
+        key_columns=("dataset", "level", "metric", "srocc", "plcc", "krocc", "rmse", "n"),
+    ),
+    Section(
+        "power.csv",
+        "Smallest detectable MOS difference",
+        key_columns=("dataset", "n_raters", "planned", "min_detectable_diff"),
+        decimals={"min_detectable_diff": 2, "min_detectable_diff_corrected": 2},
+    ),
+]
+PLOTS = [
+    ("mos_ci.png", "MOS with 95% confidence intervals"),
+    ("score_distribution.png", "Distribution of scores per method"),
+    ("mos_vs_psnr.png", "MOS against PSNR"),
 ]
 
 
-def report_context(campaign):
-    """Tables (as HTML) and plots (base64 PNG) of the full report, for the admin report page.
-
-    Cached until a vote arrives: the live page refreshes every 30 s, the analysis takes seconds.
-    """
-    votes = Trial.objects.answered().filter(rater__campaign=campaign)
-    state = votes.aggregate(n=Count("id"), last=Max("answered_at"))
+def report_version(campaign):
+    """What the cached report depends on: the number of answered trials and the last answer."""
+    state = (
+        Trial.objects.answered()
+        .filter(rater__campaign=campaign)
+        .aggregate(n=Count("id"), last=Max("answered_at"))
+    )
     last = state["last"].timestamp() if state["last"] else 0
-    key = f"srmos-report-{campaign.pk}-{state['n']}-{last:.6f}"
+    return f"{state['n']}-{last:.6f}"
+
+
+def report_context(campaign, version=None):
+    """The report page's body (tables, manifest, warnings) and its ``version``, cached.
+
+    Raises ValueError (or VotesError) when there is nothing to report yet.
+    """
+    version = version or report_version(campaign)
+    key = f"srmos-report-{campaign.pk}-{version}"
     context = cache.get(key)
     if context is None:
-        context = _report_context(campaign)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = export_report(campaign, tmp, plots_enabled=False, downloads=False)
+            context = context_from_files(paths)
+        context["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
         cache.set(key, context, timeout=3600)
-    return context
+    return {**context, "version": version}
 
 
-def _report_context(campaign):
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = export_report(campaign, tmp)
-        sections = []
-        for name, title, help_text in REPORT_SECTIONS:
-            if name not in paths:
-                continue
-            table = pd.read_csv(paths[name])
-            html = table.to_html(
-                index=False, float_format=lambda x: f"{x:.4g}", na_rep="-", border=0
-            )
-            sections.append({"title": title, "help": help_text, "html": html})
-        plots = [
-            {"title": title, "data": base64.b64encode(paths[name].read_bytes()).decode()}
-            for name, title in [
-                ("mos_ci.png", "MOS with 95% confidence intervals"),
-                ("score_distribution.png", "Distribution of scores per method"),
-                ("mos_vs_psnr.png", "MOS against PSNR"),
-            ]
-            if name in paths
-        ]
-        manifest = json.loads(paths["manifest.json"].read_text())
-    warnings = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
-    return {"sections": sections, "plots": plots, "manifest": manifest, "warnings": warnings}
+def figures_context(campaign, version=None):
+    """``{"plots": [...]}``: the report's figures as inline PNG, cached per version."""
+    version = version or report_version(campaign)
+    key = f"srmos-report-figures-{campaign.pk}-{version}"
+    plots = cache.get(key)
+    if plots is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            plots = plots_from_files(draw_report_figures(campaign, tmp))
+        cache.set(key, plots, timeout=3600)
+    return {"plots": plots}
+
+
+def context_from_files(paths):
+    """The page's tables and manifest from the files of ``write_report`` (name -> path)."""
+    sections = [table_section(s, pd.read_csv(paths[s.file])) for s in SECTIONS if s.file in paths]
+    manifest = json.loads(paths["manifest.json"].read_text())
+    return {"sections": sections, "manifest": manifest}
+
+
+def plots_from_files(paths):
+    """The page's figures, titled, from the PNG files of ``draw_figures`` (name -> path)."""
+    return [
+        {"title": title, **_png(paths[name].read_bytes())} for name, title in PLOTS if name in paths
+    ]
+
+
+def table_section(section, table):
+    """One table for the page: key columns first, numbers rounded, plain-worded notes."""
+    first = [c for c in section.key_columns if c in table.columns]
+    columns = first + [c for c in table.columns if c not in first]
+    table = table[columns]
+    cells = {c: _column_cells(table, c, section.decimals.get(c, 3)) for c in columns}
+    if section.file == "table2.csv":
+        cells.update(_table2_cells(table))
+    flagged = table["flagged"].astype(bool) if "flagged" in table else [False] * len(table)
+    rows = [
+        {"cells": [cells[c][i] for c in columns], "flagged": bool(flagged[i])}
+        for i in range(len(table))
+    ]
+    return {
+        "file": section.file,
+        "title": section.title,
+        "help": section.help,
+        "notes": fit_failures(table),
+        "columns": columns,
+        "rows": rows,
+    }
+
+
+def _column_cells(table, column, digits):
+    """(text, css class) per row of one column."""
+    values = table[column]
+    if column in TEXT_COLUMNS or column.endswith("_note"):
+        return [(_text(v), "text") for v in values]
+    if pd.api.types.is_bool_dtype(values):
+        return [("yes" if v else "no", "bool") for v in values]
+    if pd.api.types.is_integer_dtype(values):
+        return [(str(v), "num") for v in values]
+    if column in P_COLUMNS:
+        return [(p_value(v), "num") for v in values]
+    if pd.api.types.is_float_dtype(values):
+        # Counts and rank statistics read from a CSV with gaps come back as floats.
+        finite = values[values.map(math.isfinite)]
+        whole = column not in MOS_SCALE and bool((finite == finite.round()).all())
+        return [(number(v, 0 if whole else digits), "num") for v in values]
+    return [(_text(v), "text") for v in values]
+
+
+def _text(value):
+    """A text cell: empty for NaN, yes/no for a flag in a column with gaps, notes in words."""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    return "" if pd.isna(value) else plain_note(str(value))
+
+
+def _table2_cells(table):
+    """Table 2's method columns, rounded per row as the paper prints each metric."""
+    methods = [c for c in table.columns if c not in ("dataset", "metric")]
+    digits = [TABLE2_DIGITS.get(m, 3) for m in table["metric"]]
+    return {
+        m: [(number(v, d), "num") for v, d in zip(table[m], digits, strict=True)] for m in methods
+    }
+
+
+def number(value, digits=3):
+    """A float for reading: ``digits`` decimals (1 from 100 up), a dash for NaN, inf as such."""
+    if value is None or pd.isna(value):
+        return NA
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if digits and abs(value) >= 100:
+        digits = 1
+    return f"{value:.{digits}f}"
+
+
+def p_value(p):
+    """``0.003``, ``<0.001`` or a dash."""
+    if p is None or pd.isna(p):
+        return NA
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def plain_note(note):
+    """A note as the page shows it: a failed fit in words, the optimiser's message left to the
+    CSV file."""
+    if note.startswith(FIT_FAILED):
+        return note.split(" (", 1)[0]
+    return note
+
+
+def fit_failures(table):
+    """One sentence about the rows whose logistic fit failed (correlation.csv), if any."""
+    if "note" not in table:
+        return []
+    failed = table[table["note"].astype(str).str.startswith(FIT_FAILED)]
+    if failed.empty:
+        return []
+    where = [
+        f"{r.get('dataset', '')} {r.get('metric', '')} per {r.get('level', 'row')}"
+        for _, r in failed.iterrows()
+    ]
+    return [
+        f"The VQEG logistic could not be fitted for {len(failed)} of {len(table)} rows "
+        f"({', '.join(where)}): their PLCC and RMSE are left empty, while SROCC, KROCC and the "
+        "raw PLCC need no fit. The optimiser's message is in the note column of the CSV file."
+    ]
+
+
+def _png(data):
+    """A PNG inline, with its size so the page keeps its layout while the image decodes."""
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return {"data": base64.b64encode(data).decode(), "width": width, "height": height}

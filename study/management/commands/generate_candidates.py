@@ -47,6 +47,9 @@ class Command(BaseCommand):
                 self.stdout.write(line)
                 last, printed = line, time.monotonic()
             if finished:
+                # Every candidate is made; the last worker may not have said so yet.
+                campaign.update_generation_status()
+                campaign.refresh_from_db()
                 break
             if report.abandoned and time.monotonic() - requeued > lease:
                 # Their worker died mid-task; a broker that lost the message will not redeliver.

@@ -1,0 +1,93 @@
+"""What the admin's import buttons start, and how an import's page says where it stands.
+
+The upload is stored once (`imports/<job id>.zip`) next to a new ImportJob row, and the task is
+published once that transaction commits. With eager Celery (the tests, a demo without a worker)
+the import runs at once, in the request. ORM and storage only: the web process imports this.
+"""
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from study.datasets import tasks
+from study.datasets.importing import removing_files_on_failure
+from study.models import ImportJob
+
+# A queued import nobody took for this long is worth a word: the worker may be down.
+STALL_SECONDS = 60
+
+
+def start_import(kind, upload, parameters, user):
+    """Store the uploaded zip and queue its import; returns the ImportJob."""
+    with removing_files_on_failure() as written, transaction.atomic():
+        job = ImportJob.objects.create(
+            kind=kind,
+            parameters=parameters,
+            original_name=(getattr(upload, "name", "") or "")[:255],
+            created_by=user,
+        )
+        job.archive = default_storage.save(f"imports/{job.pk}.zip", upload)
+        written.append(job.archive)
+        job.save(update_fields=["archive"])
+        transaction.on_commit(lambda: tasks.enqueue_import(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def run_again(job):
+    """Publish the task again for a job still queued or abandoned by its worker (a broker that
+    lost the message, a worker killed mid-import). Returns True when a task was published."""
+    with transaction.atomic():
+        again = (
+            ImportJob.objects.filter(Q(status=ImportJob.QUEUED) | ImportJob.abandoned(), pk=job.pk)
+            .exclude(archive="")
+            .update(status=ImportJob.QUEUED, claim="", queued_at=timezone.now())
+        )
+        if again:
+            transaction.on_commit(lambda: tasks.enqueue_import(job.pk))
+    job.refresh_from_db()
+    return bool(again)
+
+
+def stall_message(job, now=None):
+    """What the researcher should know and do when the import does not move ("" when it does)."""
+    now = now or timezone.now()
+    if job.status == ImportJob.QUEUED:
+        waited = (now - job.queued_at).total_seconds()
+        if waited <= STALL_SECONDS:
+            return ""
+        return (
+            f"No worker has taken this import for {_minutes(waited)}. Check that a worker is "
+            "running for the cpu queue (`celery -A config worker -Q cpu`; the import waits "
+            "behind any generation queued there), then press Run again: a broker that lost the "
+            "message (such as the embedded one) needs it. The zip is kept until then."
+        )
+    if job.is_abandoned(now):
+        limit = settings.CELERY_TASK_TIME_LIMIT
+        return (
+            f"The worker stopped mid-import (killed, or past the {_minutes(limit)} time limit) "
+            "and reported nothing. The zip is kept: press Run again once a worker is running. "
+            "Nothing is half-imported: a dataset or method either has all the files or none."
+        )
+    return ""
+
+
+def _minutes(seconds):
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def job_status(job):
+    """The job page's poll: where the import stands, as JSON-ready values."""
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "status_display": job.get_status_display(),
+        "files_done": job.files_done,
+        "files_total": job.files_total,
+        "percent": job.percent,
+        "finished": job.finished,
+        "summary": job.summary(),
+        "stall": stall_message(job),
+    }

@@ -1,0 +1,69 @@
+"""Approval lists for crowd platforms, from quality-control thresholds the researcher chooses.
+
+srmos approves or rejects nobody: it writes the platform's bulk file (Prolific: participant id,
+decision and reason; MTurk: the batch-results columns AssignmentId, WorkerId, Approve, Reject),
+which the researcher reviews and uploads.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+
+PLATFORMS = ("prolific", "mturk")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    require_complete: bool = True
+    max_gold_misses: int = 1
+    reject_straightlining: bool = True
+    min_median_seconds: float = 0.0
+
+
+def reasons(rater, thresholds):
+    """Why this session would be rejected under `thresholds` (empty: approve)."""
+    qc = rater.qc if rater.completed_at and rater.qc else rater.quality()
+    out = []
+    if thresholds.require_complete and rater.completed_at is None:
+        out.append(f"did not finish the session ({qc['n_answered']} of {rater.n_trials} images)")
+    if qc["gold_misses"] > thresholds.max_gold_misses:
+        out.append(
+            f"missed {qc['gold_misses']} of {qc['gold_items']} check images (the original "
+            "rated below 4 or the blocky version above 2)"
+        )
+    if thresholds.reject_straightlining and "straight-lining" in qc["flags"]:
+        out.append("gave nearly the same score to every image")
+    median = qc["median_duration_ms"]
+    if thresholds.min_median_seconds and median is not None:
+        if median / 1000 < thresholds.min_median_seconds:
+            out.append(f"looked at each image for {median / 1000:.1f} s (median)")
+    return out
+
+
+def approval_rows(campaign, platform, thresholds):
+    """(rater, decision, reason) for the campaign's participants from `platform`."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}: {', '.join(PLATFORMS)}")
+    raters = campaign.raters.filter(platform=platform).exclude(participant_id="")
+    rows = []
+    for rater in raters.order_by("created_at"):
+        why = reasons(rater, thresholds)
+        rows.append((rater, "reject" if why else "approve", "; ".join(why)))
+    return rows
+
+
+def approval_csv(campaign, platform, thresholds):
+    """The platform's bulk file as text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if platform == "mturk":
+        writer.writerow(["AssignmentId", "WorkerId", "Approve", "Reject"])
+        for rater, decision, why in approval_rows(campaign, platform, thresholds):
+            assignment = rater.platform_data.get("assignmentId", "")
+            approve, reject = ("x", "") if decision == "approve" else ("", why)
+            writer.writerow([assignment, rater.participant_id, approve, reject])
+    else:
+        writer.writerow(["participant_id", "decision", "reason"])
+        for rater, decision, why in approval_rows(campaign, platform, thresholds):
+            writer.writerow([rater.participant_id, decision, why])
+    return buffer.getvalue()

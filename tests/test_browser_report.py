@@ -1,0 +1,73 @@
+"""The live report as a researcher reads it, in headless Chromium: new votes appear in place,
+without a reload and without losing the scroll position."""
+
+import pytest
+from django.core.management import call_command
+
+from tests.conftest import admin_login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def simulate(campaign, raters, seed):
+    call_command(
+        "simulate_raters",
+        campaign.name,
+        *("--raters", str(raters), "--bad", "1", "--seed", str(seed)),
+        "--mix-with-real-votes",
+    )
+
+
+def summary(page):
+    return page.inner_text(".report-summary")
+
+
+def test_new_votes_appear_in_place_keeping_the_scroll_position(
+    live_campaign, researcher, live_server, page
+):
+    base = live_server.url
+    simulate(live_campaign, raters=4, seed=1)
+    admin_login(page, base)
+    page.goto(f"{base}/admin/study/campaign/{live_campaign.pk}/report/")
+    assert "36 rating votes from 4 raters" in summary(page)
+    assert page.get_attribute("#report", "data-live") == "yes"
+    # The first column stays put when a wide table scrolls sideways; flags are in view.
+    raters = page.locator("table[data-file='raters.csv']")
+    flags = raters.locator("th").nth(1)
+    assert flags.text_content() == "flags"
+    box = page.locator(".scroll", has=raters).bounding_box()
+    assert flags.bounding_box()["x"] + flags.bounding_box()["width"] <= box["x"] + box["width"]
+    assert raters.locator("td").first.evaluate("td => getComputedStyle(td).position") == "sticky"
+    raters.scroll_into_view_if_needed()
+    page.evaluate("() => window.scrollBy(0, 200)")
+    page.evaluate("() => { window.sameDocument = true; }")
+    y = page.evaluate("() => window.scrollY")
+    assert y > 0
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    old_version = page.get_attribute("#report", "data-version")
+
+    simulate(live_campaign, raters=3, seed=2)
+    assert page.evaluate("() => window.srmosReport.refresh()") is True
+
+    assert "63 rating votes from 7 raters" in summary(page)
+    assert page.get_attribute("#report", "data-version") != old_version
+    assert page.evaluate("() => window.scrollY") == y
+    assert page.evaluate("() => window.sameDocument") is True and navigations == []
+    assert page.locator("table[data-file='raters.csv'] tbody tr").count() == 7
+    screenshot(page, "report-live")
+    # Nothing new: the poll leaves the page alone.
+    assert page.evaluate("() => window.srmosReport.refresh()") is False
+    assert page.evaluate("() => window.scrollY") == y
+
+
+def test_the_page_stops_polling_once_the_campaign_is_closed(
+    live_campaign, researcher, live_server, page
+):
+    base = live_server.url
+    simulate(live_campaign, raters=3, seed=3)
+    admin_login(page, base)
+    page.goto(f"{base}/admin/study/campaign/{live_campaign.pk}/report/")
+    live_campaign.close()
+    page.evaluate("() => window.srmosReport.refresh()")
+    assert "no longer live" in page.inner_text("#report-status")
