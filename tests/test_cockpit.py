@@ -181,3 +181,12 @@ def test_approval_lists_follow_the_chosen_thresholds(live_campaign, client, rese
         .filter(platform_data__has_key="approved")
         .exists()
     )
+
+
+def test_closing_counts_people_not_previews_or_simulated_sessions(live_campaign):
+    from study.rating.simulated import add_simulated_raters
+
+    add_simulated_raters(live_campaign, 3, bad=0)
+    Rater.objects.create_with_trials(live_campaign, platform=Rater.PREVIEW)
+    sessions, completed, votes = live_campaign.close()
+    assert (sessions, completed, votes) == (2, 0, 0)

@@ -286,7 +286,7 @@ class Campaign(models.Model):
     def close(self):
         """End a live campaign: its links show "this study has ended", every vote is kept.
 
-        Returns (sessions, completed sessions, votes) for the researcher; raises ValueError
+        Returns (sessions, completed sessions, votes) of people for the researcher; raises ValueError
         when the campaign is not live.
         """
         closed = Campaign.objects.filter(pk=self.pk, status=self.LIVE).update(
@@ -298,7 +298,8 @@ class Campaign(models.Model):
                 f"Campaign {self.name} is {self.get_status_display().lower()}, not live: only a "
                 "live campaign can be closed."
             )
-        raters = self.raters.all()
+        # People only: previews and simulated sessions are not participants.
+        raters = self.raters.exclude(platform__in=("preview", "simulated"))
         votes = raters.filter(trials__score__isnull=False).count()
         return raters.count(), raters.filter(completed_at__isnull=False).count(), votes
 
