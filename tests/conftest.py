@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,17 @@ def run_python(*args, env=None, timeout=300):
         text=True,
         timeout=timeout,
     )
+
+
+def zip_upload(entries, name="upload.zip"):
+    """A zip of {entry name: bytes} as an uploaded file (a named, rewound buffer)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for entry, data in entries.items():
+            zf.writestr(entry, data)
+    buffer.seek(0)
+    buffer.name = name
+    return buffer
 
 
 def shared_data():

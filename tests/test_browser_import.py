@@ -1,8 +1,6 @@
 """A zip import as a researcher does it in the admin, in headless Chromium: upload, the progress
 page, the per-file report; and a page that follows a job a worker is running."""
 
-import io
-import zipfile
 from datetime import timedelta
 
 import pytest
@@ -11,17 +9,13 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from study.models import ImportJob, SourceImage
-from tests.conftest import admin_login, png_bytes, sample_image, screenshot
+from tests.conftest import admin_login, png_bytes, sample_image, screenshot, zip_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def zip_bytes(entries):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
+    return zip_upload(entries).getvalue()
 
 
 def test_a_researcher_uploads_a_zip_and_sees_the_import_done_with_its_report(

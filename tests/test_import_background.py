@@ -4,7 +4,6 @@ eager Celery, or a real worker process), and the job's page shows progress, then
 import io
 import re
 import time
-import zipfile
 from datetime import timedelta
 
 import pytest
@@ -19,19 +18,13 @@ from study.datasets import jobs
 from study.datasets.importing import import_files
 from study.datasets.tasks import run_import
 from study.models import Dataset, ImportJob, Method, SourceImage
-from tests.conftest import png_bytes, sample_image, worker_env
+from tests.conftest import png_bytes, sample_image, worker_env, zip_upload
 
 pytestmark = pytest.mark.django_db
 
 
 def make_zip(entries):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    buffer.seek(0)
-    buffer.name = "upload.zip"
-    return buffer
+    return zip_upload(entries, name="upload.zip")
 
 
 def good_zip(n=3):

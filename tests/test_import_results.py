@@ -1,8 +1,5 @@
 """Results made elsewhere: matched by name stem like sr_models.evaluate, bad files named."""
 
-import io
-import zipfile
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import TestCase
@@ -10,7 +7,7 @@ from django.urls import reverse
 
 from study.generation.queue import start_generation
 from study.models import Campaign, Candidate, ImportedResult, LowResImage, Method
-from tests.conftest import SHARED_DATA, png_bytes, sample_image
+from tests.conftest import SHARED_DATA, png_bytes, sample_image, zip_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -74,13 +71,8 @@ def test_an_imported_method_makes_candidates_from_its_files(
 
 
 def test_the_admin_takes_a_zip_of_results(dataset, client, researcher, eager_celery):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for i in range(3):
-            zf.writestr(f"out/img{i}_mine.png", png_bytes(sample_image(i + 20)))
-        zf.writestr("../evil.png", png_bytes(sample_image(9)))
-    buffer.seek(0)
-    buffer.name = "results.zip"
+    entries = {f"out/img{i}_mine.png": png_bytes(sample_image(i + 20)) for i in range(3)}
+    buffer = zip_upload({**entries, "../evil.png": png_bytes(sample_image(9))}, "results.zip")
     client.force_login(researcher)
     url = reverse("admin:study_method_import_results")
 

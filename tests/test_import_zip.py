@@ -1,7 +1,6 @@
 """A dataset uploaded as a zip in the admin: every file checked, a report, all or nothing."""
 
 import io
-import zipfile
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from PIL import Image
 
 from study.generation.queue import start_generation
 from study.models import Campaign, Dataset, LowResImage, Method, SourceImage
-from tests.conftest import png_bytes, sample_image
+from tests.conftest import png_bytes, sample_image, zip_upload
 
 # The upload's import runs in-process (eager Celery) once the request's transaction commits.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
@@ -26,13 +25,7 @@ def encoded(array, mode=None, fmt="PNG"):
 
 
 def make_zip(entries):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    buffer.seek(0)
-    buffer.name = "dataset.zip"
-    return buffer
+    return zip_upload(entries, name="dataset.zip")
 
 
 def bad_zip():
