@@ -6,7 +6,9 @@ vote has arrived since the page's version, the page's poll recomputes:
 
 - tables: ``write_report`` without figures or download-only files, the page's rounded tables
   and the fragment's HTML (what ``<pk>/report/fragment/`` does after the vote frame is read);
-- figures: the three PNG figures and their HTML (``<pk>/report/figures/``, fetched after);
+- figures: the three SVG figures and their HTML (``<pk>/report/figures/``, fetched alongside);
+- together: both at once in two worker processes, as the page asks for them and gunicorn's
+  workers serve them (the wall time until the page has new tables and new figures);
 - before (for comparison): the report as the page computed it before, every file and figure
   in PNG and SVG.
 
@@ -91,7 +93,7 @@ def figures(votes, obj, order) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        paths = draw_figures(votes, tmp, objective=obj, method_order=order, formats=("png",))
+        paths = draw_figures(votes, tmp, objective=obj, method_order=order, formats=("svg",))
         plots = page.plots_from_files(paths)
     t1 = time.perf_counter()
     html = render("report_figures", {"plots": plots})
@@ -140,6 +142,27 @@ def breakdown(votes, obj, order) -> dict[str, float]:
     return out
 
 
+_POOL_DATA = None
+
+
+def _pool_init():
+    global _POOL_DATA
+    setup_django()
+    _POOL_DATA = paper_campaign()
+    tables(*_POOL_DATA)
+    figures(*_POOL_DATA)
+
+
+def _pool_step(name):
+    return {"tables": tables, "figures": figures}[name](*_POOL_DATA)
+
+
+def together(pool) -> dict[str, float]:
+    t0 = time.perf_counter()
+    list(pool.map(_pool_step, ["tables", "figures"]))
+    return {"tables and figures": time.perf_counter() - t0}
+
+
 def line(label: str, runs: list[dict[str, float]]) -> str:
     parts = []
     for key in runs[0]:
@@ -166,6 +189,12 @@ def main() -> int:
     # Warm-up: imports (matplotlib, scipy) and first calls, paid once by a web process.
     tables(votes, obj, order)
     figures(votes, obj, order)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, initializer=_pool_init) as pool:
+        list(pool.map(_pool_step, ["tables", "figures"]))  # both workers warm
+        runs = [together(pool) for _ in range(a.repeat)]
+    print(line("refresh as the page does it (two processes at once)", runs), flush=True)
     for label, step in (
         ("refresh, tables (fragment/)", tables),
         ("refresh, figures (figures/)", figures),

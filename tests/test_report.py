@@ -50,7 +50,7 @@ def test_the_report_page_shows_tables_and_plots(live_campaign, client, researche
         "MOS against PSNR / SSIM",
     ]:
         assert title in html
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/svg+xml;base64,") == 3
     # Live campaign: the page follows incoming votes in place (no reload, scroll kept).
     assert 'http-equiv="refresh"' not in html and 'data-live="yes"' in html
     assert "72 rating votes from 8 raters" in html

@@ -115,14 +115,14 @@ def test_the_figures_come_apart_from_the_tables(live_campaign, client, researche
     simulate(live_campaign)
     client.force_login(researcher)
     fragment = client.get(report_url(live_campaign, "fragment/")).json()
-    assert "data:image/png" not in fragment["html"]  # the tables do not wait for matplotlib
+    assert "data:image/" not in fragment["html"]  # the tables do not wait for matplotlib
     figures = client.get(report_url(live_campaign, "figures/")).json()
     assert figures["version"] == fragment["version"]
-    assert figures["html"].count("data:image/png;base64,") == 3
+    assert figures["html"].count("data:image/svg+xml;base64,") == 3
     assert 'width="' in figures["html"] and "<table" not in figures["html"]
     # The page itself shows both at once.
     html = client.get(report_url(live_campaign)).content.decode()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/svg+xml;base64,") == 3
 
 
 def test_the_page_updates_in_place_instead_of_reloading(live_campaign, client, researcher):

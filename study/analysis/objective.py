@@ -52,8 +52,24 @@ def vqeg_logistic(x, b1, b2, b3, b4, b5):
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))) + b4 * x + b5
 
 
+def _logistic_jacobian(x, b1, b2, b3, b4, b5):
+    """Partial derivatives of :func:`vqeg_logistic` in its five parameters, one column each.
+
+    Given to the optimiser, they replace its finite differences (six evaluations per step):
+    the fits of a paper-size report take a fifth of the time and converge to the same optimum.
+    """
+    s = 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))
+    ds = b1 * s * (1.0 - s)
+    return np.column_stack([0.5 - s, ds * (x - b3), -ds * b2, x, np.ones_like(x)])
+
+
 # How a note of correlation.csv begins when the logistic could not be fitted to the points.
 FIT_FAILED = "logistic fit failed, so PLCC and RMSE are left empty"
+
+
+# Converging fits take 10-60 evaluations; points with no monotonic relation to MOS drive the
+# logistic towards a step and never converge: stop there and say so.
+_MAX_EVALUATIONS = 600
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -63,14 +79,22 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray | None, str]:
     sx = np.std(x)
     if sx == 0 or np.std(y) == 0:
         return None, "constant values: logistic not fitted"
-    p0 = [np.ptp(y), 1.0 / sx, np.mean(x), 0.0, np.mean(y)]
+    # Fitted on standardised x, where the five parameters have comparable scales, with the
+    # analytic Jacobian: a few dozen evaluations where raw x took hundreds (docs/benchmarks.md).
+    mx = np.mean(x)
+    xs = (x - mx) / sx
+    p0 = [np.ptp(y), 1.0, 0.0, 0.0, np.mean(y)]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p, _ = optimize.curve_fit(vqeg_logistic, x, y, p0=p0, maxfev=1500)
+            q, _ = optimize.curve_fit(
+                vqeg_logistic, xs, y, p0=p0, jac=_logistic_jacobian, maxfev=_MAX_EVALUATIONS
+            )
     except (RuntimeError, optimize.OptimizeWarning, ValueError) as exc:
         # A sentence first; the optimiser's own words stay after it for whoever debugs the fit.
         return None, f"{FIT_FAILED}: the optimiser did not converge ({exc})"
+    # Back to raw x: b2 (xs - b3) = (b2 / sx)(x - mx - sx b3) and b4 xs + b5 = (b4 / sx) x + ...
+    p = np.array([q[0], q[1] / sx, mx + sx * q[2], q[3] / sx, q[4] - q[3] * mx / sx])
     if not np.all(np.isfinite(p)):
         return None, f"{FIT_FAILED}: its parameters came out infinite or NaN"
     return p, ""

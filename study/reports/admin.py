@@ -88,7 +88,8 @@ class CampaignReportMixin:
 
     def report_fragment_view(self, request, pk):
         """The report's body as JSON for the page's poll: ``version``, ``live``, ``changed`` and,
-        when the version differs from the page's (``?version=``), the body's ``html``."""
+        when the version differs from the page's (``?version=``), the body's ``html``; with
+        ``peek=1`` only whether it changed (the poll then fetches tables and figures at once)."""
         campaign = self._campaign_for(request, pk)
         version = page.report_version(campaign)
         reply = {
@@ -96,7 +97,7 @@ class CampaignReportMixin:
             "live": campaign.status == Campaign.LIVE,
             "changed": request.GET.get("version") != version,
         }
-        if reply["changed"]:
+        if reply["changed"] and not request.GET.get("peek"):
             context = {
                 **_body_context(campaign, version),
                 "base_template": fragment_base("report_body"),
@@ -105,8 +106,8 @@ class CampaignReportMixin:
         return _no_store(JsonResponse(reply))
 
     def report_figures_view(self, request, pk):
-        """The report's figures as JSON (``version``, ``html``), which the page fetches after
-        swapping in new tables: drawing them is the slow part, so the tables do not wait."""
+        """The report's figures as JSON (``version``, ``html``), which the page fetches alongside
+        the new tables: drawing them is the slow part, so the tables do not wait for them."""
         campaign = self._campaign_for(request, pk)
         version = page.report_version(campaign)
         context = {

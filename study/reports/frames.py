@@ -128,8 +128,8 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
     return paths
 
 
-def draw_report_figures(campaign, out_dir, formats=("png",)):
-    """The report's figures of a campaign (PNG only by default, as the report page shows them)."""
+def draw_report_figures(campaign, out_dir, formats=("svg",)):
+    """The report's figures of a campaign (SVG only by default, as the report page shows them)."""
     return draw_figures(
         _votes_to_report(campaign),
         out_dir,

@@ -9,6 +9,7 @@ update does not wait for matplotlib."""
 import base64
 import json
 import math
+import re
 import tempfile
 from dataclasses import dataclass, field
 
@@ -91,9 +92,9 @@ SECTIONS = [
     ),
 ]
 PLOTS = [
-    ("mos_ci.png", "MOS with 95% confidence intervals"),
-    ("score_distribution.png", "Distribution of scores per method"),
-    ("mos_vs_psnr.png", "MOS against PSNR"),
+    ("mos_ci.svg", "MOS with 95% confidence intervals"),
+    ("score_distribution.svg", "Distribution of scores per method"),
+    ("mos_vs_psnr.svg", "MOS against PSNR"),
 ]
 
 
@@ -126,13 +127,16 @@ def report_context(campaign, version=None):
 
 
 def figures_context(campaign, version=None):
-    """``{"plots": [...]}``: the report's figures as inline PNG, cached per version."""
+    """``{"plots": [...]}``: the report's figures as inline SVG, cached per version.
+
+    SVG rather than PNG: matplotlib writes it in half the time (no rasterising; text stays
+    text), the files are smaller, and they stay sharp when the researcher zooms in."""
     version = version or report_version(campaign)
     key = f"srmos-report-figures-{campaign.pk}-{version}"
     plots = cache.get(key)
     if plots is None:
         with tempfile.TemporaryDirectory() as tmp:
-            plots = plots_from_files(draw_report_figures(campaign, tmp))
+            plots = plots_from_files(draw_report_figures(campaign, tmp, formats=("svg",)))
         cache.set(key, plots, timeout=3600)
     return {"plots": plots}
 
@@ -145,9 +149,9 @@ def context_from_files(paths):
 
 
 def plots_from_files(paths):
-    """The page's figures, titled, from the PNG files of ``draw_figures`` (name -> path)."""
+    """The page's figures, titled, from the SVG files of ``draw_figures`` (name -> path)."""
     return [
-        {"title": title, **_png(paths[name].read_bytes())} for name, title in PLOTS if name in paths
+        {"title": title, **_svg(paths[name].read_bytes())} for name, title in PLOTS if name in paths
     ]
 
 
@@ -253,7 +257,12 @@ def fit_failures(table):
     ]
 
 
-def _png(data):
-    """A PNG inline, with its size so the page keeps its layout while the image decodes."""
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    return {"data": base64.b64encode(data).decode(), "width": width, "height": height}
+def _svg(data):
+    """An SVG inline (as an image, so its ids and styles cannot meet the page's), with its size
+    in CSS pixels so the page keeps its layout while the image decodes."""
+    head = data[:2000].decode("utf-8", "replace")
+    size = {}
+    for dim in ("width", "height"):
+        match = re.search(rf'<svg[^>]*\b{dim}="([0-9.]+)pt"', head, re.S)
+        size[dim] = round(float(match.group(1)) * 4 / 3) if match else ""  # 1 pt = 4/3 px
+    return {"data": base64.b64encode(data).decode(), **size}
