@@ -225,6 +225,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # many equal-size candidates of one network method a GPU worker runs as one batch.
 SRMOS_GENERATION_LEASE = env_int("SRMOS_GENERATION_LEASE", 60)
 SRMOS_GPU_BATCH = env_int("SRMOS_GPU_BATCH", 8)
+# Registered models (docs/models.md): the most one forward on a tile may take, checked when a
+# model is registered; the LRU budget of models a worker keeps loaded is SRMOS_MODEL_CACHE_MB,
+# read by sr_models.model_cache in the worker.
+SRMOS_MODEL_MEMORY_MB = env_int("SRMOS_MODEL_MEMORY_MB", 4096)
 if SRMOS_GENERATION_LEASE < 1 or SRMOS_GPU_BATCH < 1:
     raise ImproperlyConfigured("SRMOS_GENERATION_LEASE and SRMOS_GPU_BATCH must be at least 1")
 

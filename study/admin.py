@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from study.datasets import admin as datasets_admin  # noqa: F401  (registers its ModelAdmins)
+from study.generation import model_admin  # noqa: F401  (registers ModelRegistrationAdmin)
 from study.generation.admin import CampaignGenerationMixin
 from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
-from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
+from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen, scale_mismatches
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
 from study.rating.cockpit import CampaignCrowdMixin
 from study.reports.admin import CampaignReportMixin
@@ -97,6 +98,7 @@ class CampaignAdmin(
         return fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs.setdefault("form", CampaignForm)
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None or not obj.design_frozen():
             return form
@@ -212,6 +214,16 @@ class CampaignAdmin(
                 copy.seed,
             ),
         )
+
+
+class CampaignForm(forms.ModelForm):
+    def clean(self):
+        data = super().clean()
+        methods, scale = data.get("methods"), data.get("scale")
+        if methods is not None and scale is not None:
+            for problem in scale_mismatches(methods, scale):
+                self.add_error("methods", problem)
+        return data
 
 
 class CloneForm(forms.Form):

@@ -169,11 +169,25 @@ class SourceImageAdmin(admin.ModelAdmin):
 
 @admin.register(Method)
 class MethodAdmin(MethodResultsMixin, admin.ModelAdmin):
-    list_display = ["slug", "name", "kind", "lr_input"]
+    list_display = ["slug", "name", "kind", "lr_input", "network"]
     list_filter = ["kind"]
+    list_select_related = ["registration"]
+
+    @admin.display(description="own network (sha256, architecture, scale, parameters)")
+    def network(self, obj):
+        registration = getattr(obj, "registration", None)
+        if registration is None:
+            return "-"
+        return (
+            f"{registration.sha256[:12]}, {registration.architecture}, x{registration.scale}, "
+            f"{registration.parameter_count or 0:,} parameters"
+        )
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.in_use():
             fields += [f for f in FROZEN_METHOD_FIELDS if f not in fields]
+        if obj is not None and getattr(obj, "registration", None) is not None:
+            # What a registered network is was checked by a worker: it cannot be edited here.
+            fields += [f for f in ("kind", "parameters", "network") if f not in fields]
         return fields

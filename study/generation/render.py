@@ -23,6 +23,7 @@ from PIL import Image
 from sr_models.degrade import modcrop
 from sr_models.methods import get_method
 from sr_models.metrics import psnr, ssim
+from study.generation import networks
 from study.generation.inputs import hr_for, lr_input, read_png
 from study.models import Candidate, ImportedResult, Method
 
@@ -96,6 +97,9 @@ def upscale_all(method, jobs, scale):
         return [job.hr for job in jobs]
     if method.kind == Method.IMPORTED:
         return [_imported(job.candidate, job.hr) for job in jobs]
+    if method.kind == Method.NETWORK and hasattr(method, "registration"):
+        _device_note(method.slug)
+        return networks.upscale(method, [job.lr for job in jobs], scale)
     if method.kind in (Method.INTERPOLATION, Method.NETWORK):
         sr_method = get_method(method.sr_method, scale=scale)
         if sr_method.kind == "network":

@@ -21,7 +21,9 @@ from django.db import OperationalError, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
+from study.generation import registering
 from study.models import Campaign, Candidate, Method
+from study.models.networks import ModelRegistration
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +191,21 @@ def _record(candidate_id, token, result):
         finished_at=timezone.now(),
         lease_expires=None,
     )
+
+
+@shared_task(name="study.tasks.validate_model", acks_late=True)
+def validate_model(registration_id):
+    """Load a registered model file, run it on small inputs, and create its method or refuse it
+    (study.generation.registering says how the row is claimed and settled)."""
+    token = uuid.uuid4().hex
+    if not registering.claim(registration_id, token):
+        return  # gone, settled, or being validated by a live worker
+    registration = ModelRegistration.objects.get(pk=registration_id)
+    from study.generation import networks  # torch: workers only
+
+    try:
+        findings, refusal = networks.check(registration)
+    except Exception as exc:  # a model's own code can raise anything: refuse it, say what
+        log.exception("validating model %s", registration.slug)
+        findings, refusal = None, f"loading or running it failed: {type(exc).__name__}: {exc}"
+    registering.settle(registration, token, findings, refusal)

@@ -15,6 +15,7 @@ from study.models.catalog import (
     source_upload_to,
 )
 from study.models.imports import ImportJob as ImportJob
+from study.models.networks import ModelRegistration as ModelRegistration
 from study.models.order import session_order, trial_order
 from study.models.session import (
     GOLD_EXPECTATIONS,

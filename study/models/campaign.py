@@ -14,6 +14,7 @@ from study.models.design import (
     lr_mismatches,
     lr_of,
     refuse_frozen_m2m,
+    scale_mismatches,
 )
 from study.models.texts import DEFAULT_CONSENT, DEFAULT_INSTRUCTIONS
 from study.models.tokens import completion_code, public_id, rater_token
@@ -311,7 +312,8 @@ class Campaign(models.Model):
                 "are final (raters score them and the exports describe them). Clone the "
                 "campaign to generate a new design."
             )
-        return ""
+        mismatched = scale_mismatches(self.methods.select_related("registration"), self.scale)
+        return " ".join(mismatched)
 
 
 # The paper's calibration anchors: nearest neighbour shown as "1 - bad", HR as "5 - excellent".

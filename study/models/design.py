@@ -42,6 +42,19 @@ def check_kernel(kernel):
         raise ValueError(f"unknown kernel {kernel!r}: choose one of {', '.join(KERNELS)}")
 
 
+def scale_mismatches(methods, scale):
+    """One message per registered network that does not upscale by the campaign's scale."""
+    problems = []
+    for method in methods:
+        registration = getattr(method, "registration", None) if method.pk else None
+        if registration is not None and registration.scale != scale:
+            problems.append(
+                f"{method.slug} upscales x{registration.scale}, the campaign needs x{scale}: "
+                f"register a x{scale} model or change the campaign's scale."
+            )
+    return problems
+
+
 def lr_of(method, campaign):
     """How the LR input of `method`'s images in `campaign` was made, in words for exports."""
     if method.kind == Method.REFERENCE:

@@ -1,0 +1,165 @@
+"""Registering a researcher's own network from the admin: an upload form (staff with the
+``study.register_model`` permission only), then the registration's page, which follows the
+worker's check until the method exists or the refusal says why."""
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+
+from study.generation import registering
+from study.models.networks import MODEL_SUFFIXES, ModelRegistration, store_model_file
+
+PERMISSION = "study.register_model"
+
+
+class RegisterModelForm(forms.ModelForm):
+    model_file = forms.FileField(
+        help_text=f"The weights or program ({', '.join(MODEL_SUFFIXES)}). Loading it runs code "
+        "on the workers: register only files you trust (docs/models.md)."
+    )
+    kwargs = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Own class: a JSON object of its arguments, e.g. {"scale": 4, "blocks": 8}.',
+    )
+
+    class Meta:
+        model = ModelRegistration
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "route",
+            "class_path",
+            "kwargs",
+            "input_range",
+            "output_range",
+            "channels",
+            "scale",
+            "half_requested",
+        ]
+        labels = {"slug": "Method name", "half_requested": "Half precision"}
+
+    def clean_kwargs(self):
+        raw = (self.cleaned_data.get("kwargs") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not JSON: {exc.msg} at character {exc.pos}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('a JSON object is needed, e.g. {"scale": 4}')
+        return value
+
+    def clean(self):
+        data = super().clean()
+        try:
+            registering.check_request(
+                data.get("slug"), data.get("route"), data.get("class_path", "")
+            )
+        except registering.RegistrationRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+@admin.register(ModelRegistration)
+class ModelRegistrationAdmin(admin.ModelAdmin):
+    list_display = ["slug", "status", "architecture", "scale", "parameters", "hash", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = [
+        "status",
+        "verdict",
+        "method_link",
+        "sha256",
+        "size",
+        "original_name",
+        "architecture",
+        "detected_route",
+        "scale",
+        "parameters",
+        "half",
+        "peak_memory_mb",
+        "validation_seconds",
+        "attempts",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+
+    def has_add_permission(self, request):
+        return request.user.has_perm(PERMISSION)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a registration is a record; register again to change anything
+
+    def has_delete_permission(self, request, obj=None):
+        # A refused or abandoned registration may go; a registered model stays with its method.
+        return request.user.has_perm(PERMISSION) and (obj is None or obj.method_id is None)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = RegisterModelForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["model_file", *RegisterModelForm.Meta.fields]
+        return ["slug", "name", "description", "route", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (
+            [] if obj is None else ["slug", "name", "description", "route", *self.readonly_fields]
+        )
+
+    def save_model(self, request, obj, form, change):
+        upload = form.cleaned_data["model_file"]
+        path, sha, size = store_model_file(upload, upload.name)
+        obj.file, obj.sha256, obj.size, obj.original_name = path, sha, size, upload.name
+        obj.created_by = request.user
+        obj.save()
+        transaction.on_commit(lambda: registering.queue_check(obj.pk))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(
+            request, f"{obj.original_name} is stored; a worker is checking it (this page follows)."
+        )
+        return HttpResponseRedirect(reverse("admin:study_modelregistration_change", args=[obj.pk]))
+
+    @admin.display(description="verdict")
+    def verdict(self, obj):
+        if obj.status == obj.REFUSED:
+            return format_html('<span class="errornote" id="model-refusal">{}</span>', obj.error)
+        if obj.status == obj.VALID:
+            text, element = "Registered: the method can be added to campaigns.", "model-registered"
+        else:
+            text = "Waiting for a worker to load and run the model (this page reloads every 3 s)."
+            element = "model-waiting"
+        return format_html('<span id="{}">{}</span>', element, text)
+
+    @admin.display(description="method")
+    def method_link(self, obj):
+        if obj.method_id is None:
+            return "-"
+        url = reverse("admin:study_method_change", args=[obj.method_id])
+        return format_html('<a href="{}">{}</a>', url, obj.method.slug)
+
+    @admin.display(description="parameters")
+    def parameters(self, obj):
+        return "-" if obj.parameter_count is None else f"{obj.parameter_count:,}"
+
+    @admin.display(description="sha256")
+    def hash(self, obj):
+        return obj.sha256[:12]
+
+    @admin.display(description="half precision")
+    def half(self, obj):
+        if not obj.half_requested:
+            return "not requested"
+        verdict = {True: "on", False: "off", None: "not checked"}[obj.half_ok]
+        return f"{verdict}. {obj.half_note}".strip()
