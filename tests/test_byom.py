@@ -120,6 +120,14 @@ def test_models_of_every_route_register_and_generate_a_campaign_on_a_real_worker
     assert own.count() == 3 * len(expected)
     assert all(c.psnr is not None and c.width == 64 and c.height == 48 for c in own)
     assert all(a == 1 for a in own.values_list("attempts", flat=True))
+    # Exports name the exact model behind each method.
+    from study.reports.frames import method_provenance
+
+    provenance = method_provenance(campaign)
+    esrgan = ModelRegistration.objects.get(slug="own-esrgan")
+    assert provenance["own-esrgan"].startswith("own network ESRGAN (route spandrel, file e.pth")
+    assert esrgan.sha256 in provenance["own-esrgan"]
+    assert provenance["bicubic"] == "interpolation"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.analysis import draw_figures, mos_table, validate_votes, write_report
-from study.models import Candidate, Trial
+from study.models import Candidate, Method, Trial
 from study.models.catalog import paper_order
 
 VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
@@ -73,6 +73,26 @@ def method_lr(campaign):
     return {m.slug: campaign.lr_of(m) for m in paper_order(campaign.methods.all())}
 
 
+def method_provenance(campaign):
+    """{method slug: what made its images, in words} for every method of the campaign: own
+    networks by their file's hash, architecture and route, so an export names the exact model."""
+    out = {}
+    for m in paper_order(campaign.methods.select_related("registration")):
+        reg = getattr(m, "registration", None)
+        if reg is not None:
+            half = ", half precision" if m.parameters.get("half") else ""
+            out[m.slug] = (
+                f"own network {reg.architecture} (route {reg.detected_route}, file "
+                f"{reg.original_name}, sha256 {reg.sha256}, {reg.parameter_count:,} parameters, "
+                f"x{reg.scale}{half})"
+            )
+        elif m.kind == Method.NETWORK:
+            out[m.slug] = f"built-in network {m.sr_method} (sr_models/checkpoints)"
+        else:
+            out[m.slug] = m.get_kind_display().lower()
+    return out
+
+
 def objective_frame(campaign):
     rows = campaign.candidates.filter(status=Candidate.DONE).values_list(
         "image__dataset__name", "image__name", "method__slug", "psnr", "ssim"
@@ -119,6 +139,8 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
         f"vote_floor_ms: {campaign.vote_floor_ms}",
         "lr_per_method:",
         *(f"  {slug}: {lr}" for slug, lr in method_lr(campaign).items()),
+        "methods:",
+        *(f"  {slug}: {what}" for slug, what in method_provenance(campaign).items()),
     ]
     warnings = campaign.lr_warnings()
     if warnings:
