@@ -55,6 +55,9 @@ def paper_campaign():
     rng = np.random.default_rng(0)
     obj["psnr"] = np.where(obj["method"] == "hr", np.inf, rng.normal(27, 2, len(obj)))
     obj["ssim"] = np.where(obj["method"] == "hr", 1.0, rng.uniform(0.6, 0.9, len(obj)))
+    # A campaign's default metric panel beside them (random too: the fits' worst case).
+    obj["gmsd"] = np.where(obj["method"] == "hr", 0.0, rng.uniform(0.05, 0.25, len(obj)))
+    obj["haarpsi"] = np.where(obj["method"] == "hr", 1.0, rng.uniform(0.4, 0.9, len(obj)))
     order = list(dict.fromkeys(design["method"]))  # paper_design lists them in the paper's order
     return votes, obj, order
 

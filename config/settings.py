@@ -6,6 +6,7 @@ secret key generated once into ./data/secret_key. Set DATABASE_URL=postgres://..
 CELERY_BROKER_URL=redis://... for a real deployment.
 """
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -236,6 +237,14 @@ SRMOS_DEFAULT_SCALE = 4
 SRMOS_DEFAULT_KERNEL = "matlab-bicubic"
 # VGG19 weights for the VGG content losses (torchvision's download is tried when this is empty).
 SRMOS_VGG19_WEIGHTS = env_str("SRMOS_VGG19_WEIGHTS")
+# Weight files of the learned metrics (LPIPS, DISTS, BRISQUE; docs/analysis.md), never
+# downloaded: a JSON object of key -> path, e.g. {"vgg16": "/w/vgg16-397923af.pth", "lpips": ...}.
+try:
+    SRMOS_METRIC_WEIGHTS = json.loads(env_str("SRMOS_METRIC_WEIGHTS") or "{}")
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"SRMOS_METRIC_WEIGHTS is not JSON: {exc}") from None
+if not isinstance(SRMOS_METRIC_WEIGHTS, dict):
+    raise ImproperlyConfigured('SRMOS_METRIC_WEIGHTS must be a JSON object, e.g. {"lpips": PATH}')
 
 LOGGING = {
     "version": 1,

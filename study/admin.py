@@ -10,11 +10,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from study.datasets import admin as datasets_admin  # noqa: F401  (registers its ModelAdmins)
-from study.generation import model_admin  # noqa: F401  (registers ModelRegistrationAdmin)
+from study.generation import (
+    model_admin,  # noqa: F401  (registers ModelRegistrationAdmin)
+    queue,
+)
 from study.generation.admin import CampaignGenerationMixin
 from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
 from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen, scale_mismatches
+from study.models.metrics import metric_choices
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
 from study.rating.cockpit import CampaignCrowdMixin
 from study.reports.admin import CampaignReportMixin
@@ -37,6 +41,7 @@ class CampaignAdmin(
         "rater_links_list",
         "recruitment_link",
         "exports",
+        "metric_coverage",
         "launched_at",
         "closed_at",
         *CampaignCrowdMixin.crowd_fields,
@@ -46,6 +51,7 @@ class CampaignAdmin(
         (None, {"fields": ["name", "description", "datasets", "methods"]}),
         ("Design", {"fields": ["scale", "kernel", "lr_source", "seed", "rater_links"]}),
         ("State", {"fields": ["status", "generation_panel", "launched_at", "closed_at"]}),
+        ("Objective metrics", {"fields": ["metrics", "metric_coverage"]}),
         (
             "Rater session",
             {
@@ -113,6 +119,13 @@ class CampaignAdmin(
                 return super().clean()
 
         return FrozenDesignForm
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "metrics" in form.changed_data:
+            n = queue.queue_metrics(obj)
+            if n:
+                self.message_user(request, f"{n} candidates queued for their missing metrics.")
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -217,6 +230,15 @@ class CampaignAdmin(
 
 
 class CampaignForm(forms.ModelForm):
+    metrics = forms.MultipleChoiceField(
+        choices=metric_choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Computed by the workers for every candidate, beside PSNR/SSIM; one ticked "
+        "after generation is computed for the existing images (Compute missing metrics). "
+        "LPIPS, DISTS and BRISQUE need weight files (SRMOS_METRIC_WEIGHTS, docs/analysis.md).",
+    )
+
     def clean(self):
         data = super().clean()
         methods, scale = data.get("methods"), data.get("scale")

@@ -142,6 +142,29 @@ def test_it_runs_from_the_command_line(tmp_path, campaign):
     assert {p.name for p in (tmp_path / "out").iterdir()} == EXPECTED
 
 
+def test_the_command_line_judges_every_metric_column_as_p1401_does(tmp_path, campaign):
+    votes, obj = campaign
+    mos = mos_per_stimulus(votes).set_index(["dataset", "image", "method"])["mos"]
+    rng = np.random.default_rng(3)
+    true = obj.set_index(["dataset", "image", "method"]).index.map(mos).to_numpy()
+    obj = obj.assign(good=true + rng.normal(0, 0.2, len(obj)), gmsd=rng.random(len(obj)))
+    obj.loc[obj.index[:3], "good"] = np.nan  # missing for three stimuli: the rest still count
+    votes.to_csv(tmp_path / "votes.csv", index=False)
+    obj.to_csv(tmp_path / "objective.csv", index=False)
+    args = ["--votes", str(tmp_path / "votes.csv"), "--out", str(tmp_path / "out")]
+    assert main([*args, "--objective", str(tmp_path / "objective.csv"), "--no-plots"]) == 0
+    panel = pd.read_csv(tmp_path / "out" / "metric_panel.csv")
+    pooled = panel[(panel["dataset"] == "all") & (panel["level"] == "stimulus")]
+    assert set(pooled["metric"]) == {"psnr", "ssim", "good", "gmsd"}
+    good = pooled.set_index("metric").loc["good"]
+    assert good["rank"] == 1 and good["n_excluded"] == 3
+    comparison = pd.read_csv(tmp_path / "out" / "metric_comparison.csv")
+    assert {"paired bootstrap"} <= set(comparison["test"])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert any(s.startswith("On this study, GOOD predicts MOS better than PSNR") for s in
+               manifest["metric_panel"])  # fmt: skip
+
+
 def no_silent_nan(df: pd.DataFrame, note: str = "note") -> bool:
     """Every row with a NaN statistic carries a note saying why."""
     stats_cols = [c for c in df.columns if df[c].dtype.kind == "f"]

@@ -28,6 +28,9 @@ def test_a_researcher_compares_pans_zooms_blinks_and_exports_a_figure(
         " return [i.naturalWidth, i.getBoundingClientRect().width * devicePixelRatio]; }"
     )
     assert shown == pytest.approx(natural)
+    # The campaign's metrics beside PSNR/SSIM, rounded; a missing one says why on hover.
+    caption = page.inner_text(".panel[data-key='bicubic'] figcaption.metrics")
+    assert " dB / " in caption and "GMSD 0." in caption and "HaarPSI 0." in caption
     # Zoom and pan move every panel together, the LR input included.
     page.keyboard.press("+")
     assert page.inner_text("#zoom-level") == "2x"

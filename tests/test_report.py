@@ -47,10 +47,11 @@ def test_the_report_page_shows_tables_and_plots(live_campaign, client, researche
         "Paired Wilcoxon signed-rank tests",
         "Rater screening",
         "Reliability",
-        "MOS against PSNR / SSIM",
+        "Which metric agrees with people (ITU-T P.1401)",
     ]:
         assert title in html
-    assert html.count("data:image/svg+xml;base64,") == 3
+    # MOS with CIs, score distribution, MOS against PSNR and the metric panel.
+    assert html.count("data:image/svg+xml;base64,") == 4
     # Live campaign: the page follows incoming votes in place (no reload, scroll kept).
     assert 'http-equiv="refresh"' not in html and 'data-live="yes"' in html
     assert "72 rating votes from 8 raters" in html

@@ -16,6 +16,7 @@ from . import plots
 from .mos import summarize
 from .objective import method_ranking, objective_correlation, validate_objective
 from .order import sort_rows
+from .panel_report import draw_metric_panel, panel_metrics, write_metric_panel
 from .power import power_table
 from .reliability import reliability_table
 from .schema import VotesError, ratings, validate_votes
@@ -140,12 +141,17 @@ def write_report(
     if not quality.attrs.get("converged", True):
         notes.append(_unconverged_note(quality.attrs["n_iter"]))
     _write_comparisons(put, r, pairing, order, by_rater=downloads)
-    notes += _write_objective(put, mos, stim, obj, order)
+    # With a metric panel, the live page (no downloads) shows it instead of correlation.csv.
+    panel = panel_metrics(obj)
+    notes += _write_objective(put, mos, stim, obj, order, correlation=downloads or not panel)
+    sentences = write_metric_panel(put, stim, obj, full=downloads)
     if downloads:
         files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
     if plots_enabled:
         files.update(_draw_plots(r, mos, obj, out, order))
     manifest = _manifest(v, r, stim, raters, quality, ci, pairing, notes, min_var)
+    if panel:
+        manifest["metric_panel"] = sentences
     files["manifest.json"] = out / "manifest.json"
     files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
     return files
@@ -234,15 +240,18 @@ def _write_objective(
     stim: pd.DataFrame,
     obj: pd.DataFrame | None,
     method_order: Sequence[str] | None = None,
+    correlation: bool = True,
 ) -> list[str]:
-    """Write ``correlation.csv, ranking.csv, table2.csv``; returns the notes for the manifest.
+    """Write ``correlation.csv`` (unless ``correlation`` is False), ``ranking.csv, table2.csv``;
+    returns the notes for the manifest.
 
     Without objective metrics ``correlation.csv`` holds one row saying so; with them, a note says
     how many rated stimuli have no metrics, if any.
     """
     notes = []
     if obj is not None:
-        put("correlation.csv", objective_correlation(stim, obj))
+        if correlation:  # else the metric panel judges PSNR and SSIM with the other metrics
+            put("correlation.csv", objective_correlation(stim, obj))
         unmatched = len(stim) - len(stim.merge(obj, on=["dataset", "image", "method"]))
         if unmatched:
             notes.append(f"{unmatched} rated stimuli have no objective metrics")
@@ -285,6 +294,9 @@ def _draw_plots(
     files.update(plots.mos_ci(mos, out, method_order, formats))
     if obj is not None:
         files.update(plots.mos_vs_psnr(mos, obj, out, formats))
+        if panel_metrics(obj):
+            stim = summarize(r, ("dataset", "image", "method"), "t", method_order)
+            files.update(draw_metric_panel(stim, obj, out, formats))
     return files
 
 

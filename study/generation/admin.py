@@ -30,6 +30,7 @@ ACTIONS = {
     "generate": (queue.start_generation, "{n} candidates queued for the workers."),
     "retry": (queue.retry_failed, "{n} failed candidates queued again."),
     "cancel": (queue.cancel_generation, "{n} queued candidates withdrawn."),
+    "metrics": (queue.queue_metrics, "{n} candidates queued for their missing metrics."),
 }
 
 
@@ -37,7 +38,12 @@ class CampaignGenerationMixin:
     """The generation panel and its actions, for CampaignAdmin: the panel's buttons and the list
     actions run the same code and say the same thing."""
 
-    generation_actions = ["generate_candidates", "retry_failed", "cancel_generation"]
+    generation_actions = [
+        "generate_candidates",
+        "retry_failed",
+        "cancel_generation",
+        "compute_metrics",
+    ]
 
     def get_urls(self):
         urls = [
@@ -88,6 +94,29 @@ class CampaignGenerationMixin:
         else:
             self.message_user(request, f"unknown action {action}", messages.ERROR)
         return HttpResponseRedirect(reverse("admin:study_campaign_change", args=[pk]))
+
+    @admin.action(description="Compute missing metrics (images stay)", permissions=["change"])
+    def compute_metrics(self, request, queryset):
+        for campaign in queryset:
+            self.run_generation_action(request, campaign, "metrics", prefix=f"{campaign}: ")
+
+    @admin.display(description="metric coverage")
+    def metric_coverage(self, obj):
+        if not obj.pk or not obj.metrics:
+            return "No metrics beyond PSNR/SSIM chosen."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+            (
+                (name, have, made, reason)
+                for name, (have, made, reason) in queue.metric_coverage(obj).items()
+            ),
+        )
+        return format_html(
+            '<table id="metric-coverage"><tr><th>metric</th><th>computed</th>'
+            "<th>why some are missing</th></tr>{}</table>",
+            rows,
+        )
 
     @admin.display(description="generation")
     def generation_panel(self, obj):
@@ -155,6 +184,7 @@ def _panel_buttons(campaign, report):
                 ("generate", "Generate"),
                 ("retry", "Retry failed"),
                 ("cancel", "Cancel"),
+                ("metrics", "Compute missing metrics"),
             ]
         ),
     )

@@ -91,3 +91,47 @@ def cancel_generation(campaign):
         )
     campaign.refresh_from_db()
     return n
+
+
+METRIC_CHUNK = 20  # candidates per metrics task: a few seconds of CPU each
+
+
+def queue_metrics(campaign):
+    """Queue the campaign's metrics for its made candidates that lack a value for any (a metric
+    added after generation, or one that failed). Images are not made again; any campaign
+    status, live and closed included, since metrics change no image, vote or design.
+
+    Returns the number of candidates queued."""
+    wanted = set(campaign.metrics)
+    if not wanted:
+        return 0
+    ids = [
+        pk
+        for pk, values in campaign.candidates.filter(status=Candidate.DONE).values_list(
+            "pk", "metrics"
+        )
+        if not wanted <= set(values or {})
+    ]
+    for start in range(0, len(ids), METRIC_CHUNK):
+        chunk = ids[start : start + METRIC_CHUNK]
+        transaction.on_commit(
+            lambda chunk=chunk: tasks.compute_metrics.apply_async(args=[chunk], queue="cpu")
+        )
+    return len(ids)
+
+
+def metric_coverage(campaign):
+    """{metric: (values, made candidates, first reason one is missing or "")} per campaign metric."""
+    made = list(
+        campaign.candidates.filter(status=Candidate.DONE).values_list("metrics", "metric_notes")
+    )
+    coverage = {}
+    for name in campaign.metrics:
+        have = sum(1 for values, _ in made if name in (values or {}))
+        reasons = [
+            notes[name]
+            for values, notes in made
+            if name not in (values or {}) and name in (notes or {})
+        ]
+        coverage[name] = (have, len(made), reasons[0] if reasons else "")
+    return coverage

@@ -13,15 +13,17 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
 from sr_models.degrade import modcrop
 from sr_models.methods import get_method
+from sr_models.metric_panel import MetricFailure, compute_metrics
 from sr_models.metrics import psnr, ssim
 from study.generation import networks
 from study.generation.inputs import hr_for, lr_input, read_png
@@ -40,6 +42,8 @@ class Rendered:
     ssim: float
     seconds: float = 0.0
     notes: str = ""
+    metrics: dict = field(default_factory=dict)
+    metric_notes: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -160,7 +164,9 @@ def render_candidates(candidates):
     # release the GIL, so a GPU worker's batch finishes on several cores.
     pairs = list(zip(jobs, outputs, strict=True))
     if len(pairs) > 1:
-        with ThreadPoolExecutor(max_workers=min(len(pairs), FINISH_THREADS)) as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(len(pairs), FINISH_THREADS), initializer=_one_torch_thread
+        ) as pool:
             finished = list(pool.map(finish, pairs))
     else:
         finished = [finish(pair) for pair in pairs]
@@ -169,11 +175,21 @@ def render_candidates(candidates):
     return results
 
 
+def _one_torch_thread():
+    # The metrics run torch ops in each finishing thread: one OpenMP thread apiece, or the
+    # threads oversubscribe the cores (HaarPSI 14 ms an image alone, 770 ms oversubscribed).
+    # Thread-local: the worker's inference keeps all its threads.
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _finish(job, sr, scale):
     hr = job.hr
     if sr.shape != hr.shape:
         raise ValueError(f"{job.candidate.method.slug} returned {sr.shape}, expected {hr.shape}")
     path = store(job.candidate, sr)
+    values, notes = measure(hr, sr, job.candidate.campaign.metrics, scale)
     return Rendered(
         path=path,
         width=sr.shape[1],
@@ -181,7 +197,32 @@ def _finish(job, sr, scale):
         psnr=psnr(hr, sr, crop_border=scale, y_channel=True),
         ssim=ssim(hr, sr, crop_border=scale, y_channel=True),
         notes=job.notes,
+        metrics=values,
+        metric_notes=notes,
     )
+
+
+def measure(hr, sr, names, scale):
+    """The campaign's other metrics of one candidate: (name -> value, name -> why missing).
+
+    A metric that fails on this image is missing with its reason; the others are kept."""
+    if not names:
+        return {}, {}
+    results = compute_metrics(
+        hr, sr, names, crop_border=scale, weights=settings.SRMOS_METRIC_WEIGHTS
+    )
+    values = {k: v for k, v in results.items() if not isinstance(v, MetricFailure)}
+    notes = {k: v.reason for k, v in results.items() if isinstance(v, MetricFailure)}
+    return values, notes
+
+
+def measure_stored(candidate, names):
+    """Metrics `names` of a made candidate from its stored PNG (a metric added afterwards)."""
+    hr, _ = hr_for(candidate.image, candidate.campaign.scale)
+    sr = read_png(candidate.file.name)
+    if sr.shape != hr.shape:
+        raise ValueError(f"stored image is {sr.shape}, its HR {hr.shape}: generate it again")
+    return measure(hr, sr, names, candidate.campaign.scale)
 
 
 def _with_seconds(rendered, seconds):

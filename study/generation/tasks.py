@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -185,12 +185,38 @@ def _record(candidate_id, token, result):
         height=result.height,
         psnr=result.psnr,
         ssim=result.ssim,
+        metrics=result.metrics,
+        metric_notes=result.metric_notes,
         seconds=result.seconds,
         notes=result.notes,
         error="",
         finished_at=timezone.now(),
         lease_expires=None,
     )
+
+
+@shared_task(name="study.tasks.compute_metrics", acks_late=True)
+def compute_metrics(candidate_ids):
+    """Compute the campaign's metrics that made candidates lack (a metric added afterwards),
+    from their stored images; a second delivery finds nothing missing and does nothing."""
+    from study.generation.render import measure_stored  # torch: workers only
+
+    for candidate in Candidate.objects.filter(pk__in=candidate_ids, status=Candidate.DONE):
+        missing = candidate.missing_metrics()
+        if not missing:
+            continue
+        try:
+            values, notes = measure_stored(candidate, missing)
+        except Exception as exc:  # a missing or unreadable file: say so per metric
+            values, notes = {}, {name: f"{type(exc).__name__}: {exc}" for name in missing}
+        with transaction.atomic():
+            locked = Candidate.objects.select_for_update().get(pk=candidate.pk)
+            locked.metrics = {**locked.metrics, **values}
+            locked.metric_notes = {
+                **{k: v for k, v in locked.metric_notes.items() if k not in values},
+                **notes,
+            }
+            locked.save(update_fields=["metrics", "metric_notes"])
 
 
 @shared_task(name="study.tasks.validate_model", acks_late=True)

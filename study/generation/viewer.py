@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from PIL import Image
+from sr_models.metric_specs import METRICS
 
 from study.generation.figure import FORMATS, qualitative_figure
 from study.generation.inputs import hr_for, lr_input, read_png
@@ -70,10 +71,25 @@ def _panels(campaign, image):
                 "status": status,
                 "psnr": candidate.psnr if done else None,
                 "ssim": candidate.ssim if done else None,
+                "metrics": metric_captions(campaign, candidate) if done else [],
                 "reference": method.kind == Method.REFERENCE,
             }
         )
     return panels
+
+
+def metric_captions(campaign, candidate):
+    """The campaign's other metrics of a candidate as (label, value rounded to 4 decimals, or
+    why it is missing), in the campaign's order."""
+    out = []
+    for name in campaign.metrics:
+        spec = METRICS.get(name)
+        label = spec.label if spec else name
+        if name in candidate.metrics:
+            out.append((label, f"{candidate.metrics[name]:.4f}", ""))
+        else:
+            out.append((label, "-", candidate.metric_notes.get(name, "not computed yet")))
+    return out
 
 
 def _crop_box(request, height, width):

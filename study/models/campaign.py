@@ -16,6 +16,7 @@ from study.models.design import (
     refuse_frozen_m2m,
     scale_mismatches,
 )
+from study.models.metrics import check_metrics, default_metrics
 from study.models.texts import DEFAULT_CONSENT, DEFAULT_INSTRUCTIONS
 from study.models.tokens import completion_code, public_id, rater_token
 
@@ -62,6 +63,14 @@ class Campaign(models.Model):
         help_text="Where the LR inputs come from; recorded in every export.",
     )
     seed = models.IntegerField(default=0, help_text="Seeds every rater's trial order.")
+    # Not design: a metric added to a finished campaign is computed for its existing candidates.
+    metrics = models.JSONField(
+        default=default_metrics,
+        blank=True,
+        validators=[check_metrics],
+        help_text="Objective metrics beyond PSNR/SSIM, computed by the workers for every "
+        "candidate (docs/analysis.md, metric panel).",
+    )
     rater_links = models.PositiveIntegerField(
         default=5, help_text="Secret rater links to make; raise it and launch again to add more."
     )
@@ -353,6 +362,12 @@ class Candidate(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     psnr = models.FloatField(null=True, blank=True, help_text="dB, Y channel, scale px border crop")
     ssim = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="The campaign's other metrics: name -> value."
+    )
+    metric_notes = models.JSONField(
+        default=dict, blank=True, help_text="name -> why that metric is missing for this image."
+    )
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -384,6 +399,11 @@ class Candidate(models.Model):
     def abandoned(now=None):
         """Running, but the worker stopped renewing the lease: it died mid-task (a filter)."""
         return Q(status=Candidate.RUNNING, lease_expires__lt=now or timezone.now())
+
+    def missing_metrics(self):
+        """The campaign's metrics this candidate has no value for (never computed, or failed:
+        a failure may have been mended since, e.g. a weight file supplied)."""
+        return [m for m in self.campaign.metrics if m not in self.metrics]
 
     def output_path(self):
         # Deterministic, so a retried task overwrites instead of leaving an orphan.

@@ -6,6 +6,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from study.analysis import draw_figures, mos_table, validate_votes, write_report
@@ -94,10 +95,28 @@ def method_provenance(campaign):
 
 
 def objective_frame(campaign):
+    """One row per made candidate: ``dataset, image, method, psnr, ssim`` and a column per
+    metric of the campaign (NaN where it is missing; `missing_metrics_frame` says why)."""
     rows = campaign.candidates.filter(status=Candidate.DONE).values_list(
-        "image__dataset__name", "image__name", "method__slug", "psnr", "ssim"
+        "image__dataset__name", "image__name", "method__slug", "psnr", "ssim", "metrics"
     )
-    return pd.DataFrame(list(rows), columns=["dataset", "image", "method", "psnr", "ssim"])
+    names = list(campaign.metrics)
+    records = [(*row[:5], *((row[5] or {}).get(name, np.nan) for name in names)) for row in rows]
+    return pd.DataFrame(records, columns=["dataset", "image", "method", "psnr", "ssim", *names])
+
+
+def missing_metrics_frame(campaign):
+    """``dataset, image, method, metric, reason`` for each metric a made candidate lacks."""
+    rows = campaign.candidates.filter(status=Candidate.DONE).values_list(
+        "image__dataset__name", "image__name", "method__slug", "metrics", "metric_notes"
+    )
+    out = []
+    for dataset, image, method, values, notes in rows:
+        for name in campaign.metrics:
+            if name not in (values or {}):
+                reason = (notes or {}).get(name, "not computed yet (Compute missing metrics)")
+                out.append((dataset, image, method, name, reason))
+    return pd.DataFrame(out, columns=["dataset", "image", "method", "metric", "reason"])
 
 
 def mos_csv(campaign):
@@ -128,6 +147,10 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
         method_order=method_order(campaign),
         downloads=downloads,
     )
+    missing = missing_metrics_frame(campaign)
+    if len(missing):
+        missing.to_csv(out_dir / "metrics_missing.csv", index=False)
+        paths["metrics_missing.csv"] = out_dir / "metrics_missing.csv"
     meta = out_dir / "campaign.txt"
     lines = [
         f"campaign: {campaign.name}",

@@ -85,6 +85,14 @@ SECTIONS = [
         key_columns=("dataset", "level", "metric", "srocc", "plcc", "krocc", "rmse", "n"),
     ),
     Section(
+        "metric_panel.csv",
+        "Which metric agrees with people (ITU-T P.1401)",
+        "Each metric mapped onto MOS by the VQEG logistic; agreement = SROCC oriented so that "
+        "higher agrees better; the full report (zip) adds bootstrap intervals and the "
+        "significance of the differences between metrics (metric_comparison.csv).",
+        ("dataset", "level", "metric", "rank", "agreement", "plcc", "rmse", "outlier_ratio", "n"),
+    ),
+    Section(
         "power.csv",
         "Smallest detectable MOS difference",
         key_columns=("dataset", "n_raters", "planned", "min_detectable_diff"),
@@ -95,6 +103,7 @@ PLOTS = [
     ("mos_ci.svg", "MOS with 95% confidence intervals"),
     ("score_distribution.svg", "Distribution of scores per method"),
     ("mos_vs_psnr.svg", "MOS against PSNR"),
+    ("metric_panel.svg", "MOS against each metric, with the fitted logistic"),
 ]
 
 
