@@ -51,7 +51,16 @@ def panel_figure(
     for ax, m in zip(axes.flat, metrics, strict=False):
         ok, x, _, judged = fits[m]
         few = ok.sum() < 100
-        ax.scatter(x[ok], y[ok], s=16 if few else 6, alpha=0.8 if few else 0.4, linewidths=0)
+        # Points as one bitmap inside an SVG/PDF (a thousand vector dots weigh 700 kB and
+        # slow every viewer); axes, text and the fitted curve stay vector.
+        ax.scatter(
+            x[ok],
+            y[ok],
+            s=16 if few else 6,
+            alpha=0.8 if few else 0.4,
+            linewidths=0,
+            rasterized=not few,
+        )
         grid = np.linspace(*((x[ok].min(), x[ok].max()) if ok.any() else (0, 1)), 200)
         if judged["d"] == 5:  # the same fit as metric_performance's
             ax.plot(grid, vqeg_logistic(grid, *fit_logistic(x[ok], y[ok])[0]), color="tab:red")
