@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+from django.core.management import CommandError, call_command
 
 from study.generation.queue import queue_metrics
 from study.models import Candidate
@@ -84,3 +85,21 @@ def test_the_report_carries_the_panel_and_says_which_metrics_are_missing(
     assert set(missing["metric"]) == {"ms_ssim"} and missing["reason"].str.contains("161").all()
     manifest = json.loads(paths["manifest.json"].read_text())
     assert any("than PSNR" in s or "about equally" in s for s in manifest["metric_panel"])
+
+
+def test_the_command_adds_a_metric_and_waits_for_it(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks, capsys
+):
+    campaign = make_campaign()
+    campaign.metrics = ["gmsd"]
+    campaign.save()
+    generate_and_launch(campaign, django_capture_on_commit_callbacks)
+    call_command("compute_metrics", campaign.name, "--add", "fsim,ms_ssim", "--wait")
+    out = capsys.readouterr().out
+    assert "9 candidates queued for gmsd, fsim, ms_ssim" in out
+    assert (
+        "fsim: 9/9" in out
+        and "ms_ssim: 0/9 (missing: MS-SSIM: needs 161x161 pixels after cropping" in out
+    )
+    with pytest.raises(CommandError, match="unknown metric"):
+        call_command("compute_metrics", campaign.name, "--add", "psnr-hvs")

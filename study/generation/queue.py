@@ -99,25 +99,41 @@ METRIC_CHUNK = 20  # candidates per metrics task: a few seconds of CPU each
 def queue_metrics(campaign):
     """Queue the campaign's metrics for its made candidates that lack a value for any (a metric
     added after generation, or one that failed). Images are not made again; any campaign
-    status, live and closed included, since metrics change no image, vote or design.
+    status, live and closed included, since metrics change no image, vote or design. A queued
+    metric's old failure note is cleared, so "no value, no note" reads as pending.
 
     Returns the number of candidates queued."""
-    wanted = set(campaign.metrics)
+    wanted = list(campaign.metrics)
     if not wanted:
         return 0
-    ids = [
-        pk
-        for pk, values in campaign.candidates.filter(status=Candidate.DONE).values_list(
-            "pk", "metrics"
+    rows = [
+        c
+        for c in campaign.candidates.filter(status=Candidate.DONE).only(
+            "pk", "metrics", "metric_notes"
         )
-        if not wanted <= set(values or {})
+        if not set(wanted) <= set(c.metrics or {})
     ]
+    for c in rows:
+        c.metric_notes = {k: v for k, v in (c.metric_notes or {}).items() if k not in wanted}
+    Candidate.objects.bulk_update(rows, ["metric_notes"], batch_size=500)
+    ids = [c.pk for c in rows]
     for start in range(0, len(ids), METRIC_CHUNK):
         chunk = ids[start : start + METRIC_CHUNK]
         transaction.on_commit(
             lambda chunk=chunk: tasks.compute_metrics.apply_async(args=[chunk], queue="cpu")
         )
     return len(ids)
+
+
+def metrics_pending(campaign):
+    """How many made candidates still wait for a queued metric (neither a value nor a note)."""
+    wanted = list(campaign.metrics)
+    rows = campaign.candidates.filter(status=Candidate.DONE).values_list("metrics", "metric_notes")
+    return sum(
+        1
+        for values, notes in rows
+        if any(m not in (values or {}) and m not in (notes or {}) for m in wanted)
+    )
 
 
 def metric_coverage(campaign):
