@@ -119,6 +119,14 @@ def test_models_of_every_route_register_and_generate_a_campaign_on_a_real_worker
     own = campaign.candidates.filter(method__slug__in=list(expected))
     assert own.count() == 3 * len(expected)
     assert all(c.psnr is not None and c.width == 64 and c.height == 48 for c in own)
+    # The metric panel of network candidates follows on the CPU queue.
+    from study.generation.queue import metrics_pending
+
+    deadline = time.monotonic() + 60
+    while metrics_pending(campaign):
+        assert time.monotonic() < deadline, "metrics of network candidates not computed"
+        time.sleep(0.3)
+    assert all(set(c.metrics) == {"gmsd", "haarpsi"} for c in own.all())
     assert all(a == 1 for a in own.values_list("attempts", flat=True))
     # Exports name the exact model behind each method.
     from study.reports.frames import method_provenance

@@ -189,7 +189,10 @@ def _finish(job, sr, scale):
     if sr.shape != hr.shape:
         raise ValueError(f"{job.candidate.method.slug} returned {sr.shape}, expected {hr.shape}")
     path = store(job.candidate, sr)
-    values, notes = measure(hr, sr, job.candidate.campaign.metrics, scale)
+    # A network's candidates get their metrics on the CPU queue afterwards (tasks.py): the GPU
+    # worker goes on to its next batch.
+    names = [] if job.candidate.method.kind == Method.NETWORK else job.candidate.campaign.metrics
+    values, notes = measure(hr, sr, names, scale)
     return Rendered(
         path=path,
         width=sr.shape[1],

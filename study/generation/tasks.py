@@ -162,6 +162,14 @@ def generate_candidate(self, candidate_id):
         results = render_candidates(batch)
     for item, result in zip(batch, results, strict=True):
         _record(item.pk, token, result)
+    made = [
+        item.pk
+        for item, result in zip(batch, results, strict=True)
+        if not isinstance(result, Exception)
+    ]
+    if made and candidate.method.kind == Method.NETWORK and candidate.campaign.metrics:
+        # The metric panel is CPU work: a CPU worker does it, not the GPU one.
+        compute_metrics.apply_async(args=[made], queue="cpu")
     Campaign.objects.get(pk=candidate.campaign_id).update_generation_status()
 
 
