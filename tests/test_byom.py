@@ -14,9 +14,10 @@ from spandrel.architectures.ESRGAN import ESRGAN
 from spandrel.architectures.SPAN import SPAN
 
 from study.generation.queue import start_generation
-from study.models import Campaign, Candidate, Method, ModelRegistration
+from study.models import Method, ModelRegistration
 from tests.conftest import worker_env
 from tests.sr_custom_model import NaNNet, PixelShuffleNet
+from tests.test_worker import wait_until_ready
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -69,19 +70,6 @@ def model_files(folder):
 
 def add_method(path, name, **options):
     call_command("add_method", str(path), name, timeout=180, **options)
-
-
-def wait_until_ready(campaign, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        campaign.refresh_from_db()
-        if campaign.status == Campaign.READY:
-            return
-        failed = campaign.candidates.filter(status=Candidate.FAILED)
-        if failed.exists():
-            pytest.fail(f"candidates failed: {list(failed.values_list('error', flat=True))}")
-        time.sleep(0.3)
-    pytest.fail(f"campaign not ready after {timeout} s: {campaign.progress()}")
 
 
 def test_models_of_every_route_register_and_generate_a_campaign_on_a_real_worker(
