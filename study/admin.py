@@ -49,7 +49,10 @@ class CampaignAdmin(
     actions = [*CampaignGenerationMixin.generation_actions, "launch", "close", "clone"]
     fieldsets = [
         (None, {"fields": ["name", "description", "datasets", "methods"]}),
-        ("Design", {"fields": ["scale", "kernel", "lr_source", "seed", "rater_links"]}),
+        (
+            "Design",
+            {"fields": ["protocol", "scale", "kernel", "lr_source", "seed", "rater_links"]},
+        ),
         ("State", {"fields": ["status", "generation_panel", "launched_at", "closed_at"]}),
         ("Objective metrics", {"fields": ["metrics", "metric_coverage"]}),
         (

@@ -26,7 +26,7 @@ var srmos = (function () {
     var next = document.getElementById("next-example");
     var start = document.getElementById("start-rating");
     var index = 0;
-    items.forEach(function (item) { showNative(item.querySelector("img")); });
+    items.forEach(function (item) { item.querySelectorAll("img").forEach(showNative); });
     function show() {
       items.forEach(function (item, i) { item.hidden = i !== index; });
       counter.textContent = "Example " + (index + 1) + " of " + items.length;
@@ -45,6 +45,8 @@ var srmos = (function () {
   function trials() {
     var form = document.getElementById("vote-form");
     var img = document.getElementById("stimulus");
+    var ref = document.getElementById("reference");  // DCR: the reference image beside it
+    var images = ref ? [ref, img] : [img];
     var counter = document.getElementById("counter");
     var bar = document.getElementById("progress-bar");
     var progress = bar.parentElement;
@@ -89,25 +91,25 @@ var srmos = (function () {
     }
 
     // Decoded, then two animation frames: the frame that contains the image has been painted.
+    // With a reference (DCR), both images: a score is for the pair on screen.
     function whenPainted() {
       var mine = ++showing;
-      var decoded = img.decode ? img.decode() : Promise.resolve();
-      decoded.then(function () {
+      function decoded(image) {
+        if (!image.decode) return Promise.resolve();
+        // decode() can refuse an image that is loaded (a browser quirk): paint it anyway.
+        return image.decode().catch(function (problem) {
+          if (image.complete && image.naturalWidth > 0) return null;
+          throw problem;
+        });
+      }
+      Promise.all(images.map(decoded)).then(function () {
         if (mine !== showing) return;
-        img.style.visibility = "";
+        images.forEach(function (image) { image.style.visibility = ""; });
         requestAnimationFrame(function () {
           requestAnimationFrame(function () { if (mine === showing) started(); });
         });
       }, function () {
         if (mine !== showing) return;
-        // decode() can refuse an image that is loaded (a browser quirk): paint it anyway.
-        if (img.complete && img.naturalWidth > 0) {
-          img.style.visibility = "";
-          requestAnimationFrame(function () {
-            requestAnimationFrame(function () { if (mine === showing) started(); });
-          });
-          return;
-        }
         showError("The image could not be loaded. Reloading the page...");
         setTimeout(function () { window.location.reload(); }, 1500);
       });
@@ -120,18 +122,23 @@ var srmos = (function () {
 
     function render(next) {
       shownAt = null;
-      img.style.visibility = "hidden";  // never show the old image in the new trial's place
+      // Never show the old image in the new trial's place.
+      images.forEach(function (image) { image.style.visibility = "hidden"; });
       form.position.value = next.position;
       counter.textContent = "Image " + next.number + " of " + next.total;
       document.title = "Image " + next.number + " of " + next.total;
       bar.style.width = next.percent + "%";
       progress.setAttribute("aria-valuenow", next.position);
-      img.setAttribute("width", next.width);
-      img.setAttribute("height", next.height);
-      showNative(img);
+      images.forEach(function (image) {
+        image.setAttribute("width", next.width);
+        image.setAttribute("height", next.height);
+        showNative(image);
+      });
       img.src = next.src;
+      if (ref) ref.src = next.ref_src;
       whenPainted();
       prefetch(next.next_src);
+      if (ref) prefetch(next.ref_next_src);
       if (breakEvery > 0 && next.position > 0 && next.position % breakEvery === 0) {
         showBreak(true);
         document.getElementById("break-continue").focus();
@@ -217,14 +224,17 @@ var srmos = (function () {
       });
     }
 
-    img.addEventListener("error", function () {
-      showError("The image could not be loaded. Reloading the page...");
-      setTimeout(function () { window.location.reload(); }, 1500);
+    images.forEach(function (image) {
+      image.addEventListener("error", function () {
+        showError("The image could not be loaded. Reloading the page...");
+        setTimeout(function () { window.location.reload(); }, 1500);
+      });
+      showNative(image);
     });
-    showNative(img);
     updateButtons();
     whenPainted();
     prefetch(form.dataset.nextSrc);
+    prefetch(form.dataset.refNextSrc);
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();

@@ -63,6 +63,22 @@ class Campaign(models.Model):
         help_text="Where the LR inputs come from; recorded in every export.",
     )
     seed = models.IntegerField(default=0, help_text="Seeds every rater's trial order.")
+    ACR = "acr"
+    DCR = "dcr"
+    protocol = models.CharField(
+        max_length=3,
+        choices=[
+            (ACR, "ACR: one image at a time, quality 1 (bad) to 5 (excellent), as the SRGAN paper"),
+            (
+                DCR,
+                "DCR: each image beside its HR reference, impairment 5 (imperceptible) to 1 "
+                "(very annoying), ITU-T P.910 / P.800",
+            ),
+        ],
+        default=ACR,
+        help_text="How raters judge: absolute category rating, or degradation category rating "
+        "against the HR reference (needs the HR method among the methods).",
+    )
     # Not design: a metric added to a finished campaign is computed for its existing candidates.
     metrics = models.JSONField(
         default=default_metrics,
@@ -320,6 +336,11 @@ class Campaign(models.Model):
                 f"Campaign {self.name} is {self.get_status_display().lower()}: its candidates "
                 "are final (raters score them and the exports describe them). Clone the "
                 "campaign to generate a new design."
+            )
+        if self.protocol == self.DCR and not self.methods.filter(kind=Method.REFERENCE).exists():
+            return (
+                f"Campaign {self.name} uses DCR, which shows each image beside its HR "
+                "reference: add the HR reference (method hr) to its methods."
             )
         mismatched = scale_mismatches(self.methods.select_related("registration"), self.scale)
         return " ".join(mismatched)

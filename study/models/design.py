@@ -11,6 +11,7 @@ from study.models.catalog import Method
 
 # Fields of Campaign that are the design (a ForeignKey by its name, not its attname).
 DESIGN_FIELDS = (
+    "protocol",
     "scale",
     "kernel",
     "lr_source",

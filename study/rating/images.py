@@ -11,7 +11,7 @@ ranked by file size (docs/integrity.md says which side channel remains).
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse
 
-from study.models import Candidate, Rater
+from study.models import Candidate, Method, Rater
 from study.rating.access import get_rater
 
 
@@ -46,6 +46,28 @@ def trial_image(request, token, position):
     if trial is None or trial.candidate.status != Candidate.DONE or not trial.candidate.file:
         raise Http404("No such image.")
     return _png_response(trial.candidate)
+
+
+def reference_image(request, token, position):
+    """DCR: the HR reference of a trial's image, by the trial's place, within the same window
+    as the trial images (the current trial and the next)."""
+    rater = get_rater(token)
+    if rater.campaign.protocol != rater.campaign.DCR or not _in_step(rater, Rater.TRIALS):
+        raise Http404("No such image.")
+    window = rater.trials.pending().select_related("candidate")[:WINDOW]
+    trial = next((t for t in window if t.position == position), None)
+    if trial is None:
+        raise Http404("No such image.")
+    reference = Candidate.objects.filter(
+        campaign=rater.campaign,
+        image_id=trial.candidate.image_id,
+        role=Candidate.RATING,
+        method__kind=Method.REFERENCE,
+        status=Candidate.DONE,
+    ).first()
+    if reference is None or not reference.file:
+        raise Http404("No such image.")
+    return _png_response(reference)
 
 
 def calibration_image(request, token, public_id):

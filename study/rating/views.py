@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from study.models import Rater, consent_for_display
-from study.rating.access import SCALE, get_rater, not_live, out_of_order
+from study.rating.access import get_rater, not_live, out_of_order, scale_of
 from study.rating.display import display_passed, render_display_check
 
 MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
@@ -38,7 +38,7 @@ def trial_payload(rater, upcoming):
     trial = upcoming[0]
     total = rater.n_trials
     following = upcoming[1] if len(upcoming) > 1 else None
-    return {
+    payload = {
         "position": trial.position,
         "number": trial.position + 1,
         "total": total,
@@ -50,6 +50,15 @@ def trial_payload(rater, upcoming):
         if following
         else None,
     }
+    if rater.campaign.protocol == rater.campaign.DCR:
+        # The HR reference beside the image, by the trial's place too: it names nothing either.
+        payload["ref_src"] = reverse("study:reference", args=[rater.token, trial.position])
+        payload["ref_next_src"] = (
+            reverse("study:reference", args=[rater.token, following.position])
+            if following
+            else None
+        )
+    return payload
 
 
 @never_cache
@@ -84,7 +93,7 @@ def render_welcome(request, rater, error=None, status=200):
         "rater": rater,
         "campaign": rater.campaign,
         "consent": consent_for_display(rater.campaign),
-        "scale": SCALE,
+        "scale": scale_of(rater.campaign),
         "error": error,
     }
     return render(request, "study/welcome.html", context, status=status)
@@ -107,24 +116,34 @@ def render_trial(request, rater, upcoming, error=None, status=200):
         "rater": rater,
         "campaign": rater.campaign,
         "trial": trial_payload(rater, upcoming),
-        "scale": SCALE,
+        "scale": scale_of(rater.campaign),
         "error": error,
     }
     return render(request, "study/trial.html", ctx, status=status)
 
 
 def _render_calibration(request, rater, calibration):
+    scale = dict(scale_of(rater.campaign))
+    dcr = rater.campaign.protocol == rater.campaign.DCR
+    # DCR: each example beside its reference, the same image's HR calibration candidate.
+    references = {c.image_id: c for c, score in calibration if score == 5} if dcr else {}
+
+    def src(candidate):
+        return reverse("study:calibration_image", args=[rater.token, candidate.public_id])
+
     items = [
         {
-            "src": reverse("study:calibration_image", args=[rater.token, c.public_id]),
+            "src": src(c),
             "width": c.width,
             "height": c.height,
-            "label": dict(SCALE)[score],
+            "label": scale[score],
             "score": score,
+            "ref_src": src(references[c.image_id]) if c.image_id in references else "",
         }
         for c, score in calibration
     ]
-    return render(request, "study/calibration.html", {"rater": rater, "items": items})
+    context = {"rater": rater, "items": items, "dcr": dcr, "scale": scale}
+    return render(request, "study/calibration.html", context)
 
 
 @require_POST

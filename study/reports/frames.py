@@ -158,6 +158,7 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
         f"kernel: {campaign.kernel}",
         f"lr_source: {campaign.lr_description()}",
         f"seed: {campaign.seed}",
+        f"protocol: {campaign.get_protocol_display()}",
         f"status: {campaign.status}",
         f"vote_floor_ms: {campaign.vote_floor_ms}",
         "lr_per_method:",
