@@ -56,7 +56,7 @@ def test_a_rater_walks_a_dcr_session_with_the_reference_beside_each_image(
         wait_for_image(page, i + 1)
         page.wait_for_selector("#vote-form button[value='1']:enabled")
         # Both painted at 1:1 device pixels, side by side, before a score is taken.
-        for element in ("reference", "stimulus"):
+        for element in ("ref-image", "stimulus"):
             natural, shown, complete, visibility = natural_and_shown(page, element)
             assert complete and natural > 0 and shown == pytest.approx(natural)
             assert visibility == ""

@@ -45,7 +45,7 @@ var srmos = (function () {
   function trials() {
     var form = document.getElementById("vote-form");
     var img = document.getElementById("stimulus");
-    var ref = document.getElementById("reference");  // DCR: the reference image beside it
+    var ref = document.getElementById("ref-image");  // DCR: the unprocessed image beside it
     var images = ref ? [ref, img] : [img];
     var counter = document.getElementById("counter");
     var bar = document.getElementById("progress-bar");
@@ -91,7 +91,7 @@ var srmos = (function () {
     }
 
     // Decoded, then two animation frames: the frame that contains the image has been painted.
-    // With a reference (DCR), both images: a score is for the pair on screen.
+    // DCR shows two images: a score is for the pair on screen.
     function whenPainted() {
       var mine = ++showing;
       function decoded(image) {
