@@ -51,7 +51,17 @@ class CampaignAdmin(
         (None, {"fields": ["name", "description", "datasets", "methods"]}),
         (
             "Design",
-            {"fields": ["protocol", "scale", "kernel", "lr_source", "seed", "rater_links"]},
+            {
+                "fields": [
+                    "protocol",
+                    ("pair_design", "pairs_per_image"),
+                    "scale",
+                    "kernel",
+                    "lr_source",
+                    "seed",
+                    "rater_links",
+                ]
+            },
         ),
         ("State", {"fields": ["status", "generation_panel", "launched_at", "closed_at"]}),
         ("Objective metrics", {"fields": ["metrics", "metric_coverage"]}),

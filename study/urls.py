@@ -16,5 +16,6 @@ urlpatterns = [
     path("r/<str:token>/done/", views.done, name="done"),
     path("r/<str:token>/t/<int:position>.png", images.trial_image, name="image"),
     path("r/<str:token>/ref/<int:position>.png", images.reference_image, name="reference"),
+    path("r/<str:token>/b/<int:position>.png", images.partner_image, name="partner"),
     path("r/<str:token>/c/<str:public_id>.png", images.calibration_image, name="calibration_image"),
 ]

@@ -46,7 +46,11 @@ var srmos = (function () {
     var form = document.getElementById("vote-form");
     var img = document.getElementById("stimulus");
     var ref = document.getElementById("ref-image");  // DCR: the unprocessed image beside it
-    var images = ref ? [ref, img] : [img];
+    var partner = document.getElementById("partner");  // paired comparison: version B
+    var images = ref ? [ref, img] : partner ? [img, partner] : [img];
+    var stage = document.getElementById("pair-stage");
+    var toggling = stage && stage.dataset.layout === "toggle";
+    var sawB = !toggling;  // one at a time: an answer only once both versions were on screen
     var counter = document.getElementById("counter");
     var bar = document.getElementById("progress-bar");
     var progress = bar.parentElement;
@@ -67,7 +71,7 @@ var srmos = (function () {
     // A score is taken only for an image that is on screen, painted, and seen long enough.
     function ready() {
       var now = performance.now();
-      return !busy && shownAt !== null && pause.hidden && now >= notBefore &&
+      return !busy && shownAt !== null && pause.hidden && now >= notBefore && sawB &&
         now - shownAt >= Math.max(minView, floor);
     }
 
@@ -136,6 +140,11 @@ var srmos = (function () {
       });
       img.src = next.src;
       if (ref) ref.src = next.ref_src;
+      if (partner) {
+        partner.src = next.partner_src;
+        prefetch(next.partner_next_src);
+        if (toggling) { sawB = false; showVersion("a"); }
+      }
       whenPainted();
       prefetch(next.next_src);
       if (ref) prefetch(next.ref_next_src);
@@ -192,6 +201,25 @@ var srmos = (function () {
       });
     }
 
+    // One at a time (a narrow window): T or the Switch button flips between A and B.
+    function showVersion(which) {
+      document.getElementById("figure-a").hidden = which !== "a";
+      document.getElementById("figure-b").hidden = which !== "b";
+      var button = document.getElementById("toggle-pair");
+      if (button) button.textContent = which === "a" ? "Switch to B" : "Switch to A";
+      stage.dataset.showing = which;
+    }
+
+    function toggle() {
+      if (!toggling) return;
+      var next = stage.dataset.showing === "b" ? "a" : "b";
+      showVersion(next);
+      if (next === "b" && !sawB) {
+        sawB = true;
+        updateButtons();
+      }
+    }
+
     function vote(score) {
       if (!ready()) {
         // Within the floor it is the same key press again (a double press, a bounce): ignored.
@@ -235,6 +263,11 @@ var srmos = (function () {
     whenPainted();
     prefetch(form.dataset.nextSrc);
     prefetch(form.dataset.refNextSrc);
+    prefetch(form.dataset.partnerNextSrc);
+    if (toggling) {
+      showVersion("a");
+      document.getElementById("toggle-pair").addEventListener("click", toggle);
+    }
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -243,6 +276,13 @@ var srmos = (function () {
     });
     document.addEventListener("keydown", function (event) {
       if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (partner) {
+        // A paired comparison: 1 or Left for A, 2 or Right for B, T flips (one at a time).
+        var choice = { "1": "1", "2": "2", ArrowLeft: "1", ArrowRight: "2" }[event.key];
+        if (choice) { event.preventDefault(); vote(choice); }
+        if (event.key === "t" || event.key === "T") { event.preventDefault(); toggle(); }
+        return;
+      }
       if (/^[1-5]$/.test(event.key)) { event.preventDefault(); vote(event.key); }
     });
     document.getElementById("break-continue").addEventListener("click", function () {

@@ -65,6 +65,7 @@ class Campaign(models.Model):
     seed = models.IntegerField(default=0, help_text="Seeds every rater's trial order.")
     ACR = "acr"
     DCR = "dcr"
+    PC = "pc"
     protocol = models.CharField(
         max_length=3,
         choices=[
@@ -74,10 +75,32 @@ class Campaign(models.Model):
                 "DCR: each image beside its HR reference, impairment 5 (imperceptible) to 1 "
                 "(very annoying), ITU-T P.910 / P.800",
             ),
+            (
+                PC,
+                "Paired comparison: two versions of the same image, which looks better "
+                "(forced choice, scaled to JOD)",
+            ),
         ],
         default=ACR,
-        help_text="How raters judge: absolute category rating, or degradation category rating "
-        "against the HR reference (needs the HR method among the methods).",
+        help_text="How raters judge: absolute category rating, degradation category rating "
+        "against the HR reference (needs the HR method among the methods), or paired "
+        "comparison.",
+    )
+    FULL = "full"
+    RANDOM = "random"
+    ACTIVE = "active"
+    pair_design = models.CharField(
+        max_length=6,
+        choices=[
+            (FULL, "Full: every pair of methods for every image"),
+            (RANDOM, "Random pairs per image (seeded)"),
+            (ACTIVE, "Active sampling: the most informative pairs given the votes so far (ASAP)"),
+        ],
+        default=FULL,
+        help_text="Paired comparison only: which pairs each rater judges.",
+    )
+    pairs_per_image = models.PositiveSmallIntegerField(
+        default=3, help_text="Paired comparison, random and active designs: pairs per image."
     )
     # Not design: a metric added to a finished campaign is computed for its existing candidates.
     metrics = models.JSONField(

@@ -12,6 +12,8 @@ from study.models.catalog import Method
 # Fields of Campaign that are the design (a ForeignKey by its name, not its attname).
 DESIGN_FIELDS = (
     "protocol",
+    "pair_design",
+    "pairs_per_image",
     "scale",
     "kernel",
     "lr_source",

@@ -11,6 +11,7 @@ from django.utils import timezone
 from study.analysis import session_quality, vote_flags
 from study.models.campaign import Campaign, Candidate
 from study.models.order import retest_count, session_order
+from study.models.pairs import design_pairs, pair_session
 from study.models.tokens import rater_token
 
 # Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
@@ -20,6 +21,8 @@ GOLD_EXPECTATIONS = {"hr": ">=4", "nearest": "<=2"}
 class RaterManager(models.Manager):
     def create_with_trials(self, campaign, label="", **fields):
         rater = self.create(campaign=campaign, label=label, seed=secrets.randbits(31), **fields)
+        if campaign.protocol == campaign.PC:
+            return self._with_pairs(rater, campaign)
         rows = list(
             campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
                 "pk", "image_id", "method__slug"
@@ -46,6 +49,91 @@ class RaterManager(models.Manager):
         rater.n_trials = len(trials)
         rater.save(update_fields=["n_trials"])
         return rater
+
+    def _with_pairs(self, rater, campaign):
+        """A paired-comparison session: pairs per the campaign's design, shown in a seeded
+        order with random sides (study.models.pairs)."""
+        rows = list(
+            campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
+                "pk", "image_id"
+            )
+        )
+        seed = f"{campaign.seed}:{rater.seed}"
+        chooser = pair_chooser(campaign, seed) if campaign.pair_design == campaign.ACTIVE else None
+        pairs = design_pairs(rows, campaign.pair_design, campaign.pairs_per_image, seed, chooser)
+        trials = [
+            Trial(
+                rater=rater,
+                candidate_id=left,
+                partner_id=right,
+                position=position,
+                kind="retest" if repeat else "rating",
+                repeat=repeat,
+            )
+            for position, (left, right, repeat) in enumerate(
+                pair_session(pairs, campaign.retest_share, seed)
+            )
+        ]
+        Trial.objects.bulk_create(trials)
+        rater.n_trials = len(trials)
+        rater.save(update_fields=["n_trials"])
+        return rater
+
+
+def comparison_votes(campaign, people_only=False):
+    """The campaign's answered paired comparisons in the long format study.analysis.pairwise
+    takes: ``rater, dataset, image, method_a, method_b, choice`` (the chosen method), ``kind``,
+    ``position``, ``timestamp``, in the order they were answered (replayable)."""
+    import pandas as pd
+
+    trials = Trial.objects.answered().filter(rater__campaign=campaign, partner__isnull=False)
+    # The researcher's preview is no data; simulated sessions are, labelled, unless excluded.
+    trials = trials.exclude(rater__platform__in=Rater.NOT_PEOPLE if people_only else ["preview"])
+    rows = trials.order_by("answered_at", "pk").values_list(
+        "rater_id",
+        "candidate__image__dataset__name",
+        "candidate__image__name",
+        "candidate__method__slug",
+        "partner__method__slug",
+        "score",
+        "kind",
+        "position",
+        "answered_at",
+    )
+    columns = ["rater", "dataset", "image", "method_a", "method_b", "choice", "kind", "position"]
+    records = [(*r[:5], r[3] if r[5] == 1 else r[4], *r[6:8], r[8]) for r in rows]
+    return pd.DataFrame(records, columns=[*columns, "timestamp"])
+
+
+def pair_chooser(campaign, seed):
+    """Active sampling for a new session: per image, the pairs with the largest expected
+    information gain given every comparison answered so far (study.analysis.active_sampling,
+    ASAP-style), reproducible from the seed and the vote log."""
+    from study.analysis.active_sampling import new_state, next_pairs, state_from_votes
+
+    rows = list(
+        campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
+            "pk", "image_id", "image__dataset__name", "image__name", "method__slug"
+        )
+    )
+    key_of = {image: (ds, name) for _, image, ds, name, _ in rows}
+    pk_of = {(image, slug): pk for pk, image, _, _, slug in rows}
+    images, methods = sorted(set(key_of.values())), sorted({slug for *_, slug in rows})
+    votes = comparison_votes(campaign)
+    if votes.empty:  # the first session: every pair is as informative as the next
+        state = new_state(images, methods)
+    else:
+        state = state_from_votes(votes, images=images, methods=methods)
+    number = int.from_bytes(str(seed).encode()[-8:], "big") % 2**31
+
+    def choose(image, pks, per_image):
+        proposed = next_pairs(state, n=per_image, seed=number, images=[key_of[image]])
+        return [
+            (pk_of[image, a], pk_of[image, b])
+            for a, b in zip(proposed["method_a"], proposed["method_b"], strict=True)
+        ]
+
+    return choose
 
 
 class Rater(models.Model):
@@ -270,6 +358,10 @@ class TrialQuerySet(models.QuerySet):
 class Trial(models.Model):
     rater = models.ForeignKey(Rater, models.CASCADE, related_name="trials")
     candidate = models.ForeignKey(Candidate, models.PROTECT, related_name="trials")
+    # Paired comparison: the second image (B); the score is then 1 (A looks better) or 2 (B).
+    partner = models.ForeignKey(
+        Candidate, models.PROTECT, null=True, blank=True, related_name="partner_trials"
+    )
     position = models.PositiveIntegerField()
     score = models.PositiveSmallIntegerField(
         null=True, blank=True, choices=[(i, str(i)) for i in range(1, 6)]

@@ -58,6 +58,21 @@ def render_display_check(request, rater, too_small=None):
     return render(request, "study/display_check.html", context)
 
 
+PAIR_GAP = 16  # CSS pixels between the two images of a pair
+
+
+def pair_layout(need_w, viewport_width, dpr):
+    """Side by side when two of the campaign's largest images fit across at 1:1, else one at a
+    time with a key that toggles ("side-by-side" or "toggle")."""
+    return "side-by-side" if 2 * need_w / dpr + PAIR_GAP <= viewport_width else "toggle"
+
+
+def current_pair_layout(rater):
+    """The layout the rater's latest display check chose (side by side if none recorded)."""
+    checks = rater.display_checks or []
+    return (checks[-1].get("pair_layout") if checks else None) or "side-by-side"
+
+
 @require_POST
 def display_check(request, token):
     rater = get_rater(token)
@@ -89,6 +104,9 @@ def display_check(request, token):
         ],
         "fits": fits,
         "went_on_anyway": override and not fits,
+        # Paired comparison: both versions side by side at 1:1 when two fit across, else one
+        # at a time with a key that toggles between them; recorded with the check.
+        "pair_layout": pair_layout(need_w, m["viewport_width"], m["dpr"]),
         "user_agent": request.headers.get("User-Agent", "")[:500],
     }
     passed = fits or override

@@ -70,6 +70,19 @@ def reference_image(request, token, position):
     return _png_response(reference)
 
 
+def partner_image(request, token, position):
+    """Paired comparison: the second image (B) of a trial, by the trial's place, within the
+    same window as the first."""
+    rater = get_rater(token)
+    if not _in_step(rater, Rater.TRIALS):
+        raise Http404("No such image.")
+    window = rater.trials.pending().select_related("partner")[:WINDOW]
+    trial = next((t for t in window if t.position == position), None)
+    if trial is None or trial.partner is None or not trial.partner.file:
+        raise Http404("No such image.")
+    return _png_response(trial.partner)
+
+
 def calibration_image(request, token, public_id):
     rater = get_rater(token)
     if not _in_step(rater, Rater.CALIBRATION):

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from study.models import Rater, consent_for_display
 from study.rating.access import get_rater, not_live, out_of_order, scale_of
-from study.rating.display import display_passed, render_display_check
+from study.rating.display import current_pair_layout, display_passed, render_display_check
 
 MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
 
@@ -50,6 +50,14 @@ def trial_payload(rater, upcoming):
         if following
         else None,
     }
+    if trial.partner_id is not None:
+        # Paired comparison: the second version of the same image (B), by the trial's place.
+        payload["partner_src"] = reverse("study:partner", args=[rater.token, trial.position])
+        payload["partner_next_src"] = (
+            reverse("study:partner", args=[rater.token, following.position])
+            if following and following.partner_id
+            else None
+        )
     if rater.campaign.protocol == rater.campaign.DCR:
         # The HR reference beside the image, by the trial's place too: it names nothing either.
         payload["ref_src"] = reverse("study:reference", args=[rater.token, trial.position])
@@ -119,6 +127,9 @@ def render_trial(request, rater, upcoming, error=None, status=200):
         "scale": scale_of(rater.campaign),
         "error": error,
     }
+    if rater.campaign.protocol == rater.campaign.PC:
+        ctx["pair_layout"] = current_pair_layout(rater)
+        return render(request, "study/pair.html", ctx, status=status)
     return render(request, "study/trial.html", ctx, status=status)
 
 

@@ -91,6 +91,8 @@ def vote(request, token):
     if not form.is_valid():
         return reply.refused(" ".join(e for errors in form.errors.values() for e in errors), 400)
     data = form.cleaned_data
+    if rater.campaign.protocol == rater.campaign.PC and data["score"] not in (1, 2):
+        return reply.refused("Choose A (1) or B (2): which of the two images looks better.", 400)
     try:
         # One transaction, one commit: the vote, the bookkeeping and the next trial's shown_at.
         with transaction.atomic():

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from study.analysis import draw_figures, mos_table, validate_votes, write_report
+from study.analysis.pc_report import write_comparison_report
 from study.models import Candidate, Method, Trial
 from study.models.catalog import paper_order
+from study.models.session import comparison_votes
 
 VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
 
@@ -138,15 +140,23 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
     out the figures (drawn apart, see draw_report_figures) and the download-only files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_report(
-        _votes_to_report(campaign),
-        out_dir,
-        objective=objective_frame(campaign),
-        min_var=campaign.straightline_min_variance,  # the live flags' threshold
-        plots_enabled=plots_enabled,
-        method_order=method_order(campaign),
-        downloads=downloads,
-    )
+    if campaign.protocol == campaign.PC:
+        comparisons = comparison_votes(campaign)
+        if comparisons.empty:
+            raise ValueError(f"campaign {campaign.name} has no comparisons yet: nothing to report")
+        paths = write_comparison_report(
+            comparisons, out_dir, method_order=method_order(campaign), downloads=downloads
+        )
+    else:
+        paths = write_report(
+            _votes_to_report(campaign),
+            out_dir,
+            objective=objective_frame(campaign),
+            min_var=campaign.straightline_min_variance,  # the live flags' threshold
+            plots_enabled=plots_enabled,
+            method_order=method_order(campaign),
+            downloads=downloads,
+        )
     missing = missing_metrics_frame(campaign)
     if len(missing):
         missing.to_csv(out_dir / "metrics_missing.csv", index=False)
@@ -175,7 +185,10 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
 
 
 def draw_report_figures(campaign, out_dir, formats=("svg",)):
-    """The report's figures of a campaign (SVG only by default, as the report page shows them)."""
+    """The report's figures of a campaign (SVG only by default, as the report page shows them);
+    none yet for a paired comparison (its tables carry the JOD scale)."""
+    if campaign.protocol == campaign.PC:
+        return {}
     return draw_figures(
         _votes_to_report(campaign),
         out_dir,

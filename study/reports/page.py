@@ -93,6 +93,26 @@ SECTIONS = [
         ("dataset", "level", "metric", "rank", "agreement", "plcc", "rmse", "outlier_ratio", "n"),
     ),
     Section(
+        "jod.csv",
+        "JOD scale from the paired comparisons (Thurstone Case V)",
+        "1 JOD = 75% of raters prefer one over the other (pwcmp); the reference method at 0; "
+        "95% CIs from resampling raters.",
+        ("dataset", "method", "jod", "ci95_low", "ci95_high", "n", "n_raters", "note"),
+        {"jod": 2, "ci95_low": 2, "ci95_high": 2, "se": 2},
+    ),
+    Section(
+        "jod_differences.csv",
+        "Differences between methods (JOD)",
+        key_columns=("dataset", "method_a", "method_b"),
+    ),
+    Section(
+        "rater_consistency.csv",
+        "Rater consistency (circular triads, Kendall's zeta)",
+        key_columns=("rater",),
+    ),
+    Section("agreement.csv", "Agreement between raters (Kendall's u)", key_columns=("dataset",)),
+    Section("mos_vs_jod.csv", "MOS against JOD", key_columns=("dataset", "method")),
+    Section(
         "power.csv",
         "Smallest detectable MOS difference",
         key_columns=("dataset", "n_raters", "planned", "min_detectable_diff"),

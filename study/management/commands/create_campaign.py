@@ -29,6 +29,9 @@ SETTINGS = [
     "max_participants",
     "completion_url",
     "metrics",
+    "protocol",
+    "pair_design",
+    "pairs_per_image",
 ]
 FIELDS = {"name", "datasets", "methods", "calibration_dataset", *SETTINGS}
 

@@ -1,0 +1,395 @@
+"""Paired-comparison votes: their long format, count matrices, consistency and agreement.
+
+One row per comparison: ``rater, dataset, image, method_a, method_b, choice``, where ``choice``
+is the chosen method's name or ``"a"``/``"b"`` (a name takes precedence over the letter), plus
+optional ``kind`` (``rating`` for a test trial, the default, or ``calibration``, ``gold``, ...),
+``timestamp`` and ``position``. Forced choice: no ties. A block is what one comparison matrix
+describes: a dataset's images pooled, or one image. Scaling to JOD lives in :mod:`.jod`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.sparse.csgraph import connected_components
+
+from .order import order_methods, sort_rows
+from .schema import VotesError, _counts, _kinds, _rows
+
+REQUIRED = ("rater", "dataset", "image", "method_a", "method_b", "choice")
+OPTIONAL = ("kind", "timestamp", "position")
+_SHOW = 5
+
+
+def validate_comparisons(df: pd.DataFrame) -> pd.DataFrame:
+    """Check a long table of comparison votes and return a clean copy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater, dataset, image, method_a, method_b`` as strings, ``choice`` as ``"a"``/``"b"``,
+        ``winner`` and ``loser`` (method names), ``kind`` (stripped, lower-cased, default
+        ``"rating"``), ``timestamp`` (UTC) and ``position`` (int64) when present, other columns
+        unchanged; the index is reset, the row order kept (it is the order votes were cast).
+
+    Raises
+    ------
+    VotesError
+        Not a DataFrame; no rows; a required column missing; an identifier empty; a method
+        compared with itself; a choice that is neither of the two methods nor ``a``/``b``; an
+        unparseable timestamp; a negative or non-integer position. Up to five offending rows are
+        named by their index label.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise VotesError(f"comparisons must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise VotesError(
+            f"comparisons lack required column(s) {', '.join(missing)}; expected "
+            f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})"
+        )
+    if len(df) == 0:
+        raise VotesError("comparisons table has no rows")
+    out = df.copy(deep=False)
+    for col in REQUIRED[:5]:
+        bad = out.index[out[col].isna() | (out[col].astype(str).str.strip() == "")]
+        if len(bad):
+            raise VotesError(f"column {col!r} is empty in {_rows(bad)}")
+        out[col] = out[col].astype(str)
+    same = out.index[out["method_a"] == out["method_b"]]
+    if len(same):
+        raise VotesError(f"method_a and method_b are the same method in {_rows(same)}")
+    raw = out["choice"].astype(str).str.strip()
+    is_a = (raw == out["method_a"]) | ((raw.str.lower() == "a") & (raw != out["method_b"]))
+    is_b = (raw == out["method_b"]) | ((raw.str.lower() == "b") & (raw != out["method_a"]))
+    bad = out.index[~(is_a | is_b) | out["choice"].isna()]
+    if len(bad):
+        values = ", ".join(repr(v) for v in out.loc[bad[:_SHOW], "choice"])
+        raise VotesError(
+            f"choice is neither method_a, method_b, 'a' nor 'b' in {_rows(bad)} (values {values})"
+        )
+    out["choice"] = np.where(is_a, "a", "b")
+    out["winner"] = np.where(is_a, out["method_a"], out["method_b"])
+    out["loser"] = np.where(is_a, out["method_b"], out["method_a"])
+    kind = _kinds(out["kind"] if "kind" in out.columns else None, len(out))
+    out["kind"] = kind.astype(str).to_numpy()  # by position: the caller's index may be anything
+    if "timestamp" in out.columns:
+        ts = pd.to_datetime(out["timestamp"], errors="coerce", utc=True)
+        bad = out.index[ts.isna() & out["timestamp"].notna()]
+        if len(bad):
+            raise VotesError(f"timestamp cannot be parsed in {_rows(bad)}")
+        out["timestamp"] = ts
+    if "position" in out.columns:
+        out["position"] = _counts(out["position"], "position")
+    first = [*REQUIRED, "winner", "loser", "kind"]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
+def comparisons(votes: pd.DataFrame, kinds: tuple[str, ...] = ("rating",)) -> pd.DataFrame:
+    """Validated comparison votes of the given kinds only (by default the test trials)."""
+    v = validate_comparisons(votes)
+    sel = v[v["kind"].isin(kinds)]
+    if sel.empty:
+        raise VotesError(
+            f"no comparisons of kind {', '.join(kinds)} "
+            f"(kinds present: {', '.join(sorted(v['kind'].unique()))})"
+        )
+    return sel.reset_index(drop=True)
+
+
+def count_matrix(
+    votes: pd.DataFrame,
+    dataset: str | None = None,
+    image: str | None = None,
+    methods: list[str] | None = None,
+    kinds: tuple[str, ...] = ("rating",),
+) -> pd.DataFrame:
+    """The pwcmp comparison matrix of one condition: ``C[i, j]`` = times i was chosen over j.
+
+    ``dataset`` (needed when the votes hold several) and optionally ``image`` select the
+    condition; without ``image`` the images of the dataset are pooled. Rows and columns follow
+    ``methods`` (default: the methods compared there, alphabetically); int64 counts.
+    """
+    v = comparisons(votes, kinds)
+    if dataset is None:
+        names = v["dataset"].unique()
+        if len(names) > 1:
+            raise VotesError(f"votes hold several datasets ({', '.join(sorted(names))}): name one")
+        dataset = names[0]
+    v = v[v["dataset"] == str(dataset)]
+    if image is not None:
+        v = v[v["image"] == str(image)]
+    if v.empty:
+        raise VotesError(f"no comparisons for dataset {dataset!r}, image {image!r}")
+    if methods is None:
+        methods = sorted(set(v["method_a"]) | set(v["method_b"]))
+    index = {m: k for k, m in enumerate(methods)}
+    unknown = sorted((set(v["winner"]) | set(v["loser"])) - set(index))
+    if unknown:
+        raise VotesError(f"methods compared but not listed: {', '.join(unknown)}")
+    c = np.zeros((len(methods), len(methods)), dtype=np.int64)
+    np.add.at(c, (v["winner"].map(index).to_numpy(), v["loser"].map(index).to_numpy()), 1)
+    return pd.DataFrame(c, index=pd.Index(methods, name="winner"), columns=methods)
+
+
+def check_counts(counts) -> np.ndarray:
+    """A copy of a square count matrix as float, diagonal zeroed; VotesError if malformed."""
+    c = np.asarray(counts, dtype=float)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or len(c) < 2:
+        raise VotesError(f"a count matrix must be square with 2+ methods, got shape {c.shape}")
+    if not np.isfinite(c).all() or (c < 0).any() or (c != np.round(c)).any():
+        raise VotesError("a count matrix holds non-negative integers only")
+    c = c.copy()
+    np.fill_diagonal(c, 0)
+    return c
+
+
+def link_components(counts) -> np.ndarray:
+    """pwcmp's patch for a disconnected comparison graph: the best condition of each component
+    (by the ISO 20462 initial score) is tied once with the best of every other (1:1 votes)."""
+    c = check_counts(counts)
+    n, label = connected_components((c + c.T) > 0, directed=False)
+    if n == 1:
+        return c
+    with np.errstate(invalid="ignore"):
+        p = np.where(c + c.T > 0, c / (c + c.T), 0.5)
+    q0 = -(12 / np.pi * np.arcsin(np.sqrt(p)) - 3).sum(axis=0) / 2
+    best = [np.flatnonzero(label == g)[np.argmax(q0[label == g])] for g in range(n)]
+    for a in range(n):
+        for b in range(a + 1, n):
+            c[best[a], best[b]] = c[best[b], best[a]] = 1
+    return c
+
+
+def identified(counts) -> bool:
+    """Whether plain maximum likelihood is finite: the graph of "i beat j at least once" is
+    strongly connected (Zermelo 1929; Ford 1957), after pwcmp's linking of components."""
+    c = link_components(counts)
+    return connected_components(c > 0, directed=True, connection="strong")[0] == 1
+
+
+def _tensor(block: np.ndarray, n_blocks: int, v: pd.DataFrame, methods) -> np.ndarray:
+    """Comparison matrices of ``n_blocks`` blocks: ``c[b, i, j]`` = times i beat j in block b."""
+    index = {m: k for k, m in enumerate(methods)}
+    c = np.zeros((n_blocks, len(methods), len(methods)), dtype=np.int64)
+    np.add.at(c, (block, v["winner"].map(index).to_numpy(), v["loser"].map(index).to_numpy()), 1)
+    return c
+
+
+def per_rater_counts(v: pd.DataFrame, methods: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each rater's comparison matrix over ``methods`` in one block of validated votes.
+
+    Returns the sorted rater names and an int64 array of shape (raters, methods, methods).
+    """
+    raters, r = np.unique(v["rater"].to_numpy(dtype=str), return_inverse=True)
+    return raters, _tensor(r, len(raters), v, methods)
+
+
+def _pair_tallies(v: pd.DataFrame, by: list[str], method_order) -> pd.DataFrame:
+    """One row per block and unordered pair: ``method_a`` first in ``method_order``, its wins."""
+    methods = order_methods(set(v["method_a"]) | set(v["method_b"]), method_order)
+    rank = {m: k for k, m in enumerate(methods)}
+    first = v["winner"].map(rank) < v["loser"].map(rank)
+    t = v.assign(
+        method_a=np.where(first, v["winner"], v["loser"]),
+        method_b=np.where(first, v["loser"], v["winner"]),
+        _a=first.astype(np.int64),
+    )
+    g = t.groupby([*by, "method_a", "method_b"], sort=True)
+    out = g.agg(n=("_a", "size"), wins_a=("_a", "sum"), n_raters=("rater", "nunique"))
+    out = out.reset_index()
+    out["wins_b"] = out["n"] - out["wins_a"]
+    return sort_rows(out, [*by, "method_a", "method_b"], methods)
+
+
+def comparison_counts(
+    votes: pd.DataFrame,
+    per_image: bool = False,
+    method_order: Sequence[str] | None = None,
+    kinds: tuple[str, ...] = ("rating",),
+) -> pd.DataFrame:
+    """How often each method won against each other, per dataset (images pooled) or per image.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, [image,] method_a, method_b`` (``method_a`` first in ``method_order``,
+        alphabetical by default), ``n`` (comparisons), ``wins_a``, ``wins_b``, ``p_a`` (share of
+        comparisons won by a), ``n_raters`` and ``unanimous`` (one method won every time).
+    """
+    by = ["dataset", "image"] if per_image else ["dataset"]
+    out = _pair_tallies(comparisons(votes, kinds), by, method_order)
+    out["p_a"] = out["wins_a"] / out["n"]
+    out["unanimous"] = (out["wins_a"] == 0) | (out["wins_b"] == 0)
+    return out[
+        [*by, "method_a", "method_b", "n", "wins_a", "wins_b", "p_a", "n_raters", "unanimous"]
+    ]
+
+
+def max_circular_triads(t: int | np.ndarray) -> np.ndarray:
+    """Kendall & Babington Smith's maximum number of circular triads among ``t`` objects:
+    :math:`(t^3 - t)/24` for odd t, :math:`(t^3 - 4t)/24` for even t."""
+    t = np.asarray(t, dtype=np.int64)
+    return np.where(t % 2 == 1, (t**3 - t) // 24, (t**3 - 4 * t) // 24)
+
+
+def circular_triads(counts) -> int:
+    """Circular triads (i > j > k > i) in one observer's comparison matrix ``counts``.
+
+    A pair is decided by the majority of that observer's choices on it; a tied or unjudged pair
+    closes no triad. With every pair decided this equals Kendall & Babington Smith's
+    :math:`d = t(t-1)(2t-1)/12 - \\tfrac12 \\sum_i a_i^2`, :math:`a_i` the wins of object i.
+    """
+    c = np.asarray(counts)
+    a = (c > c.swapaxes(-1, -2)).astype(np.int64)
+    return np.rint(np.trace(a @ a @ a, axis1=-2, axis2=-1) / 3).astype(np.int64)
+
+
+def rater_consistency(
+    votes: pd.DataFrame, level: str = "rater", kinds: tuple[str, ...] = ("rating",)
+) -> pd.DataFrame:
+    """Per-rater consistency: circular triads and Kendall's coefficient of consistency zeta.
+
+    A block is one rater's comparisons of the methods of one image. It is complete when every
+    pair of the methods it holds was decided (judged, and not tied when repeated); only there
+    are the maximum and :math:`\\zeta = 1 - d/d_{max}` defined (1: no circular triad; 0: as many
+    as possible). ``expected_random`` is :math:`\\binom{t}{3}/4`, the mean for random choices.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``level="block"``: ``rater, dataset, image, n_methods, n_pairs, complete,
+        circular_triads, max_triads, expected_random, zeta`` (NaN where incomplete or fewer than
+        three methods). ``level="rater"`` (default): ``rater, dataset, n_blocks, n_complete,
+        circular_triads`` (all blocks), ``max_triads, expected_random`` (complete blocks) and
+        ``zeta`` :math:`= 1 - \\sum d / \\sum d_{max}` over the complete blocks.
+
+    References
+    ----------
+    Kendall & Babington Smith (1940), "On the method of paired comparisons", Biometrika 31.
+    """
+    if level not in ("rater", "block"):
+        raise ValueError(f"level must be 'rater' or 'block', got {level!r}")
+    v = comparisons(votes, kinds)
+    rows = []
+    for ds, g in v.groupby("dataset", sort=True):
+        methods = sorted(set(g["method_a"]) | set(g["method_b"]))
+        pairs = g[["rater", "image"]].to_numpy(dtype=str)
+        keys, block = np.unique(pairs, axis=0, return_inverse=True)
+        c = _tensor(block.ravel(), len(keys), g, methods)
+        judged = (c + c.swapaxes(1, 2)) > 0
+        t = judged.any(axis=2).sum(axis=1)
+        decided = (c != c.swapaxes(1, 2)).sum(axis=(1, 2)) // 2
+        d = circular_triads(c)
+        complete = (decided == t * (t - 1) // 2) & (t >= 2)
+        dmax = max_circular_triads(t)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "rater": keys[:, 0],
+                    "dataset": ds,
+                    "image": keys[:, 1],
+                    "n_methods": t,
+                    "n_pairs": judged.sum(axis=(1, 2)) // 2,
+                    "complete": complete,
+                    "circular_triads": d,
+                    "max_triads": np.where(complete, dmax, np.nan),
+                    "expected_random": np.where(complete, t * (t - 1) * (t - 2) / 24, np.nan),
+                    "zeta": np.where(complete & (t >= 3), 1 - d / np.maximum(dmax, 1), np.nan),
+                }
+            )
+        )
+    out = pd.concat(rows, ignore_index=True)
+    if level == "block":
+        return out
+    return _per_rater(out)
+
+
+def _per_rater(blocks: pd.DataFrame) -> pd.DataFrame:
+    ok = blocks["complete"] & (blocks["n_methods"] >= 3)
+    b = blocks.assign(
+        _d=np.where(ok, blocks["circular_triads"], 0), _m=np.where(ok, blocks["max_triads"], 0)
+    )
+    g = b.groupby(["rater", "dataset"], sort=True)
+    out = g.agg(
+        n_blocks=("image", "size"),
+        n_complete=("complete", "sum"),
+        circular_triads=("circular_triads", "sum"),
+        _d=("_d", "sum"),
+        max_triads=("_m", "sum"),
+        expected_random=("expected_random", "sum"),
+    ).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["zeta"] = np.where(out["max_triads"] > 0, 1 - out["_d"] / out["max_triads"], np.nan)
+    return out.drop(columns="_d")
+
+
+def agreement(
+    votes: pd.DataFrame, per_image: bool = False, kinds: tuple[str, ...] = ("rating",)
+) -> pd.DataFrame:
+    """Kendall's coefficient of agreement u across raters, per dataset or per image.
+
+    An item is one pair of methods on one image; :math:`\\gamma` counts the judgments preferring
+    each side. With :math:`\\Sigma = \\sum_{items} [\\binom{\\gamma_{ab}}{2} +
+    \\binom{\\gamma_{ba}}{2}]` (pairs of judgments that agree),
+    :math:`u = 2\\Sigma / \\sum_{items} \\binom{n}{2} - 1`, which is Kendall's
+    :math:`2\\Sigma/(\\binom{m}{2}\\binom{t}{2}) - 1` when each of m raters judged every pair of t
+    methods once (pooled over images, :math:`\\binom{t}{2}` becomes the number of items K).
+    u = 1 when all agree; its minimum is :math:`-1/(m-1)` (m even) or :math:`-1/m` (m odd).
+    Balanced designs (every item judged m >= 3 times) get Kendall's test of u > chance:
+    :math:`\\chi^2 = \\frac{4}{m-2}[\\Sigma - \\tfrac12 K \\binom{m}{2} \\frac{m-3}{m-2}]` with
+    :math:`K m (m-1)/(m-2)^2` degrees of freedom. Each judgment counts as one observer's; a rater's
+    repeated judgments of an item count separately.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, [image,] n_raters, n_methods, n_items, n_judgments, balanced`` (all items
+        judged the same number of times), ``m`` (that number, else NaN), ``u, u_min, chi2, df,
+        p`` (NaN unless balanced with m >= 3).
+
+    References
+    ----------
+    Kendall & Babington Smith (1940), Biometrika 31; Siegel & Castellan (1988), Nonparametric
+    Statistics for the Behavioral Sciences, 2nd ed., section 9.7.
+    """
+    by = ["dataset", "image"] if per_image else ["dataset"]
+    v = comparisons(votes, kinds)
+    items = _pair_tallies(v, ["dataset", "image"], None)
+    items["_agree"] = _pairs_of(items["wins_a"]) + _pairs_of(items["wins_b"])
+    items["_all"] = _pairs_of(items["n"])
+    g = items.groupby(by, sort=True)
+    out = g.agg(
+        n_items=("n", "size"),
+        n_judgments=("n", "sum"),
+        _agree=("_agree", "sum"),
+        _all=("_all", "sum"),
+        _lo=("n", "min"),
+        _hi=("n", "max"),
+    ).reset_index()
+    out["n_raters"] = v.groupby(by, sort=True)["rater"].nunique().to_numpy()
+    ends = [items[[*by, c]].set_axis([*by, "_m"], axis=1) for c in ("method_a", "method_b")]
+    out["n_methods"] = pd.concat(ends).groupby(by, sort=True)["_m"].nunique().to_numpy()
+    out["balanced"] = out["_lo"] == out["_hi"]
+    m = np.where(out["balanced"], out["_lo"], np.nan)
+    out["m"] = m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["u"] = np.where(out["_all"] > 0, 2 * out["_agree"] / out["_all"] - 1, np.nan)
+        out["u_min"] = np.where(m % 2 == 0, -1 / (m - 1), -1 / m)
+        k = out["n_items"].to_numpy(dtype=float)
+        chi2 = 4 / (m - 2) * (out["_agree"] - 0.5 * k * m * (m - 1) / 2 * (m - 3) / (m - 2))
+        df = k * m * (m - 1) / (m - 2) ** 2
+    ok = m >= 3
+    out["chi2"] = np.where(ok, chi2, np.nan)
+    out["df"] = np.where(ok, df, np.nan)
+    out["p"] = np.where(ok, stats.chi2.sf(out["chi2"], out["df"]), np.nan)
+    cols = ["n_raters", "n_methods", "n_items", "n_judgments", "balanced", "m", "u", "u_min"]
+    return out[[*by, *cols, "chi2", "df", "p"]]
+
+
+def _pairs_of(n: pd.Series) -> np.ndarray:
+    n = n.to_numpy(dtype=np.int64)
+    return n * (n - 1) // 2

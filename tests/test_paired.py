@@ -1,0 +1,156 @@
+"""Paired comparison: two versions of the same image, "which looks better?", walked in headless
+Chromium side by side and one at a time; the designs (full, random, active); the JOD report."""
+
+import time
+
+import pytest
+
+from study.models import Campaign, Rater, Trial
+from study.models.session import comparison_votes
+from study.reports.frames import export_report
+from tests.conftest import generate_and_launch, get_ready, screenshot, start_session, wait_for_image
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pc_campaign(make_campaign, capture, design=Campaign.FULL, methods=("nearest", "bicubic", "hr")):
+    campaign = make_campaign(methods=methods)
+    campaign.protocol = Campaign.PC
+    campaign.pair_design = design
+    campaign.pairs_per_image = 2
+    campaign.save()
+    return generate_and_launch(campaign, capture)
+
+
+@pytest.fixture
+def paired(make_campaign, eager_celery, django_capture_on_commit_callbacks):
+    return pc_campaign(make_campaign, django_capture_on_commit_callbacks)
+
+
+def shown_width(page, element_id):
+    return page.evaluate(
+        "id => { const i = document.getElementById(id); const r = i.getBoundingClientRect();"
+        " return [i.naturalWidth, r.width * devicePixelRatio, r.left]; }",
+        element_id,
+    )
+
+
+def answered(rater, n):
+    for _ in range(50):
+        if Trial.objects.filter(rater=rater).answered().count() == n:
+            return
+        time.sleep(0.1)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_rater_compares_pairs_side_by_side_with_keys_and_buttons(paired, live_server, browser):
+    rater = paired.raters.first()
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    start_session(page, live_server.url, rater)
+    n = rater.trials.count()
+    assert n == 3 * 3  # three images, every pair of three methods
+    choices = []
+    for i in range(n):
+        wait_for_image(page, i + 1)
+        page.wait_for_selector("#vote-form button[value='1']:enabled")
+        (wa, sa, left_a), (wb, sb, left_b) = (
+            shown_width(page, "stimulus"),
+            shown_width(page, "partner"),
+        )
+        assert wa == pytest.approx(sa) and wb == pytest.approx(sb) and left_a < left_b
+        if i == 0:
+            screenshot(page, "pair-side-by-side")
+        key = ["ArrowLeft", "2", "1", "ArrowRight"][i % 4]
+        if i == n - 1:
+            page.get_by_role("button", name="A looks better").click()
+            choices.append(1)
+        else:
+            page.keyboard.press(key)
+            choices.append(1 if key in ("1", "ArrowLeft") else 2)
+    page.wait_for_selector("text=Thank you!")
+    answered(rater, n)
+    trials = list(rater.trials.order_by("position"))
+    assert [t.score for t in trials] == choices
+    assert all(t.partner_id and t.partner.image_id == t.candidate.image_id for t in trials)
+    assert len({frozenset((t.candidate_id, t.partner_id)) for t in trials}) == n
+    rater.refresh_from_db()
+    assert rater.display_checks[-1]["pair_layout"] == "side-by-side"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_narrow_window_shows_one_version_at_a_time_and_asks_to_see_both(
+    paired, live_server, browser
+):
+    rater = paired.raters.first()
+    # 48x64 images: two do not fit across 100 CSS pixels at 1:1, one does.
+    page = browser.new_context(viewport={"width": 100, "height": 700}).new_page()
+    start_session(page, live_server.url, rater)
+    wait_for_image(page, 1)
+    assert page.is_visible("#stimulus") and not page.is_visible("#partner")
+    page.wait_for_timeout(300)
+    assert page.is_disabled("#vote-form button[value='1']")  # B not seen yet
+    page.keyboard.press("2")
+    assert rater.trials.answered().count() == 0
+    page.keyboard.press("t")
+    assert page.is_visible("#partner") and not page.is_visible("#stimulus")
+    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    screenshot(page, "pair-toggle")
+    page.keyboard.press("2")
+    wait_for_image(page, 2)
+    assert not page.is_visible("#partner")  # the next pair starts with A again
+    answered(rater, 1)
+    assert rater.trials.get(position=0).score == 2
+    rater.refresh_from_db()
+    assert rater.display_checks[-1]["pair_layout"] == "toggle"
+
+
+def test_a_comparison_accepts_only_a_or_b_and_serves_b_within_the_window(paired, client):
+    rater = paired.raters.first()
+    get_ready(client, rater)
+    assert client.get(f"/r/{rater.token}/b/0.png")["Content-Type"] == "image/png"
+    assert client.get(f"/r/{rater.token}/b/1.png").status_code == 200
+    assert client.get(f"/r/{rater.token}/b/5.png").status_code == 404
+    reply = client.post(
+        f"/r/{rater.token}/vote/", {"position": 0, "score": 4}, HTTP_ACCEPT="application/json"
+    )
+    assert reply.status_code == 400 and "Choose A (1) or B (2)" in reply.json()["error"]
+    assert not rater.trials.answered().exists()
+
+
+def answer_all(campaign, prefer=("hr", "bicubic", "nearest")):
+    """Every session answered by a consistent rater: the method earlier in `prefer` wins."""
+    from django.utils import timezone
+
+    for rater in campaign.raters.all():
+        for t in rater.trials.select_related("candidate__method", "partner__method"):
+            a, b = t.candidate.method.slug, t.partner.method.slug
+            t.score = 1 if prefer.index(a) < prefer.index(b) else 2
+            t.answered_at = timezone.now()
+            t.save(update_fields=["score", "answered_at"])
+
+
+def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capture_on_commit_callbacks, tmp_path):  # fmt: skip
+    capture = django_capture_on_commit_callbacks
+    rnd = pc_campaign(make_campaign, capture, Campaign.RANDOM)
+    assert {r.trials.count() for r in rnd.raters.all()} == {3 * 2}  # two pairs per image
+    active = pc_campaign(lambda **kw: make_campaign(**kw, name="active"), capture, Campaign.ACTIVE)
+    answer_all(active)
+    fresh = Rater.objects.create_with_trials(active)
+    again = Rater.objects.create_with_trials(active)
+    pairs = [
+        {frozenset((t.candidate_id, t.partner_id)) for t in r.trials.all()} for r in (fresh, again)
+    ]
+    assert len(pairs[0]) == 3 * 2 and all(t.partner_id for t in fresh.trials.all())
+    full = pc_campaign(lambda **kw: make_campaign(**kw, name="full"), capture)
+    answer_all(full)
+    votes = comparison_votes(full)
+    assert len(votes) == 2 * 9 and set(votes["choice"]) <= {"hr", "bicubic", "nearest"}
+    paths = export_report(full, tmp_path)
+    import pandas as pd
+
+    jod = pd.read_csv(paths["jod.csv"]).set_index("method")["jod"]
+    assert jod["hr"] > jod["bicubic"] > jod["nearest"]
+    assert "protocol: Paired comparison" in (tmp_path / "campaign.txt").read_text()
+    assert {"jod_differences.csv", "rater_consistency.csv", "agreement.csv"} <= set(paths)
