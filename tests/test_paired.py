@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from study.models import Campaign, Rater, Trial
+from study.models import Campaign, Trial
 from study.models.session import comparison_votes
 from study.reports.frames import export_report
 from tests.conftest import generate_and_launch, get_ready, screenshot, start_session, wait_for_image
@@ -135,14 +135,6 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     capture = django_capture_on_commit_callbacks
     rnd = pc_campaign(make_campaign, capture, Campaign.RANDOM)
     assert {r.trials.count() for r in rnd.raters.all()} == {3 * 2}  # two pairs per image
-    active = pc_campaign(lambda **kw: make_campaign(**kw, name="active"), capture, Campaign.ACTIVE)
-    answer_all(active)
-    fresh = Rater.objects.create_with_trials(active)
-    again = Rater.objects.create_with_trials(active)
-    pairs = [
-        {frozenset((t.candidate_id, t.partner_id)) for t in r.trials.all()} for r in (fresh, again)
-    ]
-    assert len(pairs[0]) == 3 * 2 and all(t.partner_id for t in fresh.trials.all())
     full = pc_campaign(lambda **kw: make_campaign(**kw, name="full"), capture)
     answer_all(full)
     votes = comparison_votes(full)
@@ -154,3 +146,54 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     assert jod["hr"] > jod["bicubic"] > jod["nearest"]
     assert "protocol: Paired comparison" in (tmp_path / "campaign.txt").read_text()
     assert {"jod_differences.csv", "rater_consistency.csv", "agreement.csv"} <= set(paths)
+
+
+def better(trial, prefer=("hr", "bicubic", "nearest")):
+    a, b = trial.candidate.method.slug, trial.partner.method.slug
+    return 1 if prefer.index(a) < prefer.index(b) else 2
+
+
+def test_active_pairs_are_chosen_when_needed_from_the_votes_so_far(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks, client
+):
+    import zlib
+
+    from django.test import Client
+
+    from study.analysis.active_sampling import next_pairs, state_from_votes
+
+    campaign = pc_campaign(make_campaign, django_capture_on_commit_callbacks, Campaign.ACTIVE)
+    first, second = campaign.raters.order_by("pk")[:2]
+    assert first.trials.filter(pair_pending=True).count() == first.trials.count() == 3 * 2
+    get_ready(client, first)  # shows the first pair and prefetches the second: both chosen
+    assert list(first.trials.order_by("position").values_list("pair_pending", flat=True)[:3]) == [
+        False,
+        False,
+        True,
+    ]
+    while first.trials.pending().exists():
+        trial = first.trials.pending().select_related("candidate__method", "partner__method")[0]
+        assert not trial.pair_pending and trial.partner.image_id == trial.candidate.image_id
+        reply = client.post(
+            f"/r/{first.token}/vote/",
+            {"position": trial.position, "score": better(trial)},
+            HTTP_ACCEPT="application/json",
+        )
+        assert reply.status_code == 200, reply.content
+    votes = comparison_votes(campaign)
+    assert len(votes) == 6
+    # The next rater's first pair is the most informative one given those six votes.
+    other = Client()
+    get_ready(other, second)
+    trial = second.trials.select_related("candidate__image__dataset", "candidate__method",
+                                         "partner__method").get(position=0)  # fmt: skip
+    image = trial.candidate.image
+    expected = next_pairs(
+        state_from_votes(votes, images=[(image.dataset.name, image.name)]),
+        n=1,
+        seed=zlib.crc32(f"{campaign.seed}:{second.seed}".encode()),
+        rater=str(second.pk),
+        images=[(image.dataset.name, image.name)],
+    ).iloc[0]
+    chosen = {trial.candidate.method.slug, trial.partner.method.slug}
+    assert chosen == {expected["method_a"], expected["method_b"]}

@@ -1,7 +1,8 @@
 """A paired-comparison session's pairs and their order: pure Python, seeded, replayable.
 
 Each image's candidates are paired per the campaign's design (every pair, or `per_image` drawn
-at random, or the pairs an active sampler chose); the pairs are then ordered as ACR candidates
+at random; an active design holds random pairs' places and study.rating.active chooses each
+pair when the page first needs it); the pairs are then ordered as ACR candidates
 are (`order.session_order`: never the same image twice in a row, a share shown again at least
 min(L // 3, 10) positions later), and which side each version is shown on is drawn per showing,
 so a retest shows its pair swapped as often as not.
@@ -13,13 +14,12 @@ from itertools import combinations
 from study.models.order import session_order
 
 
-def design_pairs(rows, design, per_image, seed, chooser=None):
+def design_pairs(rows, design, per_image, seed):
     """The (image, pk_a, pk_b) pairs of one session.
 
     rows: (candidate_pk, image_pk) of the rated candidates. design: "full" (every pair of an
-    image's candidates), "random" (`per_image` pairs per image, drawn without replacement), or
-    "active" (`chooser(image, pks, per_image)` returns them). Images with one candidate give
-    no pair."""
+    image's candidates) or "random" (`per_image` pairs per image, drawn without replacement).
+    Images with one candidate give no pair."""
     rng = random.Random(f"{seed}:pairs")
     by_image = {}
     for pk, image in sorted(rows):
@@ -31,10 +31,8 @@ def design_pairs(rows, design, per_image, seed, chooser=None):
             chosen = everything
         elif design == "random":
             chosen = rng.sample(everything, min(per_image, len(everything)))
-        elif design == "active":
-            chosen = chooser(image, pks, per_image)
         else:
-            raise ValueError(f"unknown pair design {design!r}: full, random or active")
+            raise ValueError(f"unknown pair design {design!r}: full or random")
         pairs += [(image, a, b) for a, b in chosen]
     return pairs
 

@@ -59,8 +59,12 @@ class RaterManager(models.Manager):
             )
         )
         seed = f"{campaign.seed}:{rater.seed}"
-        chooser = pair_chooser(campaign, seed) if campaign.pair_design == campaign.ACTIVE else None
-        pairs = design_pairs(rows, campaign.pair_design, campaign.pairs_per_image, seed, chooser)
+        active = campaign.pair_design == campaign.ACTIVE
+        # Active: the images and their order are fixed now; which two versions each trial
+        # compares is chosen when the page first needs it, from the votes cast by then
+        # (study.rating.active). Random pairs hold the places until then.
+        design = campaign.RANDOM if active else campaign.pair_design
+        pairs = design_pairs(rows, design, campaign.pairs_per_image, seed)
         trials = [
             Trial(
                 rater=rater,
@@ -69,6 +73,7 @@ class RaterManager(models.Manager):
                 position=position,
                 kind="retest" if repeat else "rating",
                 repeat=repeat,
+                pair_pending=active and not repeat,
             )
             for position, (left, right, repeat) in enumerate(
                 pair_session(pairs, campaign.retest_share, seed)
@@ -80,16 +85,17 @@ class RaterManager(models.Manager):
         return rater
 
 
-def comparison_votes(campaign, people_only=False):
+def comparison_votes(campaign, people_only=False, offset=0):
     """The campaign's answered paired comparisons in the long format study.analysis.pairwise
     takes: ``rater, dataset, image, method_a, method_b, choice`` (the chosen method), ``kind``,
-    ``position``, ``timestamp``, in the order they were answered (replayable)."""
+    ``position``, ``timestamp``, in the order they were answered (replayable); ``offset``
+    leaves out the first ones (those a cached state has seen)."""
     import pandas as pd
 
     trials = Trial.objects.answered().filter(rater__campaign=campaign, partner__isnull=False)
     # The researcher's preview is no data; simulated sessions are, labelled, unless excluded.
     trials = trials.exclude(rater__platform__in=Rater.NOT_PEOPLE if people_only else ["preview"])
-    rows = trials.order_by("answered_at", "pk").values_list(
+    rows = trials.order_by("answered_at", "pk")[offset:].values_list(
         "rater_id",
         "candidate__image__dataset__name",
         "candidate__image__name",
@@ -103,37 +109,6 @@ def comparison_votes(campaign, people_only=False):
     columns = ["rater", "dataset", "image", "method_a", "method_b", "choice", "kind", "position"]
     records = [(*r[:5], r[3] if r[5] == 1 else r[4], *r[6:8], r[8]) for r in rows]
     return pd.DataFrame(records, columns=[*columns, "timestamp"])
-
-
-def pair_chooser(campaign, seed):
-    """Active sampling for a new session: per image, the pairs with the largest expected
-    information gain given every comparison answered so far (study.analysis.active_sampling,
-    ASAP-style), reproducible from the seed and the vote log."""
-    from study.analysis.active_sampling import new_state, next_pairs, state_from_votes
-
-    rows = list(
-        campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
-            "pk", "image_id", "image__dataset__name", "image__name", "method__slug"
-        )
-    )
-    key_of = {image: (ds, name) for _, image, ds, name, _ in rows}
-    pk_of = {(image, slug): pk for pk, image, _, _, slug in rows}
-    images, methods = sorted(set(key_of.values())), sorted({slug for *_, slug in rows})
-    votes = comparison_votes(campaign)
-    if votes.empty:  # the first session: every pair is as informative as the next
-        state = new_state(images, methods)
-    else:
-        state = state_from_votes(votes, images=images, methods=methods)
-    number = int.from_bytes(str(seed).encode()[-8:], "big") % 2**31
-
-    def choose(image, pks, per_image):
-        proposed = next_pairs(state, n=per_image, seed=number, images=[key_of[image]])
-        return [
-            (pk_of[image, a], pk_of[image, b])
-            for a, b in zip(proposed["method_a"], proposed["method_b"], strict=True)
-        ]
-
-    return choose
 
 
 class Rater(models.Model):
@@ -361,6 +336,10 @@ class Trial(models.Model):
     # Paired comparison: the second image (B); the score is then 1 (A looks better) or 2 (B).
     partner = models.ForeignKey(
         Candidate, models.PROTECT, null=True, blank=True, related_name="partner_trials"
+    )
+    pair_pending = models.BooleanField(
+        default=False,
+        help_text="Active pair design: the pair is chosen when the page first needs it.",
     )
     position = models.PositiveIntegerField()
     score = models.PositiveSmallIntegerField(

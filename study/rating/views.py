@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from study.models import Rater, consent_for_display
 from study.rating.access import get_rater, not_live, out_of_order, scale_of
+from study.rating.active import choose_pairs
 from study.rating.display import current_pair_layout, display_passed, render_display_check
 
 MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
@@ -113,8 +114,13 @@ def upcoming_trials(rater):
 
 
 def shown(upcoming):
-    """Mark the first of `upcoming` as shown (the page is about to show it); returns them all."""
+    """Mark the first of `upcoming` as shown (the page is about to show it); returns them all.
+
+    An active paired design chooses their pairs first (the next one's too: the page prefetches
+    its images, so its pair must not change afterwards)."""
     if upcoming:
+        if upcoming[0].partner_id is not None:
+            choose_pairs(upcoming[0].rater, upcoming)
         upcoming[0].mark_shown()
     return upcoming
 
