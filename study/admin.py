@@ -55,6 +55,7 @@ class CampaignAdmin(
                 "fields": [
                     "protocol",
                     ("pair_design", "pairs_per_image"),
+                    "mos_campaign",
                     "scale",
                     "kernel",
                     "lr_source",

@@ -430,3 +430,43 @@ def test_active_sampling_reaches_a_lower_error_than_random_pairs():
     active = np.mean([study_error("active", s) for s in range(8)])
     random = np.mean([study_error("random", s) for s in range(8)])
     assert active < 0.8 * random
+
+
+def test_the_command_line_scales_comparisons_and_sets_mos_against_jod(tmp_path):
+    import json
+
+    from study.analysis import paper_design, simulate_votes
+    from study.analysis.__main__ import main
+
+    design = paper_design()
+    design = design[(design["dataset"] == "Set5")]
+    votes = simulate_votes(design, n_raters=8, seed=2)
+    mos = votes.groupby("method")["score"].mean()
+    rng = np.random.default_rng(5)
+    rows = []
+    methods = sorted(mos.index)
+    for rater in range(8):
+        for image in sorted(design["image"].unique()):
+            for i, a in enumerate(methods):
+                for b in methods[i + 1 :]:
+                    p = 1 / (1 + np.exp(-(mos[a] - mos[b]) * 2))
+                    rows.append((f"p{rater}", "Set5", image, a, b, a if rng.random() < p else b))
+    comparisons = pd.DataFrame(
+        rows, columns=["rater", "dataset", "image", "method_a", "method_b", "choice"]
+    )
+    votes.to_csv(tmp_path / "votes.csv", index=False)
+    comparisons.to_csv(tmp_path / "comparisons.csv", index=False)
+    args = ["--out", str(tmp_path / "out"), "--no-plots"]
+    assert main([*args, "--votes", str(tmp_path / "votes.csv"),
+                 "--comparisons", str(tmp_path / "comparisons.csv")]) == 0  # fmt: skip
+    both = pd.read_csv(tmp_path / "out" / "comparisons" / "mos_vs_jod.csv")
+    assert set(both["method"]) == set(methods) and both["spearman_rho"].iloc[0] > 0.8
+    assert json.loads((tmp_path / "out" / "comparisons" / "manifest.json").read_text())[
+        "n_comparisons"
+    ] == len(comparisons)
+    only = tmp_path / "only"
+    assert main(["--out", str(only), "--comparisons", str(tmp_path / "comparisons.csv")]) == 0
+    jod = pd.read_csv(only / "jod.csv").set_index("method")["jod"]
+    assert jod.idxmax() == mos.idxmax()
+    with pytest.raises(SystemExit):
+        main(["--out", str(only)])  # neither ratings nor comparisons: argparse says so

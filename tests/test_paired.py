@@ -146,6 +146,16 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     assert jod["hr"] > jod["bicubic"] > jod["nearest"]
     assert "protocol: Paired comparison" in (tmp_path / "campaign.txt").read_text()
     assert {"jod_differences.csv", "rater_consistency.csv", "agreement.csv"} <= set(paths)
+    # With the MOS of an ACR campaign of the same images and methods: MOS against JOD.
+    from study.rating.simulated import add_simulated_raters
+
+    acr = generate_and_launch(make_campaign(name="acr"), capture)
+    add_simulated_raters(acr, 4, seed=1)
+    full.mos_campaign = acr
+    full.save()
+    paths = export_report(full, tmp_path / "with-mos")
+    both = pd.read_csv(paths["mos_vs_jod.csv"])
+    assert set(both["method"]) == {"nearest", "bicubic", "hr"}
 
 
 def better(trial, prefer=("hr", "bicubic", "nearest")):

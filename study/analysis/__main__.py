@@ -1,12 +1,17 @@
-"""``python -m study.analysis --votes VOTES.csv --out DIR [--objective METRICS.csv]``."""
+"""``python -m study.analysis --votes VOTES.csv --out DIR [--objective METRICS.csv]``
+``[--comparisons COMPARISONS.csv]``: ratings (ACR/DCR), paired comparisons, or both (then
+``comparisons/mos_vs_jod.csv`` sets MOS against JOD)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+from .mos import mos_table
+from .pc_report import write_comparison_report
 from .report import write_report
 from .schema import VotesError
 
@@ -20,11 +25,15 @@ def _read(path: str, what: str) -> pd.DataFrame:
         raise VotesError(f"{what} file {path} is not a readable CSV: {e}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.analysis", description=__doc__)
-    p.add_argument("--votes", required=True, help="long-format CSV, one row per vote")
+    p.add_argument("--votes", help="ratings: long-format CSV, one row per vote")
+    p.add_argument(
+        "--comparisons",
+        help="paired comparisons: rater, dataset, image, method_a, method_b, choice per row",
+    )
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--objective", help="CSV with dataset, image, method, psnr, ssim")
+    p.add_argument("--objective", help="CSV with dataset, image, method, psnr, ssim [, metrics]")
     p.add_argument("--ci", choices=("t", "normal"), default="t", help="MOS confidence interval")
     p.add_argument(
         "--pairing",
@@ -33,18 +42,36 @@ def main(argv: list[str] | None = None) -> int:
         help="pairing unit of significance.csv",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG figures")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     a = p.parse_args(argv)
+    if not a.votes and not a.comparisons:
+        p.error("give --votes (ratings), --comparisons (paired comparisons) or both")
     try:
-        votes = _read(a.votes, "votes")
-        objective = _read(a.objective, "objective") if a.objective else None
-        files = write_report(
-            votes,
-            a.out,
-            objective=objective,
-            ci=a.ci,
-            pairing=a.pairing,
-            plots_enabled=not a.no_plots,
-        )
+        files, mos = {}, None
+        if a.votes:
+            votes = _read(a.votes, "votes")
+            objective = _read(a.objective, "objective") if a.objective else None
+            files = write_report(
+                votes,
+                a.out,
+                objective=objective,
+                ci=a.ci,
+                pairing=a.pairing,
+                plots_enabled=not a.no_plots,
+            )
+            mos = mos_table(votes, ci=a.ci)
+        if a.comparisons:
+            out = Path(a.out) / "comparisons" if a.votes else Path(a.out)
+            files |= {
+                f"comparisons/{k}" if a.votes else k: v
+                for k, v in write_comparison_report(
+                    _read(a.comparisons, "comparisons"), out, mos=mos
+                ).items()
+            }
     except (VotesError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

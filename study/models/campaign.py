@@ -99,6 +99,16 @@ class Campaign(models.Model):
         default=FULL,
         help_text="Paired comparison only: which pairs each rater judges.",
     )
+    mos_campaign = models.ForeignKey(
+        "self",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"protocol": "acr"},
+        help_text="Paired comparison: an ACR campaign of the same images and methods whose MOS "
+        "the report sets against this campaign's JOD (mos_vs_jod.csv).",
+    )
     pairs_per_image = models.PositiveSmallIntegerField(
         default=3, help_text="Paired comparison, random and active designs: pairs per image."
     )

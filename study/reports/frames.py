@@ -144,8 +144,12 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
         comparisons = comparison_votes(campaign)
         if comparisons.empty:
             raise ValueError(f"campaign {campaign.name} has no comparisons yet: nothing to report")
+        mos = None
+        if campaign.mos_campaign_id:
+            rated = votes_frame(campaign.mos_campaign)
+            mos = mos_table(rated) if len(rated) else None
         paths = write_comparison_report(
-            comparisons, out_dir, method_order=method_order(campaign), downloads=downloads
+            comparisons, out_dir, method_order=method_order(campaign), mos=mos, downloads=downloads
         )
     else:
         paths = write_report(
