@@ -207,3 +207,21 @@ def test_active_pairs_are_chosen_when_needed_from_the_votes_so_far(
     ).iloc[0]
     chosen = {trial.candidate.method.slug, trial.partner.method.slug}
     assert chosen == {expected["method_a"], expected["method_b"]}
+
+
+def test_a_pair_session_is_checked_for_side_bias_and_contradicting_retests():
+    from study.analysis.pair_checks import pair_session_quality
+
+    one_key = [(i, i + 100, 1, "rating", 900) for i in range(12)]
+    qc = pair_session_quality(one_key)
+    assert qc["share_a"] == 1.0 and qc["flags"] == ["side-bias"]
+    varied = [(i, i + 100, 1 + i % 2, "rating", 900) for i in range(12)]
+    # Retests show the pair swapped: the same winner again agrees, the other one contradicts.
+    same = [(i + 100, i, 2 - i % 2, "retest", 900) for i in range(4)]
+    assert pair_session_quality(varied + same)["retest_agreement"] == 1.0
+    other = [(i + 100, i, 1 + i % 2, "retest", 900) for i in range(4)]
+    qc = pair_session_quality(varied + other)
+    assert qc["retest_agreement"] == 0.0 and qc["flags"] == ["retest-unreliable"]
+    assert pair_session_quality(varied, [{"went_on_anyway": True}])["flags"] == [
+        "display-too-small"
+    ]

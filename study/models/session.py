@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from study.analysis import session_quality, vote_flags
+from study.analysis.pair_checks import pair_session_quality
 from study.models.campaign import Campaign, Candidate
 from study.models.order import retest_count, session_order
 from study.models.pairs import design_pairs, pair_session
@@ -256,6 +257,11 @@ class Rater(models.Model):
 
     def quality(self):
         """This session's quality-control summary; reported to the researcher, never applied."""
+        if self.campaign.protocol == self.campaign.PC:
+            pairs = self.trials.answered().values_list(
+                "candidate_id", "partner_id", "score", "kind", "duration_ms"
+            )
+            return pair_session_quality(pairs, self.display_checks)
         votes = list(
             self.trials.answered().values_list(
                 "candidate_id", "score", "kind", "flags", "duration_ms", "expected"

@@ -33,6 +33,8 @@ def reasons(rater, thresholds):
         )
     if thresholds.reject_straightlining and "straight-lining" in qc["flags"]:
         out.append("gave nearly the same score to every image")
+    if thresholds.reject_straightlining and "side-bias" in qc["flags"]:
+        out.append("chose the same side in nearly every comparison")
     median = qc["median_duration_ms"]
     if thresholds.min_median_seconds and median is not None:
         if median / 1000 < thresholds.min_median_seconds:
