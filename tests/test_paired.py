@@ -3,6 +3,7 @@ Chromium side by side and one at a time; the designs (full, random, active); the
 
 import time
 
+import pandas as pd
 import pytest
 
 from study.models import Campaign, Trial
@@ -140,8 +141,6 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     votes = comparison_votes(full)
     assert len(votes) == 2 * 9 and set(votes["choice"]) <= {"hr", "bicubic", "nearest"}
     paths = export_report(full, tmp_path)
-    import pandas as pd
-
     jod = pd.read_csv(paths["jod.csv"]).set_index("method")["jod"]
     assert jod["hr"] > jod["bicubic"] > jod["nearest"]
     assert "protocol: Paired comparison" in (tmp_path / "campaign.txt").read_text()
@@ -225,3 +224,23 @@ def test_a_pair_session_is_checked_for_side_bias_and_contradicting_retests():
     assert pair_session_quality(varied, [{"went_on_anyway": True}])["flags"] == [
         "display-too-small"
     ]
+
+
+def test_simulated_raters_answer_a_paired_campaign_for_a_pilot_report(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks, tmp_path
+):
+    from study.rating.simulated import add_simulated_raters
+
+    for design in (Campaign.FULL, Campaign.ACTIVE):
+        campaign = pc_campaign(
+            lambda design=design, **kw: make_campaign(**kw, name=f"sim-{design}"),
+            django_capture_on_commit_callbacks,
+            design,
+        )
+        add_simulated_raters(campaign, 6, bad=0, seed=3)
+        votes = comparison_votes(campaign)
+        assert len(votes) and set(votes["choice"]) <= {"nearest", "bicubic", "hr"}
+        assert not Trial.objects.filter(rater__campaign=campaign, pair_pending=True,
+                                        score__isnull=False).exists()  # fmt: skip
+        jod = pd.read_csv(export_report(campaign, tmp_path / design)["jod.csv"])
+        assert jod.set_index("method")["jod"].idxmax() == "hr"

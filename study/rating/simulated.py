@@ -2,12 +2,15 @@
 for pilots, demos and benchmarks. Their sessions have platform "simulated", which every export
 carries (`rater_platform`), so they can never pass for people."""
 
+import random
+
 import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
 from study.analysis.simulate import simulate_votes
 from study.models import Campaign, Candidate, Rater, Trial, vote_flags
+from study.rating.active import choose_pairs
 
 KEY = ["dataset", "image", "method"]
 
@@ -69,9 +72,17 @@ def _vote_session(campaign, label, scores):
     rater = Rater.objects.create_with_trials(
         campaign, label=label, platform="simulated", consented_at=now, calibrated_at=now
     )
-    trials = list(rater.trials.all())
+    trials = list(rater.trials.select_related("candidate__image__dataset"))
+    if any(t.pair_pending for t in trials):
+        choose_pairs(rater, trials)  # an active design: pairs as of the votes so far
+    rng = random.Random(f"{rater.pk}:{label}")
     for trial in trials:
-        trial.score = int(scores[trial.kind][trial.candidate_id])
+        score = scores[trial.kind][trial.candidate_id]
+        if trial.partner_id is not None:
+            # A comparison: the version the simulated rater scored higher wins (ties: a coin).
+            other = scores[trial.kind][trial.partner_id]
+            score = 1 if score > other else 2 if other > score else rng.choice((1, 2))
+        trial.score = int(score)
         trial.answered_at = now
         trial.flags = vote_flags(trial.expected, trial.score, None, 0)
     Trial.objects.bulk_update(trials, ["score", "answered_at", "flags"], batch_size=500)
