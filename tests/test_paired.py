@@ -141,6 +141,11 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     votes = comparison_votes(full)
     assert len(votes) == 2 * 9 and set(votes["choice"]) <= {"hr", "bicubic", "nearest"}
     paths = export_report(full, tmp_path)
+    from study.reports.frames import mos_csv, votes_csv
+
+    header = votes_csv(full).splitlines()[0]
+    assert header.startswith("rater,dataset,image,method_a,method_b,choice")
+    assert mos_csv(full).splitlines()[0].startswith("dataset,method,jod")
     jod = pd.read_csv(paths["jod.csv"]).set_index("method")["jod"]
     assert jod["hr"] > jod["bicubic"] > jod["nearest"]
     assert "protocol: Paired comparison" in (tmp_path / "campaign.txt").read_text()

@@ -159,7 +159,8 @@ def _render_calibration(request, rater, calibration):
         }
         for c, score in calibration
     ]
-    context = {"rater": rater, "items": items, "dcr": dcr, "scale": scale}
+    paired = rater.campaign.protocol == rater.campaign.PC
+    context = {"rater": rater, "items": items, "dcr": dcr, "paired": paired, "scale": scale}
     return render(request, "study/calibration.html", context)
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from study.analysis import draw_figures, mos_table, validate_votes, write_report
+from study.analysis.jod import jod_table
+from study.analysis.pairwise import validate_comparisons
 from study.analysis.pc_report import write_comparison_report
 from study.models import Candidate, Method, Trial
 from study.models.catalog import paper_order
@@ -59,7 +61,13 @@ def votes_frame(campaign):
 def votes_csv(campaign):
     """The campaign's votes as the report zip's ``votes.csv`` holds them: validated by
     study.analysis (scores as numbers, UTC timestamps, gold thresholds), same columns and order.
-    A header line alone before the first vote."""
+    A header line alone before the first vote. A paired campaign's are its comparisons, in the
+    long format of the zip's ``comparisons.csv``."""
+    if campaign.protocol == campaign.PC:
+        comparisons = comparison_votes(campaign)
+        return (validate_comparisons(comparisons) if len(comparisons) else comparisons).to_csv(
+            index=False
+        )
     votes = votes_frame(campaign)
     if votes.empty:
         return votes.to_csv(index=False)
@@ -122,6 +130,12 @@ def missing_metrics_frame(campaign):
 
 
 def mos_csv(campaign):
+    """MOS per method and dataset; for a paired campaign, its JOD scale (jod.csv)."""
+    if campaign.protocol == campaign.PC:
+        comparisons = comparison_votes(campaign)
+        if comparisons.empty:
+            return "dataset,method,jod,ci95_low,ci95_high\n"
+        return jod_table(comparisons, method_order=method_order(campaign)).to_csv(index=False)
     votes = votes_frame(campaign)
     columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
     table = (
