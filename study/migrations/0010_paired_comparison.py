@@ -5,30 +5,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('study', '0009_protocol'),
+        ("study", "0009_protocol"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='campaign',
-            name='pair_design',
-            field=models.CharField(choices=[('full', 'Full: every pair of methods for every image'), ('random', 'Random pairs per image (seeded)'), ('active', 'Active sampling: the most informative pairs given the votes so far (ASAP)')], default='full', help_text='Paired comparison only: which pairs each rater judges.', max_length=6),
+            model_name="campaign",
+            name="pair_design",
+            field=models.CharField(
+                choices=[
+                    ("full", "Full: every pair of methods for every image"),
+                    ("random", "Random pairs per image (seeded)"),
+                    (
+                        "active",
+                        "Active sampling: the most informative pairs given the votes so far (ASAP)",
+                    ),
+                ],
+                default="full",
+                help_text="Paired comparison only: which pairs each rater judges.",
+                max_length=6,
+            ),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='pairs_per_image',
-            field=models.PositiveSmallIntegerField(default=3, help_text='Paired comparison, random and active designs: pairs per image.'),
+            model_name="campaign",
+            name="pairs_per_image",
+            field=models.PositiveSmallIntegerField(
+                default=3,
+                help_text="Paired comparison, random and active designs: pairs per image.",
+            ),
         ),
         migrations.AddField(
-            model_name='trial',
-            name='partner',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='partner_trials', to='study.candidate'),
+            model_name="trial",
+            name="partner",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="partner_trials",
+                to="study.candidate",
+            ),
         ),
         migrations.AlterField(
-            model_name='campaign',
-            name='protocol',
-            field=models.CharField(choices=[('acr', 'ACR: one image at a time, quality 1 (bad) to 5 (excellent), as the SRGAN paper'), ('dcr', 'DCR: each image beside its HR reference, impairment 5 (imperceptible) to 1 (very annoying), ITU-T P.910 / P.800'), ('pc', 'Paired comparison: two versions of the same image, which looks better (forced choice, scaled to JOD)')], default='acr', help_text='How raters judge: absolute category rating, degradation category rating against the HR reference (needs the HR method among the methods), or paired comparison.', max_length=3),
+            model_name="campaign",
+            name="protocol",
+            field=models.CharField(
+                choices=[
+                    (
+                        "acr",
+                        "ACR: one image at a time, quality 1 (bad) to 5 (excellent), as the SRGAN paper",
+                    ),
+                    (
+                        "dcr",
+                        "DCR: each image beside its HR reference, impairment 5 (imperceptible) to 1 (very annoying), ITU-T P.910 / P.800",
+                    ),
+                    (
+                        "pc",
+                        "Paired comparison: two versions of the same image, which looks better (forced choice, scaled to JOD)",
+                    ),
+                ],
+                default="acr",
+                help_text="How raters judge: absolute category rating, degradation category rating against the HR reference (needs the HR method among the methods), or paired comparison.",
+                max_length=3,
+            ),
         ),
     ]
