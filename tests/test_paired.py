@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import pytest
 
-from study.models import Campaign, Trial
+from study.models import Campaign, Rater, Trial
 from study.models.session import comparison_votes
 from study.reports.frames import export_report
 from tests.conftest import generate_and_launch, get_ready, screenshot, start_session, wait_for_image
@@ -249,3 +249,30 @@ def test_simulated_raters_answer_a_paired_campaign_for_a_pilot_report(
                                         score__isnull=False).exists()  # fmt: skip
         jod = pd.read_csv(export_report(campaign, tmp_path / design)["jod.csv"])
         assert jod.set_index("method")["jod"].idxmax() == "hr"
+
+
+def test_a_crowd_participant_joins_a_paired_campaign_and_resumes_on_another_device(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    campaign = pc_campaign(make_campaign, django_capture_on_commit_callbacks, Campaign.RANDOM)
+    Campaign.objects.filter(pk=campaign.pk).update(open_recruitment=True)
+    laptop = Client()
+    reply = laptop.get(f"/join/{campaign.recruit_token}/?PROLIFIC_PID=P7&SESSION_ID=s7")
+    rater = Rater.objects.get(campaign=campaign, participant_id="P7")
+    assert reply.status_code == 302 and rater.trials.count() == 3 * 2
+    assert all(t.partner_id for t in rater.trials.all())
+    get_ready(laptop, rater)
+    for position in (0, 1):
+        reply = laptop.post(
+            f"/r/{rater.token}/vote/", {"position": position, "score": 2},
+            HTTP_ACCEPT="application/json",
+        )  # fmt: skip
+        assert reply.status_code == 200
+    phone = Client()  # the same link later, on a phone: consent kept, display checked again
+    get_ready(phone, rater, viewport=(390, 844), dpr=3.0)
+    page = phone.get(rater.get_absolute_url()).content.decode()
+    assert "Image 3 of 6" in page and f"/r/{rater.token}/b/2.png" in page
+    rater.refresh_from_db()
+    assert rater.display_checks[-1]["pair_layout"] == "side-by-side"  # 64-px images fit twice
