@@ -16,8 +16,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from PIL import Image
-from sr_models.metric_specs import METRICS
 
+from sr_models.metric_specs import METRICS
 from study.generation.figure import FORMATS, qualitative_figure
 from study.generation.inputs import hr_for, lr_input, read_png
 from study.models import Campaign, Candidate, Method, SourceImage

@@ -2,6 +2,7 @@
 checks them; the workers compute them with sr_models.metric_panel)."""
 
 from django.core.exceptions import ValidationError
+
 from sr_models.metric_specs import DEFAULT_PANEL, METRICS
 
 
