@@ -150,6 +150,10 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     assert jod["hr"] > jod["bicubic"] > jod["nearest"]
     assert "protocol: Paired comparison" in (tmp_path / "campaign.txt").read_text()
     assert {"jod_differences.csv", "rater_consistency.csv", "agreement.csv"} <= set(paths)
+    assert {"jod_ci.png", "jod_ci.svg"} <= set(paths)
+    from study.reports.frames import draw_report_figures
+
+    assert set(draw_report_figures(full, tmp_path / "page")) == {"jod_ci.svg"}
     # With the MOS of an ACR campaign of the same images and methods: MOS against JOD.
     from study.rating.simulated import add_simulated_raters
 
@@ -276,3 +280,18 @@ def test_a_crowd_participant_joins_a_paired_campaign_and_resumes_on_another_devi
     assert "Image 3 of 6" in page and f"/r/{rater.token}/b/2.png" in page
     rater.refresh_from_db()
     assert rater.display_checks[-1]["pair_layout"] == "side-by-side"  # 64-px images fit twice
+
+
+def test_the_live_report_of_a_paired_campaign_shows_the_jod_scale(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks, client, researcher
+):
+    from study.rating.simulated import add_simulated_raters
+
+    campaign = pc_campaign(make_campaign, django_capture_on_commit_callbacks)
+    add_simulated_raters(campaign, 5, bad=0, seed=4)
+    client.force_login(researcher)
+    html = client.get(f"/admin/study/campaign/{campaign.pk}/report/").content.decode()
+    assert "JOD scale from the paired comparisons (Thurstone Case V)" in html
+    assert "Rater consistency (circular triads" in html
+    assert html.count("data:image/svg+xml;base64,") == 1  # the JOD figure
+    assert "Paired Wilcoxon" not in html  # no ACR table for comparisons

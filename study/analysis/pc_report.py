@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import plots
 from .jod import jod_differences, jod_table, mos_vs_jod
 from .pairwise import agreement, comparisons, rater_consistency
 
@@ -28,6 +29,7 @@ def write_comparison_report(
     downloads: bool = True,
     n_boot: int = 1000,
     seed: int = 0,
+    plots_enabled: bool = True,
 ) -> dict[str, Path]:
     """Analyse comparison ``votes`` and write the report's files into ``out_dir``.
 
@@ -36,7 +38,8 @@ def write_comparison_report(
     ``jod_bt.csv`` (Bradley-Terry in JOD units, the same data), ``jod_differences.csv``
     (every pair of methods: difference, CI, p, Holm), ``rater_consistency.csv`` (circular
     triads, Kendall's zeta), ``agreement.csv`` (Kendall's u), ``mos_vs_jod.csv`` (with
-    ``mos``, a :func:`.mos.mos_table` of ACR votes) and ``manifest.json``.
+    ``mos``, a :func:`.mos.mos_table` of ACR votes), ``manifest.json`` and, with
+    ``plots_enabled``, the figure ``jod_ci`` (PNG and SVG).
     """
     v = comparisons(votes)
     out = Path(out_dir)
@@ -52,6 +55,8 @@ def write_comparison_report(
     order = list(method_order) if method_order else None
     jod = jod_table(v, n_boot=n_boot, seed=seed, method_order=order)
     put("jod.csv", jod)
+    if plots_enabled:
+        files.update(plots.jod_ci(jod, out, order))
     put("jod_bt.csv", jod_table(v, model="bradley_terry", n_boot=0, method_order=order))
     put("jod_differences.csv", jod_differences(v, n_boot=n_boot, seed=seed, method_order=order))
     put("rater_consistency.csv", rater_consistency(v))

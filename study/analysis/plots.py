@@ -172,3 +172,20 @@ def mos_vs_psnr(
     # Room on the right for the name of the method with the highest PSNR.
     _margins(fig, left=0.6, right=0.9, bottom=0.55, top=0.35, wspace=0.35)
     return _save(fig, out, "mos_vs_psnr", formats)
+
+
+def jod_ci(jod: pd.DataFrame, out: Path, order=None, formats=FORMATS) -> dict[str, Path]:
+    """JOD per method and dataset with 95% CI bars (a paired-comparison study)."""
+    datasets = sorted(jod["dataset"].unique())
+    fig, axes = _figure(1, len(datasets), (4.2 * len(datasets), 4.2))
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        g = jod[jod["dataset"] == ds].set_index("method")
+        g = g.loc[ordered(g.index, order)]
+        err = np.vstack([g["jod"] - g["ci95_low"], g["ci95_high"] - g["jod"]])
+        ax.errorbar(range(len(g)), g["jod"], yerr=np.nan_to_num(err), fmt="o", capsize=3)
+        ax.set_xticks(range(len(g)), g.index, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{ds}: JOD (1 JOD = 75% preference), 95% CI", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("JOD")
+    _margins(fig, left=0.6, right=0.15, bottom=1.1, top=0.35, wspace=0.2)
+    return _save(fig, out, "jod_ci", formats)

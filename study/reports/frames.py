@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.analysis import draw_figures, mos_table, validate_votes, write_report
+from study.analysis import draw_figures, mos_table, plots, validate_votes, write_report
 from study.analysis.jod import jod_table
 from study.analysis.pairwise import validate_comparisons
 from study.analysis.pc_report import write_comparison_report
@@ -163,7 +163,12 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
             rated = votes_frame(campaign.mos_campaign)
             mos = mos_table(rated) if len(rated) else None
         paths = write_comparison_report(
-            comparisons, out_dir, method_order=method_order(campaign), mos=mos, downloads=downloads
+            comparisons,
+            out_dir,
+            method_order=method_order(campaign),
+            mos=mos,
+            downloads=downloads,
+            plots_enabled=plots_enabled,
         )
     else:
         paths = write_report(
@@ -204,9 +209,15 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
 
 def draw_report_figures(campaign, out_dir, formats=("svg",)):
     """The report's figures of a campaign (SVG only by default, as the report page shows them);
-    none yet for a paired comparison (its tables carry the JOD scale)."""
+    for a paired comparison, the JOD scale with its intervals."""
     if campaign.protocol == campaign.PC:
-        return {}
+        comparisons = comparison_votes(campaign)
+        if comparisons.empty:
+            raise ValueError(f"campaign {campaign.name} has no comparisons yet: nothing to report")
+        jod = jod_table(comparisons, method_order=method_order(campaign))
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return plots.jod_ci(jod, out, method_order(campaign), formats)
     return draw_figures(
         _votes_to_report(campaign),
         out_dir,

@@ -124,6 +124,7 @@ PLOTS = [
     ("score_distribution.svg", "Distribution of scores per method"),
     ("mos_vs_psnr.svg", "MOS against PSNR"),
     ("metric_panel.svg", "MOS against each metric, with the fitted logistic"),
+    ("jod_ci.svg", "JOD with 95% confidence intervals (paired comparisons)"),
 ]
 
 
