@@ -104,6 +104,13 @@ def test_dcr_without_the_hr_reference_is_refused_and_exports_say_the_protocol(
     from study.reports.frames import export_report
 
     add_simulated_raters(dcr_campaign, 4, seed=0)
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser("r", "r@x.org", "pw-r-123456"))
+    html = staff.get(f"/admin/study/campaign/{dcr_campaign.pk}/report/").content.decode()
+    assert 'id="dcr-note"' in html and "DMOS" in html
     export_report(dcr_campaign, tmp_path, plots_enabled=False)
     assert (
         "protocol: DCR: each image beside its HR reference"

@@ -292,6 +292,7 @@ def test_the_live_report_of_a_paired_campaign_shows_the_jod_scale(
     client.force_login(researcher)
     html = client.get(f"/admin/study/campaign/{campaign.pk}/report/").content.decode()
     assert "JOD scale from the paired comparisons (Thurstone Case V)" in html
+    assert "paired comparisons from 5 raters" in html
     assert "Rater consistency (circular triads" in html
     assert html.count("data:image/svg+xml;base64,") == 1  # the JOD figure
     assert "Paired Wilcoxon" not in html  # no ACR table for comparisons
