@@ -72,6 +72,8 @@ def test_only_staff_with_the_register_permission_may_register_a_model(
     staff = django_user_model.objects.get(pk=staff.pk)
     client.force_login(staff)
     assert "register-model" in client.get("/admin/study/method/").content.decode()
+    # The register permission alone is enough to follow a check to its verdict.
+    assert client.get("/admin/study/modelregistration/").status_code == 200
 
 
 def test_a_model_of_another_scale_cannot_join_a_campaign(make_campaign, settings):

@@ -94,7 +94,12 @@ def test_the_command_adds_a_metric_and_waits_for_it(
     campaign.metrics = ["gmsd"]
     campaign.save()
     generate_and_launch(campaign, django_capture_on_commit_callbacks)
+    from study.reports.page import report_version
+
+    before = report_version(campaign)
     call_command("compute_metrics", campaign.name, "--add", "fsim,ms_ssim", "--wait")
+    campaign.refresh_from_db()
+    assert report_version(campaign) != before  # the live report recomputes its metric panel
     out = capsys.readouterr().out
     assert "9 candidates queued for gmsd, fsim, ms_ssim" in out
     assert (

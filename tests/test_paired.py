@@ -246,8 +246,24 @@ def test_simulated_raters_answer_a_paired_campaign_for_a_pilot_report(
             django_capture_on_commit_callbacks,
             design,
         )
+        Campaign.objects.filter(pk=campaign.pk).update(retest_share=0.5)
+        campaign.refresh_from_db()
         add_simulated_raters(campaign, 6, bad=0, seed=3)
         votes = comparison_votes(campaign)
+        assert set(votes["rater_platform"]) == {"simulated"}
+        for rater in campaign.raters.filter(platform="simulated"):
+            trials = list(rater.trials.all())
+            pairs = {}
+            for t in trials:
+                if not t.repeat:
+                    pairs.setdefault(t.candidate.image_id, []).append(
+                        {t.candidate_id, t.partner_id}
+                    )
+            # A rater never judges the same pair of an image twice (the votes so far grow)...
+            assert all(len(p) == len({frozenset(x) for x in p}) for p in pairs.values())
+            # ...and a retest shows its original's pair.
+            firsts = [{t.candidate_id, t.partner_id} for t in trials if not t.repeat]
+            assert all({t.candidate_id, t.partner_id} in firsts for t in trials if t.repeat)
         assert len(votes) and set(votes["choice"]) <= {"nearest", "bicubic", "hr"}
         assert not Trial.objects.filter(rater__campaign=campaign, pair_pending=True,
                                         score__isnull=False).exists()  # fmt: skip
@@ -296,3 +312,23 @@ def test_the_live_report_of_a_paired_campaign_shows_the_jod_scale(
     assert "Rater consistency (circular triads" in html
     assert html.count("data:image/svg+xml;base64,") == 1  # the JOD figure
     assert "Paired Wilcoxon" not in html  # no ACR table for comparisons
+
+
+def test_the_welcome_page_and_the_session_estimate_follow_the_protocol(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks, client
+):
+    from study.models import session_estimate
+
+    campaign = pc_campaign(make_campaign, django_capture_on_commit_callbacks)
+    rater = campaign.raters.first()
+    page = client.get(rater.get_absolute_url()).content.decode()
+    assert "two versions, A and B, of the same image" in page and "B looks better" in page
+    assert "Excellent" not in page
+    assert session_estimate(campaign)[1] == rater.trials.count() == 9
+    one = make_campaign(methods=("bicubic",), name="one-method")
+    one.protocol = Campaign.PC
+    one.save()
+    from study.generation.queue import start_generation
+
+    with pytest.raises(ValueError, match="at least two methods"):
+        start_generation(one)

@@ -142,7 +142,7 @@ def test_the_page_updates_in_place_instead_of_reloading(live_campaign, client, r
 def test_an_empty_campaign_says_so_in_the_fragment(live_campaign, client, researcher):
     client.force_login(researcher)
     reply = client.get(report_url(live_campaign, "fragment/")).json()
-    assert reply["version"] == "0-0.000000"
+    assert reply["version"] == "0-0.000000-0.000000"
     assert "has no votes yet" in reply["html"]
 
 

@@ -54,6 +54,18 @@
     say(text);
   }
 
+  let figuresVersion = version;
+
+  function fetchFigures(query) {
+    return getJSON(root.dataset.figuresUrl + query).then(
+      (reply) => {
+        swap("report-figures", reply.html);
+        figuresVersion = reply.version;
+      },
+      () => say("The figures could not be updated: reload the page.")
+    );
+  }
+
   async function poll() {
     const query = "?version=" + encodeURIComponent(version);
     let peek;
@@ -73,10 +85,7 @@
         root.dataset.version = version;
         changed = true;
       });
-      const figures = getJSON(root.dataset.figuresUrl + next).then(
-        (reply) => swap("report-figures", reply.html),
-        () => say("The figures could not be updated: reload the page.")
-      );
+      const figures = fetchFigures(next);
       try {
         await tables;
       } catch (err) {
@@ -84,6 +93,9 @@
         return false;
       }
       await figures;
+    } else if (figuresVersion !== version) {
+      // A vote landed between the two requests: the figures are older than the tables.
+      await fetchFigures("?version=" + encodeURIComponent(version));
     }
     const time = new Date().toLocaleTimeString();
     if (peek.live) say(`Updates in place every 30 s while the campaign is live; checked ${time}.`);

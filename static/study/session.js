@@ -87,6 +87,7 @@ var srmos = (function () {
 
     function started() {
       shownAt = performance.now();
+      if (toggling) seeB();  // B was flipped to while the pair was still loading
       if (keyAt !== null) window.srmosLatencies.push(shownAt - keyAt);
       keyAt = null;
       document.body.dataset.painted = form.position.value;
@@ -214,10 +215,14 @@ var srmos = (function () {
       if (!toggling) return;
       var next = stage.dataset.showing === "b" ? "a" : "b";
       showVersion(next);
-      if (next === "b" && !sawB) {
-        sawB = true;
-        updateButtons();
-      }
+      if (next === "b") seeB();
+    }
+
+    // B counts as seen only once the pair is painted and B is the version on screen.
+    function seeB() {
+      if (sawB || shownAt === null || stage.dataset.showing !== "b") return;
+      sawB = true;
+      updateButtons();
     }
 
     function vote(score) {

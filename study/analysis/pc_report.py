@@ -68,6 +68,8 @@ def write_comparison_report(
         "protocol": "paired comparison (forced choice)",
         "n_comparisons": int(len(v)),
         "n_raters": int(v["rater"].nunique()),
+        # Simulated sessions (a pilot) are analysed with the rest, and counted here.
+        "n_simulated_raters": _simulated(v),
         "scale": "Thurstone Case V, 1 JOD = 75% preference (pwcmp convention), "
         "reference method at 0",
         "n_boot": n_boot,
@@ -75,3 +77,10 @@ def write_comparison_report(
     files["manifest.json"] = out / "manifest.json"
     files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
     return files
+
+
+def _simulated(v: pd.DataFrame) -> int:
+    """Raters of simulated sessions (srmos exports say so in ``rater_platform``)."""
+    if "rater_platform" not in v.columns:
+        return 0
+    return int(v.loc[v["rater_platform"] == "simulated", "rater"].nunique())

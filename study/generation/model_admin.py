@@ -6,6 +6,7 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -72,6 +73,7 @@ class RegisterModelForm(forms.ModelForm):
 class ModelRegistrationAdmin(admin.ModelAdmin):
     list_display = ["slug", "status", "architecture", "scale", "parameters", "hash", "created_at"]
     list_filter = ["status"]
+    actions = ["check_again"]
     readonly_fields = [
         "status",
         "verdict",
@@ -94,6 +96,21 @@ class ModelRegistrationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return request.user.has_perm(PERMISSION)
+
+    @admin.action(description="Check again (no worker took it, or its worker died)")
+    def check_again(self, request, queryset):
+        if not request.user.has_perm(PERMISSION):
+            raise PermissionDenied
+        queued = sum(registering.check_again(r) for r in queryset)
+        self.message_user(
+            request,
+            f"{queued} registration(s) queued for a worker's check; the others have a worker "
+            "on them or a verdict already.",
+        )
+
+    def has_view_permission(self, request, obj=None):
+        # Whoever may register a model may follow its check and read the verdict.
+        return request.user.has_perm(PERMISSION) or super().has_view_permission(request, obj)
 
     def has_change_permission(self, request, obj=None):
         return False  # a registration is a record; register again to change anything

@@ -65,6 +65,20 @@ def queue_check(registration_id):
     validate_model.apply_async(args=[registration_id], queue="gpu")
 
 
+MAX_ATTEMPTS = 3  # a model that kills its worker would kill the next one too
+
+
+def check_again(registration):
+    """Queue the check of a registration no worker is on (queued with its message lost, or
+    running on a worker that died); returns whether it was queued."""
+    now = timezone.now()
+    waiting = Q(status=ModelRegistration.QUEUED) | ModelRegistration.abandoned(now)
+    if not ModelRegistration.objects.filter(waiting, pk=registration.pk).exists():
+        return False
+    transaction.on_commit(lambda: queue_check(registration.pk))
+    return True
+
+
 def claim(registration_id, token):
     """Claim a queued or abandoned registration; 1 when this caller won it."""
     now = timezone.now()

@@ -225,6 +225,9 @@ def compute_metrics(candidate_ids):
                 **notes,
             }
             locked.save(update_fields=["metrics", "metric_notes"])
+    # The live report's cache key: a metric computed after the votes changes the report.
+    campaigns = Candidate.objects.filter(pk__in=candidate_ids).values("campaign_id")
+    Campaign.objects.filter(pk__in=campaigns).update(metrics_changed_at=timezone.now())
 
 
 @shared_task(name="study.tasks.validate_model", acks_late=True)
@@ -235,6 +238,14 @@ def validate_model(registration_id):
     if not registering.claim(registration_id, token):
         return  # gone, settled, or being validated by a live worker
     registration = ModelRegistration.objects.get(pk=registration_id)
+    if registration.attempts > registering.MAX_ATTEMPTS:
+        refusal = (
+            f"the check stopped its worker {registration.attempts - 1} times (out of memory, or "
+            "over the task's time limit): try a smaller model, or raise SRMOS_MODEL_MEMORY_MB "
+            "and the workers' memory"
+        )
+        registering.settle(registration, token, None, refusal)
+        return
     from study.generation import networks  # torch: workers only
 
     try:

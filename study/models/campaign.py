@@ -112,6 +112,9 @@ class Campaign(models.Model):
     pairs_per_image = models.PositiveSmallIntegerField(
         default=3, help_text="Paired comparison, random and active designs: pairs per image."
     )
+    metrics_changed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When metrics were last computed later."
+    )
     # Not design: a metric added to a finished campaign is computed for its existing candidates.
     metrics = models.JSONField(
         default=default_metrics,
@@ -369,6 +372,11 @@ class Campaign(models.Model):
                 f"Campaign {self.name} is {self.get_status_display().lower()}: its candidates "
                 "are final (raters score them and the exports describe them). Clone the "
                 "campaign to generate a new design."
+            )
+        if self.protocol == self.PC and (self.methods.count() < 2 or self.pairs_per_image < 1):
+            return (
+                f"Campaign {self.name} compares pairs: give it at least two methods and at "
+                "least one pair per image."
             )
         if self.protocol == self.DCR and not self.methods.filter(kind=Method.REFERENCE).exists():
             return (

@@ -106,10 +106,13 @@ def comparison_votes(campaign, people_only=False, offset=0):
         "kind",
         "position",
         "answered_at",
+        "duration_ms",
+        "rater__platform",
     )
     columns = ["rater", "dataset", "image", "method_a", "method_b", "choice", "kind", "position"]
-    records = [(*r[:5], r[3] if r[5] == 1 else r[4], *r[6:8], r[8]) for r in rows]
-    return pd.DataFrame(records, columns=[*columns, "timestamp"])
+    # rater_platform tells real sessions from simulated ones, as in the ratings' votes.csv.
+    records = [(*r[:5], r[3] if r[5] == 1 else r[4], *r[6:]) for r in rows]
+    return pd.DataFrame(records, columns=[*columns, "timestamp", "duration_ms", "rater_platform"])
 
 
 class Rater(models.Model):
@@ -294,6 +297,14 @@ def session_estimate(campaign):
     rated = campaign.candidates.filter(role=Candidate.RATING, status=Candidate.DONE).count()
     if not rated:
         rated = campaign.datasets.aggregate(n=Count("images"))["n"] * campaign.methods.count()
+    if campaign.protocol == campaign.PC:
+        # Comparisons, not candidates: per image every pair, or pairs_per_image of them.
+        methods = campaign.methods.count()
+        images = rated // methods if methods else 0
+        per_image = methods * (methods - 1) // 2
+        if campaign.pair_design != campaign.FULL:
+            per_image = min(per_image, campaign.pairs_per_image)
+        rated = images * per_image
     trials = rated + retest_count(rated, campaign.retest_share)
     if campaign.calibration_dataset_id:
         trials += min(campaign.calibration_images, campaign.calibration_dataset.images.count())

@@ -4,48 +4,98 @@ then, as the pair of that image with the largest expected information gain
 (study.analysis.active_sampling, ASAP-style).
 
 The posterior is kept per process in Django's cache, keyed by campaign, with the number of votes
-it has seen: a page replays only the votes cast since (about 0.01 ms each), and a fresh process
-replays the whole log once (0.34 s for 30,000 votes). A trial's retest takes the pair its
+it has seen: a page replays only the votes cast since (about 0.01 ms each; those of the last
+minute are re-read so that one committed late is not missed), and a fresh process replays the
+whole log once (0.34 s for 30,000 votes). A trial's retest takes the pair its
 original was given. Choosing is reproducible from the campaign seed, the rater and the vote log.
 """
 
 import zlib
+from datetime import timedelta
 
 from django.core.cache import cache
 from django.db import transaction
 
 from study.analysis.active_sampling import new_state, next_pairs, update
 from study.models import Candidate, Trial
-from study.models.session import comparison_votes
 
 STATE_TIMEOUT = 3600
 
 
-def _state(campaign):
-    """The campaign's posterior after every answered comparison, cached and brought up to date:
-    one count query when no vote arrived since, else the new votes only."""
-    key = f"srmos-pair-state-{campaign.pk}"
-    seen, state = cache.get(key) or (0, None)
-    total = (
+# A vote's answered_at is set before its transaction commits, so votes can become visible out
+# of that order; re-reading this margin of recent votes (and skipping those already applied)
+# catches a late one. A count that still disagrees rebuilds the state from the whole log.
+MARGIN = timedelta(seconds=60)
+
+
+def _answered(campaign):
+    return (
         Trial.objects.answered()
         .filter(rater__campaign=campaign, partner__isnull=False)
         .exclude(rater__platform="preview")
-        .count()
     )
-    if state is not None and seen == total:
-        return state
-    if state is None or seen > total:
-        rows = campaign.candidates.filter(role=Candidate.RATING).values_list(
-            "image__dataset__name", "image__name", "method__slug"
+
+
+def _replay(state, rows):
+    for _pk, rater, ds, image, a, b, score, _at in rows:
+        update(state, str(rater), ds, image, a, b, a if score == 1 else b)
+
+
+def _fresh_state(campaign):
+    rows = campaign.candidates.filter(role=Candidate.RATING).values_list(
+        "image__dataset__name", "image__name", "method__slug"
+    )
+    images = sorted({(ds, image) for ds, image, _ in rows})
+    return new_state(images, sorted({slug for *_, slug in rows}))
+
+
+def _votes(queryset):
+    return list(
+        queryset.order_by("answered_at", "pk").values_list(
+            "pk",
+            "rater_id",
+            "candidate__image__dataset__name",
+            "candidate__image__name",
+            "candidate__method__slug",
+            "partner__method__slug",
+            "score",
+            "answered_at",
         )
-        images = sorted({(ds, image) for ds, image, _ in rows})
-        state, seen = new_state(images, sorted({slug for *_, slug in rows})), 0
-    for row in comparison_votes(campaign, offset=seen).itertuples(index=False):
-        update(
-            state, str(row.rater), row.dataset, row.image, row.method_a, row.method_b, row.choice
-        )
-        seen += 1
-    cache.set(key, (seen, state), STATE_TIMEOUT)
+    )
+
+
+def _state(campaign):
+    """The campaign's posterior after every answered comparison, cached and brought up to date:
+    one count query when no vote arrived since, else the recent votes only."""
+    key = f"srmos-pair-state-{campaign.pk}"
+    cached = cache.get(key)
+    answered = _answered(campaign)
+    total = answered.count()
+    if cached is not None and cached["n"] == total:
+        return cached["state"]
+    if cached is not None and cached["last"] is not None and cached["n"] < total:
+        state, applied, last = cached["state"], dict(cached["recent"]), cached["last"]
+        rows = [
+            r
+            for r in _votes(answered.filter(answered_at__gte=last - MARGIN))
+            if r[0] not in applied
+        ]
+        _replay(state, rows)
+        n = cached["n"] + len(rows)
+    else:
+        rows = _votes(answered)
+        state = _fresh_state(campaign)
+        _replay(state, rows)
+        n = len(rows)
+        applied, last = {}, None
+    if n != total:  # a vote slipped past the margin: replay the whole log in its order
+        rows = _votes(answered)
+        state, n, applied, last = _fresh_state(campaign), len(rows), {}, None
+        _replay(state, rows)
+    seen = {**applied, **{r[0]: r[7] for r in rows}}  # pk -> answered_at
+    last = max(seen.values()) if seen else None
+    recent = {pk: at for pk, at in seen.items() if at >= last - MARGIN}
+    cache.set(key, {"n": n, "state": state, "last": last, "recent": recent}, STATE_TIMEOUT)
     return state
 
 

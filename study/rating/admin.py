@@ -8,7 +8,7 @@ from study.models import Rater, Trial
 
 class TrialInline(admin.TabularInline):
     model = Trial
-    fields = ["position", "candidate", "score", "answered_at"]
+    fields = ["position", "candidate", "partner", "score", "answered_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False

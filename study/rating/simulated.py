@@ -72,11 +72,15 @@ def _vote_session(campaign, label, scores):
     rater = Rater.objects.create_with_trials(
         campaign, label=label, platform="simulated", consented_at=now, calibrated_at=now
     )
-    trials = list(rater.trials.select_related("candidate__image__dataset"))
-    if any(t.pair_pending for t in trials):
-        choose_pairs(rater, trials)  # an active design: pairs as of the votes so far
+    trials = list(rater.trials.select_related("candidate__image__dataset").order_by("position"))
+    # An active design chooses each pair from the votes so far: answer one trial at a time.
+    active = any(t.pair_pending for t in trials)
     rng = random.Random(f"{rater.pk}:{label}")
     for trial in trials:
+        if trial.pair_pending:
+            choose_pairs(rater, [trial])
+        elif active and trial.repeat:
+            trial.refresh_from_db(fields=["candidate", "partner"])  # its original's pair
         score = scores[trial.kind][trial.candidate_id]
         if trial.partner_id is not None:
             # A comparison: the version the simulated rater scored higher wins (ties: a coin).
@@ -85,7 +89,10 @@ def _vote_session(campaign, label, scores):
         trial.score = int(score)
         trial.answered_at = now
         trial.flags = vote_flags(trial.expected, trial.score, None, 0)
-    Trial.objects.bulk_update(trials, ["score", "answered_at", "flags"], batch_size=500)
+        if active:
+            trial.save(update_fields=["score", "answered_at", "flags"])
+    if not active:
+        Trial.objects.bulk_update(trials, ["score", "answered_at", "flags"], batch_size=500)
     rater.started_at = rater.completed_at = now
     rater.qc = rater.quality()
     rater.save(update_fields=["started_at", "completed_at", "qc"])

@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from study.models import Rater, consent_for_display
+from study.models.texts import instructions_for
 from study.rating.access import get_rater, not_live, out_of_order, scale_of
 from study.rating.active import choose_pairs
 from study.rating.display import current_pair_layout, display_passed, render_display_check
@@ -102,6 +103,7 @@ def render_welcome(request, rater, error=None, status=200):
         "rater": rater,
         "campaign": rater.campaign,
         "consent": consent_for_display(rater.campaign),
+        "instructions": instructions_for(rater.campaign),
         "scale": scale_of(rater.campaign),
         "error": error,
     }

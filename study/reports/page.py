@@ -129,14 +129,16 @@ PLOTS = [
 
 
 def report_version(campaign):
-    """What the cached report depends on: the number of answered trials and the last answer."""
+    """What the cached report depends on: the number of answered trials, the last answer and
+    when metrics were last computed after generation."""
     state = (
         Trial.objects.answered()
         .filter(rater__campaign=campaign)
         .aggregate(n=Count("id"), last=Max("answered_at"))
     )
     last = state["last"].timestamp() if state["last"] else 0
-    return f"{state['n']}-{last:.6f}"
+    metrics = campaign.metrics_changed_at.timestamp() if campaign.metrics_changed_at else 0
+    return f"{state['n']}-{last:.6f}-{metrics:.6f}"
 
 
 def report_context(campaign, version=None):
