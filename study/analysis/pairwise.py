@@ -17,7 +17,7 @@ from scipy import stats
 from scipy.sparse.csgraph import connected_components
 
 from .order import order_methods, sort_rows
-from .schema import VotesError, _counts, _kinds, _rows
+from .schema import VotesError, _counts, _kinds, _rows, check_table
 
 REQUIRED = ("rater", "dataset", "image", "method_a", "method_b", "choice")
 OPTIONAL = ("kind", "timestamp", "position")
@@ -43,16 +43,7 @@ def validate_comparisons(df: pd.DataFrame) -> pd.DataFrame:
         unparseable timestamp; a negative or non-integer position. Up to five offending rows are
         named by their index label.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise VotesError(f"comparisons must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise VotesError(
-            f"comparisons lack required column(s) {', '.join(missing)}; expected "
-            f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})"
-        )
-    if len(df) == 0:
-        raise VotesError("comparisons table has no rows")
+    check_table(df, "comparisons", REQUIRED, OPTIONAL)
     out = df.copy(deep=False)
     for col in REQUIRED[:5]:
         bad = out.index[out[col].isna() | (out[col].astype(str).str.strip() == "")]

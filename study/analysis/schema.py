@@ -102,6 +102,21 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def check_table(df, noun: str, required, optional) -> None:
+    """Refuse what is not a DataFrame, lacks a required column or has no rows (``noun`` names
+    the table in the message: "votes", "comparisons")."""
+    if not isinstance(df, pd.DataFrame):
+        raise VotesError(f"{noun} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise VotesError(
+            f"{noun} lack required column(s) {', '.join(missing)}; "
+            f"expected {', '.join(required)} (optional: {', '.join(optional)})"
+        )
+    if len(df) == 0:
+        raise VotesError(f"{noun} table has no rows")
+
+
 def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
     """Check a long vote table and return a clean copy.
 
@@ -138,16 +153,7 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
     votes (a rater who did not rate some stimulus) are simply absent rows; every analysis handles
     incomplete designs.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise VotesError(f"votes must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise VotesError(
-            f"votes lack required column(s) {', '.join(missing)}; "
-            f"expected {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})"
-        )
-    if len(df) == 0:
-        raise VotesError("votes table has no rows")
+    check_table(df, "votes", REQUIRED, OPTIONAL)
     if _still_clean(df):
         return df.reset_index(drop=True)
     # Copy-on-write (pandas 3): a shallow copy never lets our column changes reach the caller.
