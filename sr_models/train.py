@@ -5,21 +5,19 @@ or the SRCNN/ESPCN baselines.
     python -m sr_models.train CONFIG.json --fresh    # ignore an existing last.pt
     python -m sr_models.train --export RUN/last.pt OUT.pt --name srresnet-mse
 
-The defaults of `TrainConfig` are the paper's SRResNet schedule (Ledig et al. 2017, section
-3.2): 96x96 HR crops, batch 16, Adam (0.9, 0.999) at 1e-4 for 1e6 steps. Every checkpoint
-stores the config, weights, optimiser state, step, validation PSNR/SSIM and git revision.
+The defaults of `TrainConfig` (sr_models.train_config) are the paper's SRResNet schedule (Ledig
+et al. 2017, section 3.2): 96x96 HR crops, batch 16, Adam (0.9, 0.999) at 1e-4 for 1e6 steps.
+Every checkpoint stores the config, weights, optimiser state, step, validation PSNR/SSIM and git
+revision.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,69 +28,11 @@ from tqdm import tqdm
 
 from sr_models.checkpoint import export_generator, generator_from_checkpoint
 from sr_models.data import PatchSampler, load_pairs, split_paths
-from sr_models.degrade import KERNELS
 from sr_models.inference import upscale_images
 from sr_models.losses import VGGLoss, adversarial_g_loss, discriminator_loss, mse_loss, tv_loss
 from sr_models.metrics import psnr, ssim
+from sr_models.train_config import TrainConfig
 from sr_models.train_state import Progress, TrainNets, build_nets, resume, save_state
-
-CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
-
-
-@dataclass
-class TrainConfig:
-    name: str = "srresnet-mse"
-    arch: str = "srresnet"  # srresnet | srcnn | espcn
-    scale: int = 4
-    generator: dict = field(default_factory=dict)  # fields of the arch's config dataclass
-    train_dirs: list[str] = field(default_factory=lambda: ["../shared/data/T91/HR"])
-    val_dir: str | None = None
-    holdout: int = 5  # without val_dir: last N images of the last train dir, held out
-    kernel: str = "matlab-bicubic"
-    patch_size: int = 96  # HR crop side
-    batch_size: int = 16
-    steps: int = 1_000_000
-    lr: float = 1e-4
-    lr_milestones: list[int] = field(default_factory=list)
-    lr_gamma: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    content_loss: str = "mse"
-    tv_weight: float = 0.0
-    adv_weight: float = 0.0  # 1e-3 for SRGAN; > 0 adds the discriminator
-    vgg_weights: str | None = None
-    init_from: str | None = None  # generator checkpoint to start from (SRGAN from SRResNet)
-    seed: int = 0
-    threads: int = 1
-    device: str = "cpu"
-    amp: str = "none"  # "bf16": autocast forward passes to bfloat16 (losses stay float32)
-    channels_last: bool = True
-    log_every: int = 50
-    val_every: int = 1000
-    save_every: int = 500
-    max_minutes: float | None = None  # stop (and save) after this much wall time in this run
-    out_dir: str = "runs/srresnet-mse"
-
-    def __post_init__(self):
-        self.betas = tuple(self.betas)
-        if self.kernel not in KERNELS:
-            raise ValueError(f"kernel {self.kernel!r}: choose one of {', '.join(KERNELS)}")
-        if self.content_loss not in CONTENT_LOSSES:
-            raise ValueError(
-                f"content_loss {self.content_loss!r}: choose one of {', '.join(CONTENT_LOSSES)}"
-            )
-        if self.amp not in ("none", "bf16"):
-            raise ValueError(f"amp {self.amp!r}: choose none or bf16")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be positive")
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> TrainConfig:
-        data = json.loads(Path(path).read_text())
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        return cls(**data)
 
 
 @torch.no_grad()

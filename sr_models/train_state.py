@@ -12,7 +12,6 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,9 +26,7 @@ from sr_models.checkpoint import (
     save_checkpoint,
 )
 from sr_models.discriminator import Discriminator, DiscriminatorConfig
-
-if TYPE_CHECKING:
-    from sr_models.train import TrainConfig
+from sr_models.train_config import TrainConfig
 
 
 @dataclass

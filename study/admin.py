@@ -17,7 +17,7 @@ from study.generation import (
 from study.generation.admin import CampaignGenerationMixin
 from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
-from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen, scale_mismatches
+from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
 from study.models.metrics import metric_choices
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
 from study.rating.cockpit import CampaignCrowdMixin
@@ -162,8 +162,7 @@ class CampaignAdmin(
                 continue
             self.message_user(
                 request,
-                f"{campaign} is live with "
-                f"{campaign.raters.filter(platform='link').count()} rater links.",
+                f"{campaign} is live with {campaign.raters.links().count()} rater links.",
             )
 
     @admin.action(description="Close (end the study; votes are kept)", permissions=["change"])
@@ -254,11 +253,16 @@ class CampaignForm(forms.ModelForm):
     )
 
     def clean(self):
+        """The protocol's requirements and the methods' scales, checked when the campaign is
+        saved rather than when Generate is pressed."""
         data = super().clean()
-        methods, scale = data.get("methods"), data.get("scale")
-        if methods is not None and scale is not None:
-            for problem in scale_mismatches(methods, scale):
-                self.add_error("methods", problem)
+        methods = data.get("methods")
+        if methods is None:
+            return data
+        fields = ("name", "protocol", "scale", "pairs_per_image")
+        probe = Campaign(**{f: data.get(f, getattr(self.instance, f)) for f in fields})
+        for problem in probe.design_problems(methods):
+            self.add_error("methods", problem)
         return data
 
 

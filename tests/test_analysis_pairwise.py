@@ -2,6 +2,8 @@
 behaviour), consistency and agreement (hand-worked textbook cases), active sampling."""
 
 import copy
+import io
+import json
 import pickle
 from itertools import combinations
 
@@ -15,17 +17,23 @@ from study.analysis import active_sampling as act
 from study.analysis.jod import (
     BT_UNIT,
     SIGMA,
+    _fit_batch,
+    _resamples,
     bradley_terry_scale,
     bradley_terry_strengths,
     jod_differences,
     jod_table,
     mos_vs_jod,
+    rank_correlation,
     thurstone_scale,
+    verdict,
 )
 from study.analysis.pairwise import (
+    AmbiguousChoiceError,
     agreement,
     circular_triads,
     comparison_counts,
+    comparisons,
     count_matrix,
     identified,
     link_components,
@@ -33,7 +41,9 @@ from study.analysis.pairwise import (
     rater_consistency,
     validate_comparisons,
 )
+from study.analysis.pc_report import write_comparison_report
 from study.analysis.schema import VotesError
+from study.analysis.simulate_pc import simulate_comparisons, simulated_choices
 
 COLS = ["rater", "dataset", "image", "method_a", "method_b", "choice"]
 TRUE = {"a": 0.0, "b": 0.4, "c": 1.0, "d": 1.5, "e": 2.5, "f": 3.2}
@@ -53,8 +63,10 @@ def simulate(true, n_raters, seed, images=("i0",), dataset="ds"):
 
 
 def votes_from(table):
-    """Votes from (rater, winner, loser) triples on one image."""
-    return pd.DataFrame([(r, "ds", "i0", w, lo, w) for r, w, lo in table], columns=COLS)
+    """Votes from (rater, winner, loser) triples on one image, the winner shown on side a.
+
+    The choice is the side letter: with methods named a, b, c a name would read two ways."""
+    return pd.DataFrame([(r, "ds", "i0", w, lo, "a") for r, w, lo in table], columns=COLS)
 
 
 # --- format and validation ----------------------------------------------------------------
@@ -65,17 +77,58 @@ def test_it_reads_choices_as_names_or_letters():
         [
             ("r1", "ds", "i0", "x", "y", "y"),
             ("r1", "ds", "i0", "x", "y", "A"),
-            ("r1", "ds", "i0", "a", "b", "b"),  # a method named "b": the name wins
-            ("r1", "ds", "i0", "b", "x", "b"),
+            ("r1", "ds", "i0", "a", "b", "b"),  # method "b" on side b: both readings agree
+            ("r1", "ds", "i0", "b", "x", "x"),
         ],
         columns=COLS,
         index=[10, 11, 12, 13],
     )
     out = validate_comparisons(v)
-    assert list(out["winner"]) == ["y", "x", "b", "b"]
-    assert list(out["loser"]) == ["x", "y", "a", "x"]
-    assert list(out["choice"]) == ["b", "a", "b", "a"]
+    assert list(out["winner"]) == ["y", "x", "b", "x"]
+    assert list(out["loser"]) == ["x", "y", "a", "b"]
+    assert list(out["choice"]) == ["b", "a", "b", "b"]
     assert list(out["kind"]) == ["rating"] * 4
+    # Validated once, read again (the report validates at each step, and its CSV is re-read):
+    # the "a"/"b" it wrote must not be read as the methods named a and b.
+    again = validate_comparisons(out)
+    assert list(again["winner"]) == list(out["winner"])
+    assert list(validate_comparisons(out.drop(columns=["winner", "loser"]))["winner"]) == list(
+        out["winner"]
+    )
+
+
+def test_methods_named_like_the_sides_are_read_once_and_agree_with_choix():
+    # Choices are method names; c beats a (p = 0.57 in the data), so c's JOD is above a's.
+    truth = {"a": 0.0, "b": -0.5, "c": 0.3}
+    v = simulate(truth, 30, seed=8, images=("i0", "i1"))
+    c = count_matrix(v, methods=list(truth)).to_numpy()
+    table = jod_table(comparisons(v), n_boot=0).set_index("method")["jod"]  # validated twice
+    assert table["c"] == pytest.approx(thurstone_scale(c)[2]) and table["c"] > 0
+    data = [(i, j) for i in range(3) for j in range(3) for _ in range(c[i, j])]
+    ilsr = choix.ilsr_pairwise(3, data, alpha=0.0, tol=1e-12, max_iter=1000)
+    bt = jod_table(comparisons(v), model="bradley_terry", n_boot=0).set_index("method")["jod"]
+    assert bt.to_numpy() == pytest.approx((ilsr - ilsr[0]) / BT_UNIT, abs=1e-6)
+    # Its CSV export read back (it carries the letters and the winner) gives the same scale.
+    back = pd.read_csv(io.StringIO(validate_comparisons(v).to_csv(index=False)))
+    assert jod_table(back, n_boot=0)["jod"].to_numpy() == pytest.approx(table.to_numpy())
+
+
+def test_it_refuses_a_choice_that_reads_two_ways():
+    # Only methods a and b, choices as letters: "a" on row 1 is side a (method b) or method a.
+    v = pd.DataFrame(
+        [("r", "ds", "i", "a", "b", "a"), ("r", "ds", "i", "b", "a", "a")], columns=COLS
+    )
+    with pytest.raises(AmbiguousChoiceError, match=r"reads two ways in row 1: .* 'a'"):
+        validate_comparisons(v)
+    assert issubclass(AmbiguousChoiceError, VotesError)
+    # A letter no method of its row is named settles the file: letters.
+    c = pd.concat([v, pd.DataFrame([("r", "ds", "i", "b", "c", "a")], columns=COLS)])
+    assert list(validate_comparisons(c)["winner"]) == ["a", "b", "b"]
+    # A name no letter can be settles it the other way; both at once is refused.
+    names = pd.concat([v, pd.DataFrame([("r", "ds", "i", "b", "c", "c")], columns=COLS)])
+    assert list(validate_comparisons(names)["winner"]) == ["a", "a", "c"]
+    with pytest.raises(AmbiguousChoiceError, match="mixes method names and side letters"):
+        validate_comparisons(pd.concat([c, names.iloc[2:]]))
 
 
 @pytest.mark.parametrize(
@@ -225,8 +278,100 @@ def test_mos_and_jod_are_put_side_by_side():
     out = mos_vs_jod(mos, jod)
     assert list(out["method"]) == ["nn", "bicubic", "srgan", "hr"]
     assert out["spearman_rho"].iloc[0] == pytest.approx(1.0) and (out["n_methods"] == 4).all()
+    # Exact: 2 of the 4! orders are as extreme as a perfect one (scipy's t: p = 0).
+    assert out["spearman_p"].iloc[0] == pytest.approx(2 / 24)
+    assert out["spearman_p_method"].iloc[0] == "exact permutation (all 24 orders)"
     with pytest.raises(VotesError, match="per image"):
         mos_vs_jod(mos, jod_table(v, per_image=True, n_boot=0))
+
+
+def test_rank_correlation_p_is_exact_on_few_methods():
+    rho, p, how = rank_correlation([1, 2, 3, 4, 5], [0.1, 0.4, 0.3, 0.9, 2.0])
+    # rho = 1 - sum(d^2) / 20 = 0.9: orders at least as extreme are the identity, its four
+    # adjacent swaps (sum d^2 = 2) and their five mirrors: 10 of 120.
+    assert rho == pytest.approx(0.9) and p == pytest.approx(10 / 120) and "120" in how
+    rho, p, how = rank_correlation(np.arange(12), np.arange(12) ** 2)
+    assert rho == 1 and p == pytest.approx(1 / 10000) and how.startswith("permutation (9,999")
+    assert np.isnan(rank_correlation([1, 2], [2, 1])[1])
+
+
+def test_the_batched_fit_of_resamples_is_thurstone_scale():
+    v = simulate(TRUE, 6, seed=9, images=("i0", "i1", "i2"))
+    methods = list(TRUE)
+    from study.analysis.pairwise import per_unit_counts
+
+    per_rater = per_unit_counts(comparisons(v), methods, "rater")[1]
+    per_image = per_unit_counts(comparisons(v), methods, "image")[1]
+    total = per_rater.sum(axis=0)
+    for c in _resamples(per_rater, per_image, 20, seed=1).values():
+        fast = _fit_batch(c, ("thurstone", "normal", 0), thurstone_scale(total), True)
+        slow = np.array([thurstone_scale(x) for x in c])
+        assert fast == pytest.approx(slow, abs=1e-6)
+
+
+def test_differences_generalise_over_raters_and_images_and_say_so():
+    v = simulate_comparisons({"x": 0.0, "y": 0.0, "z": 1.5}, 12, 8, image_sd=0.3, seed=5)
+    d = jod_differences(v, n_boot=200, seed=0).set_index(["method_a", "method_b"])
+    assert (d["over"] == "raters and images").all()
+    assert (d["se"] >= np.minimum(d["se_raters"], d["se_images"]) - 1e-12).all()
+    assert (d["ci95_low"] < d["diff"]).all() and (d["diff"] < d["ci95_high"]).all()
+    row = d.loc[("x", "z")]
+    assert row["verdict"].startswith("z is preferred to x (JOD ")
+    assert f"difference {-row['diff']:.2f}" in row["verdict"] and "Holm)" in row["verdict"]
+    assert d.loc[("x", "y"), "verdict"].startswith("No significant difference between")
+    one = jod_differences(v, per_image=True, n_boot=50)
+    assert (one["over"] == "raters (one image)").all()
+
+
+def test_a_verdict_reads_as_a_sentence():
+    row = {"dataset": "Set5", "method_a": "SRResNet", "method_b": "SRGAN", "jod_a": 1.57,
+           "jod_b": 2.41, "diff": -0.84, "ci95_low": -1.27, "ci95_high": -0.41,
+           "over": "raters and images", "p_holm": 0.0021}  # fmt: skip
+    assert verdict(row) == (
+        "SRGAN is preferred to SRResNet (JOD 2.41 vs 1.57, difference 0.84, 95% CI 0.41 to "
+        "1.27, over raters and images; p = 0.002, Holm)"
+    )
+    row |= {"p_holm": 0.2, "ci95_high": 0.1}
+    assert verdict(row).startswith("No significant difference between SRGAN and SRResNet (")
+    assert "95% CI -0.10 to 1.27" in verdict(row) and "p = 0.200, Holm" in verdict(row)
+
+
+def test_a_simulated_report_says_so(tmp_path):
+    v = simulate_comparisons({"nn": 0.0, "bicubic": 0.7, "hr": 3.0}, 5, 4, seed=2)
+    write_comparison_report(v, tmp_path / "sim", n_boot=30)
+    m = json.loads((tmp_path / "sim" / "manifest.json").read_text())
+    assert m["simulated"] and m["n_simulated_raters"] == 5
+    assert m["simulated_note"].startswith("SIMULATED: all raters are simulated")
+    assert len(m["verdicts"]) == 3 and "hr is preferred to nn" in " ".join(m["verdicts"])
+    assert "SIMULATED" in (tmp_path / "sim" / "jod_ci.svg").read_text()
+    write_comparison_report(v.drop(columns="rater_platform"), tmp_path / "real", n_boot=0)
+    real = json.loads((tmp_path / "real" / "manifest.json").read_text())
+    assert not real["simulated"] and real["simulated_note"] == ""
+    assert "SIMULATED" not in (tmp_path / "real" / "jod_ci.svg").read_text()
+
+
+def test_simulated_pairs_follow_a_thurstone_panel_and_flag_unknown_methods():
+    rng = np.random.default_rng(0)
+    methods = ["nearest", "srgan", "original", "my-new-net"]
+    pairs = pd.DataFrame(
+        [(f"s{r}", "Set14", f"img{k}", *rng.choice(methods, 2, replace=False))
+         for r in range(10) for k in range(30)],
+        columns=["rater", "dataset", "image", "method_a", "method_b"],
+    )  # fmt: skip
+    out = simulated_choices(pairs, seed=3)
+    one_by_one = pd.concat([simulated_choices(pairs.iloc[[i]], seed=3) for i in range(0, 300, 7)])
+    assert list(one_by_one["choice"]) == list(out["choice"].iloc[::7])
+    flip = {"method_a": "method_b", "method_b": "method_a"}
+    swapped = simulated_choices(pairs.rename(columns=flip), seed=3)
+    assert list(swapped["choice"]) == list(out["choice"])  # the side shown does not matter
+    unknown = out["method_a"].eq("my-new-net") | out["method_b"].eq("my-new-net")
+    assert (out.loc[unknown, "p_a"] == 0.5).all()
+    assert out.loc[unknown, "simulated_as"].str.startswith("unknown").all()
+    assert (out.loc[~unknown, "simulated_as"] == "thurstone").all()
+    ends = ["original", "nearest"]
+    hr_nn = out[out["method_a"].isin(ends) & out["method_b"].isin(ends)]
+    assert (hr_nn["choice"] == "original").mean() > 0.9  # 6.7 JOD apart in the paper's MOS
+    assert (out["rater_platform"] == "simulated").all()
 
 
 # --- consistency and agreement --------------------------------------------------------------
@@ -326,13 +471,6 @@ def test_it_never_proposes_a_method_against_itself(mode):
         p = act.next_pairs(state, 25, seed=seed, mode=mode)
         assert (p["method_a"] != p["method_b"]).all() and len(p) == 25
         assert not p.duplicated(["dataset", "image", "method_a", "method_b"]).any()
-    full = act.full_design(IMAGES, METHODS, seed=1, repeats=2)
-    assert len(full) == 2 * 3 * 10 and (full["method_a"] != full["method_b"]).all()
-    pairs = full.apply(lambda r: (r.image, *sorted((r.method_a, r.method_b))), axis=1)
-    assert pairs.value_counts().eq(2).all()
-    rnd = act.random_pairs(IMAGES, METHODS, 200, seed=2)
-    assert (rnd["method_a"] != rnd["method_b"]).all()
-    pd.testing.assert_frame_equal(rnd, act.random_pairs(IMAGES, METHODS, 200, seed=2))
 
 
 def test_it_avoids_pairs_the_rater_already_judged():
@@ -433,8 +571,6 @@ def test_active_sampling_reaches_a_lower_error_than_random_pairs():
 
 
 def test_the_command_line_scales_comparisons_and_sets_mos_against_jod(tmp_path):
-    import json
-
     from study.analysis import paper_design, simulate_votes
     from study.analysis.__main__ import main
 

@@ -4,7 +4,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from study.generation.queue import cancel_generation, retry_failed, start_generation
-from study.models import Campaign, Candidate
+from study.models import Campaign, Candidate, Method
 from tests.conftest import get_ready
 
 pytestmark = pytest.mark.django_db
@@ -204,6 +204,23 @@ def test_an_attempt_that_lost_its_claim_writes_nothing(make_campaign):
     _record(candidate.pk, "old", Rendered("x.png", 1, 1, 1.0, 1.0))
     candidate.refresh_from_db()
     assert candidate.status == Candidate.RUNNING and candidate.file == ""
+
+
+def test_each_task_goes_to_the_workers_that_can_run_it():
+    from config.celery import app
+    from study.datasets.tasks import run_import
+    from study.generation import tasks
+
+    def queue(task, *args, **kwargs):
+        return app.amqp.router.route({}, task.name, args, kwargs)["queue"].name
+
+    assert queue(tasks.generate_candidate, 1, method_kind=Method.NETWORK) == "gpu"
+    for kind in (Method.INTERPOLATION, Method.IMPORTED, Method.REFERENCE):
+        assert queue(tasks.generate_candidate, 1, method_kind=kind) == "cpu"
+    assert queue(tasks.validate_model, 1) == "gpu"  # it runs the model where it will run
+    assert queue(tasks.compute_metrics, [1]) == "cpu"
+    assert queue(tasks.publish_candidates, [(1, Method.NETWORK)]) == "cpu"
+    assert queue(run_import, 1) == "cpu"
 
 
 def test_a_network_runs_equal_size_inputs_as_one_batch(

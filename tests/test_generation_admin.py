@@ -42,16 +42,26 @@ def big_campaign(builtin_methods):
 def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
     big_campaign, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from config.celery import app
     from study.generation import tasks
+
+    def queue_of(task, args, kwargs):
+        return app.amqp.router.route({}, task.name, args, kwargs)["queue"].name
 
     chunks, sent = [], []
     monkeypatch.setattr(
-        tasks.publish_candidates, "apply_async", lambda args, queue: chunks.append(args[0])
+        tasks.publish_candidates,
+        "apply_async",
+        lambda args, kwargs: chunks.append(
+            (args[0], queue_of(tasks.publish_candidates, args, kwargs))
+        ),
     )
     monkeypatch.setattr(
         tasks.generate_candidate,
         "apply_async",
-        lambda args, queue: sent.append((args[0], queue)),
+        lambda args, kwargs: sent.append(
+            (args[0], queue_of(tasks.generate_candidate, args, kwargs))
+        ),
     )
     with CaptureQueriesContext(connection) as queries:
         with django_capture_on_commit_callbacks(execute=True):
@@ -62,13 +72,15 @@ def test_it_starts_1104_candidates_in_a_bounded_number_of_queries(
     assert len(queries) - len(inserts) <= 15
     # The request itself sends five messages; a worker publishes the 1,104 tasks.
     assert len(chunks) == 5 and not sent
-    for chunk in chunks:
+    assert {queue for _, queue in chunks} == {"cpu"}
+    for chunk, _ in chunks:
         tasks.publish_candidates(chunk)
     assert len(sent) == 1104 and len({pk for pk, _ in sent}) == 1104
     network = set(
         Candidate.objects.filter(method__kind=Method.NETWORK).values_list("pk", flat=True)
     )
     assert {pk for pk, q in sent if q == "gpu"} == network
+    assert {q for pk, q in sent if pk not in network} == {"cpu"}
 
 
 def test_the_change_page_stays_cheap_with_1104_candidates(
@@ -153,6 +165,22 @@ def test_an_outsider_cannot_press_the_buttons(make_campaign, client, django_user
     url = reverse("admin:study_campaign_generation", args=[campaign.pk, "generate"])
     response = client.post(url)
     assert response.status_code == 302 and "/login/" in response["Location"]
+    assert not campaign.candidates.exists()
+
+
+def test_staff_who_may_only_view_the_campaign_get_404_from_the_buttons(
+    make_campaign, client, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    campaign = make_campaign(methods=("nearest",))
+    clerk = django_user_model.objects.create_user("clerk", password="pw-clerk-1", is_staff=True)
+    client.force_login(clerk)
+    url = reverse("admin:study_campaign_generation", args=[campaign.pk, "generate"])
+    viewer = reverse("admin:study_campaign_viewer", args=[campaign.pk])
+    assert client.post(url).status_code == 404 and client.get(viewer).status_code == 404
+    clerk.user_permissions.add(Permission.objects.get(codename="view_campaign"))
+    assert client.post(url).status_code == 404 and client.get(viewer).status_code == 200
     assert not campaign.candidates.exists()
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from study.models import Campaign, Rater, Trial
-from study.models.session import comparison_votes
+from study.protocols.pc import PC_PROTOCOL
 from study.reports.frames import export_report
 from tests.conftest import generate_and_launch, get_ready, screenshot, start_session, wait_for_image
 
@@ -138,7 +138,7 @@ def test_the_designs_and_the_jod_report(make_campaign, eager_celery, django_capt
     assert {r.trials.count() for r in rnd.raters.all()} == {3 * 2}  # two pairs per image
     full = pc_campaign(lambda **kw: make_campaign(**kw, name="full"), capture)
     answer_all(full)
-    votes = comparison_votes(full)
+    votes = PC_PROTOCOL.votes(full)
     assert len(votes) == 2 * 9 and set(votes["choice"]) <= {"hr", "bicubic", "nearest"}
     paths = export_report(full, tmp_path)
     from study.reports.frames import mos_csv, votes_csv
@@ -198,7 +198,7 @@ def test_active_pairs_are_chosen_when_needed_from_the_votes_so_far(
             HTTP_ACCEPT="application/json",
         )
         assert reply.status_code == 200, reply.content
-    votes = comparison_votes(campaign)
+    votes = PC_PROTOCOL.votes(campaign)
     assert len(votes) == 6
     # The next rater's first pair is the most informative one given those six votes.
     other = Client()
@@ -249,7 +249,7 @@ def test_simulated_raters_answer_a_paired_campaign_for_a_pilot_report(
         Campaign.objects.filter(pk=campaign.pk).update(retest_share=0.5)
         campaign.refresh_from_db()
         add_simulated_raters(campaign, 6, bad=0, seed=3)
-        votes = comparison_votes(campaign)
+        votes = PC_PROTOCOL.votes(campaign)
         assert set(votes["rater_platform"]) == {"simulated"}
         for rater in campaign.raters.filter(platform="simulated"):
             trials = list(rater.trials.all())

@@ -88,7 +88,7 @@ def test_an_outsider_is_sent_to_the_login_page(live_campaign, client):
 def test_staff_without_the_view_permission_is_refused(live_campaign, client, django_user_model):
     clerk = django_user_model.objects.create_user("clerk", password="pw-clerk-1", is_staff=True)
     client.force_login(clerk)
-    assert client.get(report_url(live_campaign, "fragment/")).status_code == 403
+    assert client.get(report_url(live_campaign, "fragment/")).status_code == 404
     clerk.user_permissions.add(Permission.objects.get(codename="view_campaign"))
     assert client.get(report_url(live_campaign, "fragment/")).status_code == 200
 

@@ -47,7 +47,10 @@ var srmos = (function () {
     var img = document.getElementById("stimulus");
     var ref = document.getElementById("ref-image");  // DCR: the unprocessed image beside it
     var partner = document.getElementById("partner");  // paired comparison: version B
-    var images = ref ? [ref, img] : partner ? [img, partner] : [img];
+    // Every image the trial shows (the template marks them): all must be painted before a score.
+    var images = Array.prototype.slice.call(document.querySelectorAll("img[data-trial-image]"));
+    // The protocol's keyboard, from the server: key -> answer (1-5, or 1/2 for A/B).
+    var keys = JSON.parse(form.dataset.keys || "{}");
     var stage = document.getElementById("pair-stage");
     var toggling = stage && stage.dataset.layout === "toggle";
     var sawB = !toggling;  // one at a time: an answer only once both versions were on screen
@@ -281,14 +284,10 @@ var srmos = (function () {
     });
     document.addEventListener("keydown", function (event) {
       if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
-      if (partner) {
-        // A paired comparison: 1 or Left for A, 2 or Right for B, T flips (one at a time).
-        var choice = { "1": "1", "2": "2", ArrowLeft: "1", ArrowRight: "2" }[event.key];
-        if (choice) { event.preventDefault(); vote(choice); }
-        if (event.key === "t" || event.key === "T") { event.preventDefault(); toggle(); }
-        return;
-      }
-      if (/^[1-5]$/.test(event.key)) { event.preventDefault(); vote(event.key); }
+      var answer = keys[event.key];
+      if (answer) { event.preventDefault(); vote(answer); return; }
+      // One version at a time: T flips between A and B.
+      if (toggling && (event.key === "t" || event.key === "T")) { event.preventDefault(); toggle(); }
     });
     document.getElementById("break-continue").addEventListener("click", function () {
       showBreak(false);

@@ -307,28 +307,3 @@ def posterior(state: PairState) -> pd.DataFrame:
             "sd": np.sqrt(np.diagonal(state.cov, axis1=1, axis2=2).ravel()),
         }
     )
-
-
-def full_design(images, methods, seed: int = 0, repeats: int = 1) -> pd.DataFrame:
-    """Every pair of ``methods`` on every image, ``repeats`` times, in a seeded random order.
-
-    Returns ``dataset, image, method_a, method_b`` with sides drawn at random.
-    """
-    state = new_state(images, methods)
-    rng = np.random.default_rng(seed)
-    flat = np.tile(np.arange(state.gain.size), repeats)
-    flat = flat[rng.permutation(len(flat))]
-    out = _pairs_frame(state, flat, np.zeros(len(flat)), np.zeros(len(flat), bool), rng)
-    return out.drop(columns=["gain", "repeat"])
-
-
-def random_pairs(images, methods, n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` pairs drawn uniformly (with replacement) over images and pairs of methods, seeded.
-
-    Returns ``dataset, image, method_a, method_b`` with sides drawn at random.
-    """
-    state = new_state(images, methods)
-    rng = np.random.default_rng(seed)
-    flat = rng.integers(0, state.gain.size, n)
-    out = _pairs_frame(state, flat, np.zeros(n), np.zeros(n, bool), rng)
-    return out.drop(columns=["gain", "repeat"])

@@ -1,7 +1,7 @@
 """Paired-comparison votes: their long format, count matrices, consistency and agreement.
 
 One row per comparison: ``rater, dataset, image, method_a, method_b, choice``, where ``choice``
-is the chosen method's name or ``"a"``/``"b"`` (a name takes precedence over the letter), plus
+is the chosen method's name or ``"a"``/``"b"`` (the side: method_a or method_b), plus
 optional ``kind`` (``rating`` for a test trial, the default, or ``calibration``, ``gold``, ...),
 ``timestamp`` and ``position``. Forced choice: no ties. A block is what one comparison matrix
 describes: a dataset's images pooled, or one image. Scaling to JOD lives in :mod:`.jod`.
@@ -42,6 +42,10 @@ def validate_comparisons(df: pd.DataFrame) -> pd.DataFrame:
         compared with itself; a choice that is neither of the two methods nor ``a``/``b``; an
         unparseable timestamp; a negative or non-integer position. Up to five offending rows are
         named by their index label.
+    AmbiguousChoiceError
+        Methods named like the sides (``a``, ``b``) and a choice that reads two ways: the
+        file-wide reading (names, or letters) is taken when only one of them explains some rows,
+        else the file is refused (:func:`_chosen_a`).
     """
     check_table(df, "comparisons", REQUIRED, OPTIONAL)
     out = df.copy(deep=False)
@@ -53,15 +57,7 @@ def validate_comparisons(df: pd.DataFrame) -> pd.DataFrame:
     same = out.index[out["method_a"] == out["method_b"]]
     if len(same):
         raise VotesError(f"method_a and method_b are the same method in {_rows(same)}")
-    raw = out["choice"].astype(str).str.strip()
-    is_a = (raw == out["method_a"]) | ((raw.str.lower() == "a") & (raw != out["method_b"]))
-    is_b = (raw == out["method_b"]) | ((raw.str.lower() == "b") & (raw != out["method_a"]))
-    bad = out.index[~(is_a | is_b) | out["choice"].isna()]
-    if len(bad):
-        values = ", ".join(repr(v) for v in out.loc[bad[:_SHOW], "choice"])
-        raise VotesError(
-            f"choice is neither method_a, method_b, 'a' nor 'b' in {_rows(bad)} (values {values})"
-        )
+    is_a = _chosen_a(out)
     out["choice"] = np.where(is_a, "a", "b")
     out["winner"] = np.where(is_a, out["method_a"], out["method_b"])
     out["loser"] = np.where(is_a, out["method_b"], out["method_a"])
@@ -77,6 +73,55 @@ def validate_comparisons(df: pd.DataFrame) -> pd.DataFrame:
         out["position"] = _counts(out["position"], "position")
     first = [*REQUIRED, "winner", "loser", "kind"]
     return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
+class AmbiguousChoiceError(VotesError):
+    """A choice reads as a side letter and as a method name, and the two name different methods."""
+
+
+def _chosen_a(out: pd.DataFrame) -> np.ndarray:
+    """Whether method_a was chosen, per row, reading ``choice`` once.
+
+    A ``winner`` column naming one of the row's methods (a table this function validated
+    before, or its CSV export) decides: validating twice must not read the ``"a"``/``"b"`` it
+    wrote as method names. Otherwise a choice is a method name or a side letter; where a row
+    reads both ways (a method named ``a`` and choice ``"a"``, shown on side b), the file decides
+    when only names (or only letters) explain its other rows, and is refused when nothing does.
+    """
+    raw = out["choice"].astype(str).str.strip()
+    name_a, name_b = (raw == out["method_a"]).to_numpy(), (raw == out["method_b"]).to_numpy()
+    low = raw.str.lower().to_numpy()
+    side_a, side_b = low == "a", low == "b"
+    by_name, by_side = name_a | name_b, side_a | side_b
+    bad = out.index[~(by_name | by_side) | out["choice"].isna().to_numpy()]
+    if len(bad):
+        values = ", ".join(repr(v) for v in out.loc[bad[:_SHOW], "choice"])
+        raise VotesError(
+            f"choice is neither method_a, method_b, 'a' nor 'b' in {_rows(bad)} (values {values})"
+        )
+    if "winner" in out.columns:
+        w = out["winner"].astype(str)
+        won_a, won_b = (w == out["method_a"]).to_numpy(), (w == out["method_b"]).to_numpy()
+        if (won_a | won_b).all():
+            wrong = out.index[~np.where(won_a, name_a | side_a, name_b | side_b)]
+            if len(wrong):
+                raise VotesError(f"winner and choice name different methods in {_rows(wrong)}")
+            return won_a
+    two_ways = by_name & by_side & (name_a != side_a)
+    if not two_ways.any():
+        return np.where(by_name, name_a, side_a)
+    names, sides = (by_name & ~by_side).any(), (by_side & ~by_name).any()
+    if names != sides:
+        return np.where(by_name, name_a, side_a) if names else np.where(by_side, side_a, name_a)
+    rows = out.index[two_ways]
+    example = out.loc[rows[0]]
+    raise AmbiguousChoiceError(
+        f"choice reads two ways in {_rows(rows)}: methods are named like the sides 'a'/'b', so "
+        f"{example['choice']!r} (method_a {example['method_a']!r}, method_b "
+        f"{example['method_b']!r}) could be either method"
+        + (", and the file mixes method names and side letters" if names else "")
+        + ". Write the chosen method's name in every row, or rename the methods."
+    )
 
 
 def comparisons(votes: pd.DataFrame, kinds: tuple[str, ...] = ("rating",)) -> pd.DataFrame:
@@ -170,13 +215,21 @@ def _tensor(block: np.ndarray, n_blocks: int, v: pd.DataFrame, methods) -> np.nd
     return c
 
 
-def per_rater_counts(v: pd.DataFrame, methods: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each rater's comparison matrix over ``methods`` in one block of validated votes.
+def per_unit_counts(
+    v: pd.DataFrame, methods: Sequence[str], unit: str = "rater"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each rater's (``unit="rater"``) or image's comparison matrix over ``methods`` in one
+    block of validated votes.
 
-    Returns the sorted rater names and an int64 array of shape (raters, methods, methods).
+    Returns the sorted unit names and an int64 array of shape (units, methods, methods).
     """
-    raters, r = np.unique(v["rater"].to_numpy(dtype=str), return_inverse=True)
-    return raters, _tensor(r, len(raters), v, methods)
+    names, r = np.unique(v[unit].to_numpy(dtype=str), return_inverse=True)
+    return names, _tensor(r.ravel(), len(names), v, methods)
+
+
+def per_rater_counts(v: pd.DataFrame, methods: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each rater's comparison matrix: :func:`per_unit_counts` by rater."""
+    return per_unit_counts(v, methods, "rater")
 
 
 def _pair_tallies(v: pd.DataFrame, by: list[str], method_order) -> pd.DataFrame:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import plots
-from .jod import jod_differences, jod_table, mos_vs_jod
+from .jod import jod_differences, jod_table, mos_vs_jod, verdicts
 from .pairwise import agreement, comparisons, rater_consistency
 
-REPORT_VERSION = "srmos-comparisons-1"
+REPORT_VERSION = "srmos-comparisons-2"  # 2: intervals over raters and images, verdicts
 
 
 def write_comparison_report(
@@ -38,8 +38,9 @@ def write_comparison_report(
     ``jod_bt.csv`` (Bradley-Terry in JOD units, the same data), ``jod_differences.csv``
     (every pair of methods: difference, CI, p, Holm), ``rater_consistency.csv`` (circular
     triads, Kendall's zeta), ``agreement.csv`` (Kendall's u), ``mos_vs_jod.csv`` (with
-    ``mos``, a :func:`.mos.mos_table` of ACR votes), ``manifest.json`` and, with
-    ``plots_enabled``, the figure ``jod_ci`` (PNG and SVG).
+    ``mos``, a :func:`.mos.mos_table` of ACR votes), ``manifest.json`` (with ``verdicts``, one
+    sentence per pair, and ``simulated``) and, with ``plots_enabled``, the figure ``jod_ci``
+    (PNG and SVG; titled "SIMULATED" when any rater is).
     """
     v = comparisons(votes)
     out = Path(out_dir)
@@ -55,10 +56,14 @@ def write_comparison_report(
     order = list(method_order) if method_order else None
     jod = jod_table(v, n_boot=n_boot, seed=seed, method_order=order)
     put("jod.csv", jod)
+    n_sim = _simulated(v)
     if plots_enabled:
-        files.update(plots.jod_ci(jod, out, order))
+        # plots.jod_ci titles each panel by its dataset: prefixing the label marks every panel.
+        shown = jod.assign(dataset="SIMULATED " + jod["dataset"].astype(str)) if n_sim else jod
+        files.update(plots.jod_ci(shown, out, order))
     put("jod_bt.csv", jod_table(v, model="bradley_terry", n_boot=0, method_order=order))
-    put("jod_differences.csv", jod_differences(v, n_boot=n_boot, seed=seed, method_order=order))
+    diffs = jod_differences(v, n_boot=n_boot, seed=seed, method_order=order)
+    put("jod_differences.csv", diffs)
     put("rater_consistency.csv", rater_consistency(v))
     put("agreement.csv", agreement(v))
     if mos is not None and len(mos):
@@ -69,10 +74,15 @@ def write_comparison_report(
         "n_comparisons": int(len(v)),
         "n_raters": int(v["rater"].nunique()),
         # Simulated sessions (a pilot) are analysed with the rest, and counted here.
-        "n_simulated_raters": _simulated(v),
+        "n_simulated_raters": n_sim,
+        "simulated": bool(n_sim),
+        "simulated_note": _simulated_note(n_sim, int(v["rater"].nunique())),
         "scale": "Thurstone Case V, 1 JOD = 75% preference (pwcmp convention), "
         "reference method at 0",
+        "intervals": "95% t intervals that generalise over raters and images (resamples of "
+        "raters, images and comparisons combined; Satterthwaite df); p Holm-adjusted per dataset",
         "n_boot": n_boot,
+        "verdicts": verdicts(diffs),
     }
     files["manifest.json"] = out / "manifest.json"
     files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
@@ -80,7 +90,19 @@ def write_comparison_report(
 
 
 def _simulated(v: pd.DataFrame) -> int:
-    """Raters of simulated sessions (srmos exports say so in ``rater_platform``)."""
+    """Raters of simulated sessions (srmos exports and :mod:`.simulate_pc` say so in
+    ``rater_platform``)."""
     if "rater_platform" not in v.columns:
         return 0
     return int(v.loc[v["rater_platform"] == "simulated", "rater"].nunique())
+
+
+def _simulated_note(n_simulated: int, n_raters: int) -> str:
+    """The sentence a reader of a pilot's report must not miss (empty for real raters only)."""
+    if not n_simulated:
+        return ""
+    who = "all" if n_simulated == n_raters else f"{n_simulated} of {n_raters}"
+    return (
+        f"SIMULATED: {who} raters are simulated (a pilot); their choices come from a model, "
+        "so these scales and verdicts describe the simulator, not people."
+    )

@@ -8,7 +8,6 @@ the import runs at once, in the request. ORM and storage only: the web process i
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from study.datasets import tasks
@@ -31,7 +30,7 @@ def start_import(kind, upload, parameters, user):
         job.archive = default_storage.save(f"imports/{job.pk}.zip", upload)
         written.append(job.archive)
         job.save(update_fields=["archive"])
-        transaction.on_commit(lambda: tasks.enqueue_import(job.pk))
+        transaction.on_commit(lambda: tasks.run_import.delay(job.pk))
     job.refresh_from_db()
     return job
 
@@ -41,12 +40,13 @@ def run_again(job):
     lost the message, a worker killed mid-import). Returns True when a task was published."""
     with transaction.atomic():
         again = (
-            ImportJob.objects.filter(Q(status=ImportJob.QUEUED) | ImportJob.abandoned(), pk=job.pk)
+            ImportJob.objects.filter(pk=job.pk)
+            .claimable()
             .exclude(archive="")
             .update(status=ImportJob.QUEUED, claim="", queued_at=timezone.now())
         )
         if again:
-            transaction.on_commit(lambda: tasks.enqueue_import(job.pk))
+            transaction.on_commit(lambda: tasks.run_import.delay(job.pk))
     job.refresh_from_db()
     return bool(again)
 

@@ -1,76 +1,58 @@
 """Celery tasks for the admin's imports. They take the job's primary key, re-read the row and
 return quietly when there is nothing to do.
 
-An ImportJob row is the job: queued -> running -> done / failed. A worker claims it with a
-conditional update, so a task delivered twice (`acks_late`) imports once and the second delivery
-is a no-op. A row running for longer than a task may live lost its worker, so it can be claimed
-again. Progress and the outcome are written only under the claim's token, and the uploaded zip is
-deleted only once the outcome is on the row.
+An ImportJob row is the job: queued -> running -> done / failed, claimed and settled as
+`study.models.jobs` says. A task delivered twice (`acks_late`) imports once and the second
+delivery is a no-op. A row running for longer than a task may live lost its worker, so it can be
+claimed again. Progress and the outcome are written only under the claim's token, and the uploaded
+zip is deleted only once the outcome is on the row.
 """
 
 import logging
-import uuid
 from dataclasses import asdict
 
 from celery import shared_task
 from django.core.files.storage import default_storage
-from django.db.models import F, Q
 from django.utils import timezone
 
 from study.datasets.importing import ImportFailed, import_zip
 from study.datasets.results import import_results_zip
 from study.models import ImportJob
+from study.models.jobs import new_token
 
 log = logging.getLogger(__name__)
 
 
-def enqueue_import(job_id):
-    # Decoding and re-encoding images is CPU work: the GPU workers stay on the networks.
-    run_import.apply_async(args=[job_id], queue="cpu")
-
-
-def claim(job_id, token):
-    """Claim the job if it is queued or abandoned; returns 1 when this caller won it."""
-    now = timezone.now()
-    claimable = Q(status=ImportJob.QUEUED) | ImportJob.abandoned(now)
-    return ImportJob.objects.filter(claimable, pk=job_id).update(
-        status=ImportJob.RUNNING,
-        claim=token,
-        started_at=now,
-        progress_at=now,
-        files_done=0,
-        files_total=0,
-        attempts=F("attempts") + 1,
-    )
-
-
 @shared_task(acks_late=True)
 def run_import(job_id):
-    token = uuid.uuid4().hex
-    if not claim(job_id, token):
+    token = new_token()
+    claimed = ImportJob.objects.filter(pk=job_id).claim(
+        token, progress_at=timezone.now(), files_done=0, files_total=0
+    )
+    if not claimed:
         return  # gone, settled, or running on a live worker: nothing to do
     job = ImportJob.objects.get(pk=job_id)
-    mine = ImportJob.objects.filter(pk=job_id, claim=token, status=ImportJob.RUNNING)
+    mine = ImportJob.objects.filter(pk=job_id).held(token)
 
     def progress(done, total):
         mine.update(files_done=done, files_total=total, progress_at=timezone.now())
 
     if not job.archive or not default_storage.exists(job.archive):
-        _settle(job, mine, error=f"the uploaded zip ({job.archive or 'none'}) is not in storage")
+        _settle(job, token, error=f"the uploaded zip ({job.archive or 'none'}) is not in storage")
         return
     try:
         report = _run(job, progress)
     except ImportFailed as exc:
-        _settle(job, mine, report=exc.report, error=_bad_files(exc.report))
+        _settle(job, token, report=exc.report, error=_bad_files(exc.report))
     except ValueError as exc:
-        _settle(job, mine, error=str(exc))
+        _settle(job, token, error=str(exc))
     except Exception as exc:
         # Recorded, not raised: the researcher's page must say why, and a retry of the same zip
         # would fail the same way.
         log.exception("import job %s failed", job_id)
-        _settle(job, mine, error=f"{type(exc).__name__}: {exc}")
+        _settle(job, token, error=f"{type(exc).__name__}: {exc}")
     else:
-        _settle(job, mine, report=report)
+        _settle(job, token, report=report)
 
 
 def _run(job, progress):
@@ -106,13 +88,13 @@ def _bad_files(report, shown=5):
     )
 
 
-def _settle(job, mine, report=None, error=""):
+def _settle(job, token, report=None, error=""):
     """Write the outcome under our claim; then, and only then, the zip can go."""
-    settled = mine.update(
-        status=ImportJob.FAILED if error else ImportJob.DONE,
+    settled = ImportJob.objects.filter(pk=job.pk).settle(
+        token,
+        ImportJob.FAILED if error else ImportJob.DONE,
         report=[asdict(f) for f in report.files] if report else [],
         error=error,
-        finished_at=timezone.now(),
     )
     if not settled or not job.archive:
         return  # another worker took the job over: its outcome counts

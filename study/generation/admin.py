@@ -3,15 +3,14 @@ failures) with its Generate / Retry / Cancel buttons, the same three as list act
 candidates' list."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
 
 from study.generation import queue
 from study.generation.progress import generation_report
 from study.models import Campaign, Candidate
+from study.models.campaign import get_campaign_for
 
 
 def _duration(seconds):
@@ -86,9 +85,7 @@ class CampaignGenerationMixin:
     def generation_view(self, request, pk, action):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        campaign = get_object_or_404(Campaign, pk=pk)
-        if not self.has_change_permission(request, campaign):
-            raise PermissionDenied
+        campaign = get_campaign_for(request, pk, change=True)
         if action in ACTIONS:
             self.run_generation_action(request, campaign, action)
         else:
@@ -104,97 +101,53 @@ class CampaignGenerationMixin:
     def metric_coverage(self, obj):
         if not obj.pk or not obj.metrics:
             return "No metrics beyond PSNR/SSIM chosen."
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
-            (
-                (name, have, made, reason)
-                for name, (have, made, reason) in queue.metric_coverage(obj).items()
-            ),
-        )
-        return format_html(
-            '<table id="metric-coverage"><tr><th>metric</th><th>computed</th>'
-            "<th>why some are missing</th></tr>{}</table>",
-            rows,
-        )
+        rows = [
+            (name, have, made, reason)
+            for name, (have, made, reason) in queue.metric_coverage(obj).items()
+        ]
+        return render_to_string("admin/study/campaign/metric_coverage.html", {"rows": rows})
 
     @admin.display(description="generation")
     def generation_panel(self, obj):
         if not obj.pk:
             return "Save the campaign, then generate its candidates."
         report = generation_report(obj)
-        counts = format_html_join(
-            "", "<tr><th>{}</th><td>{}</td></tr>", ((k, v) for k, v in report.counts.items())
-        )
-        methods = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        method_times = [
             (
-                (
-                    m.method,
-                    m.done,
-                    "-" if m.mean_seconds is None else f"{m.mean_seconds:.2f} s",
-                    _duration(m.total_seconds),
-                )
-                for m in report.methods
-            ),
-        )
-        eta = _duration(report.eta_seconds) if report.remaining else "-"
-        failures = format_html_join(
-            "",
-            "<li>{}/{} x {}: <code>{}</code></li>",
-            ((d, i, m, (e.splitlines() or [""])[0]) for d, i, m, e in report.failures),
-        )
-        buttons = _panel_buttons(obj, report)
-        stall = report.stall_message()
-        warnings = format_html_join(
-            "",
-            '<p class="warning lr-warning">LR inputs differ. {}</p>',
-            ((w,) for w in obj.lr_warnings()),
-        )
-        return format_html(
-            '{}{}<table id="progress">{}</table>'
-            '<p id="eta">{} candidates; LR: {}; remaining {}, ETA {}</p>'
-            '<table id="method-times"><tr><th>method</th><th>done</th><th>mean</th>'
-            "<th>total</th></tr>{}</table>{}<p>{}</p>",
-            format_html('<p class="errornote" id="stalled">{}</p>', stall) if stall else "",
-            warnings,
-            counts,
-            report.total,
-            obj.lr_description(),
-            report.remaining,
-            eta,
-            methods,
-            format_html('<p>Failures:</p><ul id="failures">{}</ul>', failures)
-            if report.failures
+                m.method,
+                m.done,
+                "-" if m.mean_seconds is None else f"{m.mean_seconds:.2f} s",
+                _duration(m.total_seconds),
+            )
+            for m in report.methods
+        ]
+        context = {
+            "report": report,
+            "stall": report.stall_message(),
+            "lr_warnings": obj.lr_warnings(),
+            "lr_description": obj.lr_description(),
+            "eta": _duration(report.eta_seconds) if report.remaining else "-",
+            "method_times": method_times,
+            # The first line of each error: the whole trace is on the candidate's page.
+            "failures": [(d, i, m, (e.splitlines() or [""])[0]) for d, i, m, e in report.failures],
+            "buttons": [
+                (action, label, reverse("admin:study_campaign_generation", args=[obj.pk, action]))
+                for action, label in BUTTONS
+            ],
+            "compare_url": reverse("admin:study_campaign_viewer", args=[obj.pk])
+            if report.counts[Candidate.DONE]
             else "",
-            buttons,
-        )
+        }
+        return render_to_string("admin/study/campaign/generation_panel.html", context)
 
 
-def _panel_buttons(campaign, report):
-    """Generate / Retry / Cancel (posted by the change form), and the viewer once images exist."""
-    buttons = format_html_join(
-        " ",
-        '<button type="submit" class="button" formaction="{}" formmethod="post" '
-        'formnovalidate name="generation" value="{}">{}</button>',
-        (
-            (reverse("admin:study_campaign_generation", args=[campaign.pk, a]), a, label)
-            for a, label in [
-                ("generate", "Generate"),
-                ("retry", "Retry failed"),
-                ("cancel", "Cancel"),
-                ("metrics", "Compute missing metrics"),
-            ]
-        ),
-    )
-    if report.counts[Candidate.DONE]:
-        buttons = format_html(
-            '{} <a class="button" id="compare" href="{}">Compare candidates</a>',
-            buttons,
-            reverse("admin:study_campaign_viewer", args=[campaign.pk]),
-        )
-    return buttons
+# The panel's buttons (posted by the change form), one per generation action.
+BUTTONS = [
+    ("generate", "Generate"),
+    ("retry", "Retry failed"),
+    ("cancel", "Cancel"),
+    ("metrics", "Compute missing metrics"),
+]
 
 
 @admin.register(Candidate)

@@ -5,7 +5,6 @@ No torch here: the web process imports this module, the workers render.
 """
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from study.generation import tasks
@@ -29,11 +28,7 @@ def start_generation(campaign):
         locked.candidates.filter(status=Candidate.CANCELLED).update(status=Candidate.QUEUED)
         # A running candidate whose lease ran out lost its worker (and, on a broker without
         # redelivery, its message too): queue a task for it, which takes it over.
-        queued = list(
-            locked.candidates.filter(
-                Q(status=Candidate.QUEUED) | Candidate.abandoned()
-            ).values_list("pk", "method__kind")
-        )
+        queued = list(locked.candidates.claimable().values_list("pk", "method__kind"))
         if queued:
             locked.status = Campaign.GENERATING
             locked.generation_queued_at = timezone.now()
@@ -119,9 +114,7 @@ def queue_metrics(campaign):
     ids = [c.pk for c in rows]
     for start in range(0, len(ids), METRIC_CHUNK):
         chunk = ids[start : start + METRIC_CHUNK]
-        transaction.on_commit(
-            lambda chunk=chunk: tasks.compute_metrics.apply_async(args=[chunk], queue="cpu")
-        )
+        transaction.on_commit(lambda chunk=chunk: tasks.compute_metrics.delay(chunk))
     return len(ids)
 
 

@@ -1,17 +1,17 @@
-"""Registering a researcher's own network: the row's life around the worker's check (ORM only).
+"""Registering a researcher's own network: the web side of the row's life (ORM only).
 
-`register()` stores the file once (sha256) and queues the check; the worker `claim()`s the row,
-runs `study.generation.networks.check` and `settle()`s it: a refusal keeps its message and no
-method; a pass creates the Method and marks the row valid in one transaction, so nothing is ever
-half-registered. A second delivery of the task finds the row claimed or settled and does nothing.
+`register()` stores the file once (sha256) and queues the check; the worker's task
+(`study.generation.tasks.validate_model`) claims the row, runs `study.generation.networks.check`
+and settles it: a refusal keeps its message and no method; a pass creates the Method and marks the
+row valid in one transaction, so nothing is ever half-registered. A second delivery of the task
+finds the row claimed or settled and does nothing.
 """
 
 import re
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db import transaction
 
+from study.generation import tasks
 from study.models import Method
 from study.models.networks import ModelRegistration, store_model_file
 
@@ -59,68 +59,13 @@ def register(fileobj, original_name, *, slug, user=None, enqueue=True, **fields)
 
 
 def queue_check(registration_id):
-    from study.generation.tasks import validate_model
-
-    # Networks run on the GPU workers; their check runs where they will run.
-    validate_model.apply_async(args=[registration_id], queue="gpu")
-
-
-MAX_ATTEMPTS = 3  # a model that kills its worker would kill the next one too
+    tasks.validate_model.delay(registration_id)
 
 
 def check_again(registration):
     """Queue the check of a registration no worker is on (queued with its message lost, or
     running on a worker that died); returns whether it was queued."""
-    now = timezone.now()
-    waiting = Q(status=ModelRegistration.QUEUED) | ModelRegistration.abandoned(now)
-    if not ModelRegistration.objects.filter(waiting, pk=registration.pk).exists():
+    if not ModelRegistration.objects.filter(pk=registration.pk).claimable().exists():
         return False
     transaction.on_commit(lambda: queue_check(registration.pk))
     return True
-
-
-def claim(registration_id, token):
-    """Claim a queued or abandoned registration; 1 when this caller won it."""
-    now = timezone.now()
-    claimable = Q(status=ModelRegistration.QUEUED) | ModelRegistration.abandoned(now)
-    return ModelRegistration.objects.filter(claimable, pk=registration_id).update(
-        status=ModelRegistration.RUNNING,
-        claim=token,
-        started_at=now,
-        attempts=F("attempts") + 1,
-    )
-
-
-def settle(registration, token, findings, refusal):
-    """Write the worker's verdict under its claim: the method and a valid row, or the refusal."""
-    mine = ModelRegistration.objects.filter(
-        pk=registration.pk, claim=token, status=ModelRegistration.RUNNING
-    )
-    now = timezone.now()
-    if refusal is None:
-        try:
-            with transaction.atomic():
-                method = Method.objects.create(
-                    slug=registration.slug,
-                    name=registration.name or registration.slug,
-                    kind=Method.NETWORK,
-                    description=registration.description,
-                    parameters={
-                        "model_sha256": registration.sha256,
-                        "half": bool(registration.half_requested and findings["half_ok"]),
-                    },
-                )
-                if not mine.update(
-                    status=ModelRegistration.VALID, method=method, finished_at=now, **findings
-                ):
-                    raise _Lost
-            return
-        except _Lost:
-            return  # another worker took the row over; it settles it
-        except IntegrityError:
-            refusal = f"a method named {registration.slug!r} was created meanwhile; register again"
-    mine.update(status=ModelRegistration.REFUSED, error=refusal, finished_at=now)
-
-
-class _Lost(Exception):
-    pass

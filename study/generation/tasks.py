@@ -1,28 +1,26 @@
 """Celery tasks. They take primary keys, re-read rows and return quietly when there is nothing to do.
 
 A candidate row is its own job row: queued -> running -> done / failed (cancelled when the
-researcher withdraws it). A worker claims it with a conditional update that also accepts a
-`running` row whose lease ran out, and renews the lease from a heartbeat thread while it works.
-So a task redelivered after its worker was killed (`acks_late`: the broker hands the unacked
-message to another worker) takes the candidate over, and a task delivered twice while the first
-worker is alive waits for it (a bounded retry) instead of making the image a second time.
+researcher withdraws it), claimed, leased and settled as `study.models.jobs` says. The claim also
+accepts a `running` row whose lease ran out, and a heartbeat thread renews the lease while the
+work runs. So a task redelivered after its worker was killed (`acks_late`: the broker hands the
+unacked message to another worker) takes the candidate over, and a task delivered twice while the
+first worker is alive waits for it (a bounded retry) instead of making the image a second time.
+A model registration is a job row too (queued -> running -> valid / refused), checked here.
+
+Which worker runs which task is decided in one place, `config.celery.route`.
 """
 
 import logging
-import threading
 import traceback
-import uuid
-from contextlib import contextmanager
-from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from study.generation import registering
 from study.models import Campaign, Candidate, Method
+from study.models.jobs import heartbeat, new_token
 from study.models.networks import ModelRegistration
 
 log = logging.getLogger(__name__)
@@ -39,13 +37,13 @@ FAN_OUT_CHUNK = 250
 
 
 def enqueue_candidates(rows):
-    """Send one task per (candidate_pk, method_kind), networks to the gpu queue."""
+    """Send one task per (candidate_pk, method_kind); config.celery routes each by the kind."""
     rows = [(pk, kind) for pk, kind in rows]
     if len(rows) <= FAN_OUT_ABOVE:
         publish_candidates(rows)
         return
     for start in range(0, len(rows), FAN_OUT_CHUNK):
-        publish_candidates.apply_async(args=[rows[start : start + FAN_OUT_CHUNK]], queue="cpu")
+        publish_candidates.delay(rows[start : start + FAN_OUT_CHUNK])
 
 
 # Named as before the move to study.generation, so messages already queued still run.
@@ -53,25 +51,7 @@ def enqueue_candidates(rows):
 def publish_candidates(rows):
     # Delivered twice, it sends duplicates, which the claim turns into no-ops.
     for pk, kind in rows:
-        queue = "gpu" if kind == Method.NETWORK else "cpu"
-        generate_candidate.apply_async(args=[pk], queue=queue)
-
-
-def _lease():
-    return timedelta(seconds=settings.SRMOS_GENERATION_LEASE)
-
-
-def claim(candidate_ids, token):
-    """Claim the given candidates that are queued or abandoned; returns how many were claimed."""
-    now = timezone.now()
-    claimable = Q(status=Candidate.QUEUED) | Candidate.abandoned(now)
-    return Candidate.objects.filter(claimable, pk__in=candidate_ids).update(
-        status=Candidate.RUNNING,
-        claim=token,
-        lease_expires=now + _lease(),
-        started_at=now,
-        attempts=F("attempts") + 1,
-    )
+        generate_candidate.delay(pk, method_kind=kind)
 
 
 def _batch_mates(candidate, limit):
@@ -92,32 +72,6 @@ def _batch_mates(candidate, limit):
     )
 
 
-@contextmanager
-def heartbeat(token):
-    """Renew the lease of the candidates claimed with `token` until the block ends."""
-    stop = threading.Event()
-    interval = settings.SRMOS_GENERATION_LEASE / 3
-
-    def beat():
-        try:
-            while not stop.wait(interval):
-                Candidate.objects.filter(claim=token, status=Candidate.RUNNING).update(
-                    lease_expires=timezone.now() + _lease()
-                )
-        except Exception:
-            log.exception("heartbeat for claim %s stopped", token)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"lease-{token[:8]}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
 def _max_busy_retries():
     # A live attempt cannot outlast the hard time limit, so this many lease-long waits suffice.
     return settings.CELERY_TASK_TIME_LIMIT // settings.SRMOS_GENERATION_LEASE + 5
@@ -131,13 +85,17 @@ def _max_busy_retries():
     retry_backoff=5,
     max_retries=_max_busy_retries(),
 )
-def generate_candidate(self, candidate_id):
+def generate_candidate(self, candidate_id, method_kind=None):
+    """Make a candidate, and up to SRMOS_GPU_BATCH queued ones that can share its network pass.
+
+    `method_kind` only routes the message (config.celery.route); the row says what to make.
+    """
     # Imported here, not at the top: rendering pulls in torch, which only workers load; the web
     # process imports this module to publish tasks.
     from study.generation.render import render_candidates
 
-    token = uuid.uuid4().hex
-    if not claim([candidate_id], token):
+    token = new_token()
+    if not Candidate.objects.filter(pk=candidate_id).claim(token):
         row = Candidate.objects.filter(pk=candidate_id).values("status", "lease_expires").first()
         if row is None or row["status"] != Candidate.RUNNING:
             return  # gone, done, failed or cancelled: nothing to do
@@ -152,13 +110,11 @@ def generate_candidate(self, candidate_id):
     candidate = Candidate.objects.select_related("campaign", "image", "method").get(pk=candidate_id)
     mates = _batch_mates(candidate, settings.SRMOS_GPU_BATCH)
     if mates:
-        claim(mates, token)
+        Candidate.objects.filter(pk__in=mates).claim(token)
     batch = list(
-        Candidate.objects.filter(claim=token, status=Candidate.RUNNING)
-        .select_related("campaign", "image", "method")
-        .order_by("pk")
+        Candidate.objects.held(token).select_related("campaign", "image", "method").order_by("pk")
     )
-    with heartbeat(token):
+    with heartbeat(Candidate, token):
         results = render_candidates(batch)
     for item, result in zip(batch, results, strict=True):
         _record(item.pk, token, result)
@@ -169,25 +125,21 @@ def generate_candidate(self, candidate_id):
     ]
     if made and candidate.method.kind == Method.NETWORK and candidate.campaign.metrics:
         # The metric panel is CPU work: a CPU worker does it, not the GPU one.
-        compute_metrics.apply_async(args=[made], queue="cpu")
+        compute_metrics.delay(made)
     Campaign.objects.get(pk=candidate.campaign_id).update_generation_status()
 
 
 def _record(candidate_id, token, result):
-    # Conditional on our claim: an attempt that lost its lease to another worker writes nothing.
-    mine = Candidate.objects.filter(pk=candidate_id, claim=token, status=Candidate.RUNNING)
+    # Settled under our claim: an attempt that lost its lease to another worker writes nothing.
+    mine = Candidate.objects.filter(pk=candidate_id)
     if isinstance(result, Exception):
         log.error("candidate %s failed: %s", candidate_id, result)
         trace = "".join(traceback.format_exception(result, limit=5))
-        mine.update(
-            status=Candidate.FAILED,
-            error=f"{type(result).__name__}: {result}\n\n{trace}",
-            finished_at=timezone.now(),
-            lease_expires=None,
-        )
+        mine.settle(token, Candidate.FAILED, error=f"{type(result).__name__}: {result}\n\n{trace}")
         return
-    mine.update(
-        status=Candidate.DONE,
+    mine.settle(
+        token,
+        Candidate.DONE,
         file=result.path,
         width=result.width,
         height=result.height,
@@ -198,8 +150,6 @@ def _record(candidate_id, token, result):
         seconds=result.seconds,
         notes=result.notes,
         error="",
-        finished_at=timezone.now(),
-        lease_expires=None,
     )
 
 
@@ -230,21 +180,24 @@ def compute_metrics(candidate_ids):
     Campaign.objects.filter(pk__in=campaigns).update(metrics_changed_at=timezone.now())
 
 
+MAX_ATTEMPTS = 3  # a model that kills its worker would kill the next one too
+
+
 @shared_task(name="study.tasks.validate_model", acks_late=True)
 def validate_model(registration_id):
     """Load a registered model file, run it on small inputs, and create its method or refuse it
-    (study.generation.registering says how the row is claimed and settled)."""
-    token = uuid.uuid4().hex
-    if not registering.claim(registration_id, token):
+    (study.generation.registering says how the row comes to be queued)."""
+    token = new_token()
+    if not ModelRegistration.objects.filter(pk=registration_id).claim(token):
         return  # gone, settled, or being validated by a live worker
     registration = ModelRegistration.objects.get(pk=registration_id)
-    if registration.attempts > registering.MAX_ATTEMPTS:
+    if registration.attempts > MAX_ATTEMPTS:
         refusal = (
             f"the check stopped its worker {registration.attempts - 1} times (out of memory, or "
             "over the task's time limit): try a smaller model, or raise SRMOS_MODEL_MEMORY_MB "
             "and the workers' memory"
         )
-        registering.settle(registration, token, None, refusal)
+        _settle_registration(registration, token, None, refusal)
         return
     from study.generation import networks  # torch: workers only
 
@@ -253,4 +206,35 @@ def validate_model(registration_id):
     except Exception as exc:  # a model's own code can raise anything: refuse it, say what
         log.exception("validating model %s", registration.slug)
         findings, refusal = None, f"loading or running it failed: {type(exc).__name__}: {exc}"
-    registering.settle(registration, token, findings, refusal)
+    _settle_registration(registration, token, findings, refusal)
+
+
+def _settle_registration(registration, token, findings, refusal):
+    """Write the worker's verdict under its claim: the method and a valid row in one
+    transaction (nothing is ever half-registered), or the refusal."""
+    mine = ModelRegistration.objects.filter(pk=registration.pk)
+    if refusal is None:
+        try:
+            with transaction.atomic():
+                method = Method.objects.create(
+                    slug=registration.slug,
+                    name=registration.name or registration.slug,
+                    kind=Method.NETWORK,
+                    description=registration.description,
+                    parameters={
+                        "model_sha256": registration.sha256,
+                        "half": bool(registration.half_requested and findings["half_ok"]),
+                    },
+                )
+                if not mine.settle(token, ModelRegistration.VALID, method=method, **findings):
+                    raise _Lost
+            return
+        except _Lost:
+            return  # another worker took the row over; it settles it
+        except IntegrityError:
+            refusal = f"a method named {registration.slug!r} was created meanwhile; register again"
+    mine.settle(token, ModelRegistration.REFUSED, error=refusal)
+
+
+class _Lost(Exception):
+    pass

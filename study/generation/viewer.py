@@ -9,10 +9,8 @@ by these views, never through the raters' URLs or a public /media/.
 import io
 
 import numpy as np
-from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from PIL import Image
@@ -20,7 +18,8 @@ from PIL import Image
 from sr_models.metric_specs import METRICS
 from study.generation.figure import FORMATS, qualitative_figure
 from study.generation.inputs import hr_for, lr_input, read_png
-from study.models import Campaign, Candidate, Method, SourceImage
+from study.models import Candidate, Method, SourceImage
+from study.models.campaign import get_campaign_for
 
 
 def method_order(method):
@@ -130,14 +129,8 @@ class CampaignViewerMixin:
         ]
         return urls + super().get_urls()
 
-    def _viewable(self, request, pk):
-        campaign = get_object_or_404(Campaign, pk=pk)
-        if not self.has_view_permission(request, campaign):
-            raise PermissionDenied
-        return campaign
-
     def viewer_view(self, request, pk):
-        campaign = self._viewable(request, pk)
+        campaign = get_campaign_for(request, pk)
         images = list(_rated_images(campaign).select_related("dataset"))
         context = {
             **self.admin_site.each_context(request),
@@ -164,7 +157,7 @@ class CampaignViewerMixin:
         return TemplateResponse(request, "admin/study/campaign/viewer.html", context)
 
     def viewer_image(self, request, pk, candidate_pk):
-        campaign = self._viewable(request, pk)
+        campaign = get_campaign_for(request, pk)
         candidate = campaign.candidates.filter(pk=candidate_pk, status=Candidate.DONE).first()
         if candidate is None or not candidate.file:
             raise Http404("No such candidate image in this campaign.")
@@ -180,7 +173,7 @@ class CampaignViewerMixin:
         return response
 
     def viewer_lr(self, request, pk, image_pk):
-        campaign = self._viewable(request, pk)
+        campaign = get_campaign_for(request, pk)
         image = _rated_images(campaign).filter(pk=image_pk).first()
         if image is None:
             raise Http404("No such source image in this campaign.")
@@ -191,7 +184,7 @@ class CampaignViewerMixin:
             raise Http404(f"The LR input of {image} cannot be shown: {exc}") from None
 
     def viewer_figure(self, request, pk, fmt):
-        campaign = self._viewable(request, pk)
+        campaign = get_campaign_for(request, pk)
         if fmt not in FORMATS:
             raise Http404("The figure comes as .png or .pdf.")
         image = _rated_images(campaign).filter(pk=request.GET.get("image") or 0).first()

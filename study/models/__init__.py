@@ -5,6 +5,7 @@ unchanged); the migrations also name `public_id`, `rater_token`, `completion_cod
 `source_upload_to` by their path in this package.
 """
 
+from study.analysis import session_quality, vote_flags
 from study.models.campaign import CALIBRATION_METHODS, VOTE_FLOOR_MS, Campaign, Candidate
 from study.models.catalog import (
     Dataset,
@@ -21,15 +22,13 @@ from study.models.session import (
     GOLD_EXPECTATIONS,
     Rater,
     Trial,
+    VoteInvalid,
     VoteOutcome,
     VoteRejected,
     VoteTooFast,
-    consent_for_display,
-    session_estimate,
-    session_quality,
-    vote_flags,
 )
 from study.models.tokens import completion_code, public_id, rater_token
+from study.models.welcome import consent_for_display, instructions_for, session_estimate
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -44,6 +43,7 @@ __all__ = [
     "Rater",
     "SourceImage",
     "Trial",
+    "VoteInvalid",
     "VoteOutcome",
     "VoteRejected",
     "VoteTooFast",
@@ -53,6 +53,7 @@ __all__ = [
     "session_quality",
     "source_upload_to",
     "consent_for_display",
+    "instructions_for",
     "session_estimate",
     "session_order",
     "trial_order",

@@ -1,11 +1,12 @@
 """A campaign (the study's design and state) and its candidates, one per image and method."""
 
 from django.core.validators import URLValidator
-from django.db import models, transaction
-from django.db.models import Count, Q
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from study.models.catalog import Dataset, Method, SourceImage
+from study.models.catalog import Dataset, Method, SourceImage, paper_order
 from study.models.design import (
     DESIGN_FIELDS,
     KERNEL_CHOICES,
@@ -16,12 +17,30 @@ from study.models.design import (
     refuse_frozen_m2m,
     scale_mismatches,
 )
+from study.models.jobs import JobQuerySet, JobRow
 from study.models.metrics import check_metrics, default_metrics
+from study.models.protocol import protocol_choices, protocol_of
 from study.models.texts import DEFAULT_CONSENT, DEFAULT_INSTRUCTIONS
 from study.models.tokens import completion_code, public_id, rater_token
 
 # Faster than anyone judges an image's quality, slower than a double key press (40-100 ms).
 VOTE_FLOOR_MS = 300
+
+
+class CampaignQuerySet(models.QuerySet):
+    def for_user(self, user, change=False):
+        """The campaigns `user` may see, or with `change` alter. Permissions are per model (the
+        admin's view and change permissions), so a researcher sees every campaign or none."""
+        allowed = user.has_perm("study.change_campaign") or (
+            not change and user.has_perm("study.view_campaign")
+        )
+        return self if allowed else self.none()
+
+
+def get_campaign_for(request, pk, change=False):
+    """The campaign a researcher's page asks for; 404 for one that does not exist and for one
+    they may not see (or, with `change`, alter), so an outsider learns nothing."""
+    return get_object_or_404(Campaign.objects.for_user(request.user, change), pk=pk)
 
 
 class Campaign(models.Model):
@@ -67,24 +86,12 @@ class Campaign(models.Model):
     DCR = "dcr"
     PC = "pc"
     protocol = models.CharField(
-        max_length=3,
-        choices=[
-            (ACR, "ACR: one image at a time, quality 1 (bad) to 5 (excellent), as the SRGAN paper"),
-            (
-                DCR,
-                "DCR: each image beside its HR reference, impairment 5 (imperceptible) to 1 "
-                "(very annoying), ITU-T P.910 / P.800",
-            ),
-            (
-                PC,
-                "Paired comparison: two versions of the same image, which looks better "
-                "(forced choice, scaled to JOD)",
-            ),
-        ],
+        max_length=8,
+        choices=protocol_choices,
         default=ACR,
         help_text="How raters judge: absolute category rating, degradation category rating "
         "against the HR reference (needs the HR method among the methods), or paired "
-        "comparison.",
+        "comparison (study.protocols).",
     )
     FULL = "full"
     RANDOM = "random"
@@ -202,6 +209,8 @@ class Campaign(models.Model):
         null=True, blank=True, editable=False, help_text="When candidates were last queued."
     )
 
+    objects = CampaignQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -260,6 +269,16 @@ class Campaign(models.Model):
             copy.datasets.set(self.datasets.all())
             copy.methods.set(self.methods.all())
         return copy
+
+    @property
+    def kind(self):
+        """The campaign's protocol object (study.models.protocol): what differs between ACR,
+        DCR, paired comparison and any protocol registered later."""
+        return protocol_of(self.protocol)
+
+    def lr_by_method(self):
+        """{method slug: how its LR inputs were made}, for every method, in the paper's order."""
+        return {m.slug: self.lr_of(m) for m in paper_order(self.methods.all())}
 
     def lr_of(self, method):
         """How `method`'s LR inputs were made in this campaign (recorded in every export)."""
@@ -336,7 +355,7 @@ class Campaign(models.Model):
                     f"Campaign {campaign.name} is {campaign.get_status_display().lower()}; "
                     "only a campaign whose candidates are all generated can be launched."
                 )
-            missing = campaign.rater_links - campaign.raters.filter(platform="link").count()
+            missing = campaign.rater_links - campaign.raters.links().count()
             for _ in range(max(missing, 0)):
                 campaign.raters.create_with_trials(campaign)
             if campaign.status == self.READY:
@@ -361,9 +380,43 @@ class Campaign(models.Model):
                 "live campaign can be closed."
             )
         # People only: previews and simulated sessions are not participants.
-        raters = self.raters.exclude(platform__in=("preview", "simulated"))
+        raters = self.raters.people()
         votes = raters.filter(trials__score__isnull=False).count()
         return raters.count(), raters.filter(completed_at__isnull=False).count(), votes
+
+    # Why a crowd participant cannot join (`enrol` returns one of these, or a session).
+    NOT_LIVE, NO_RECRUITMENT, FULL_UP = "not-live", "no-recruitment", "full"
+
+    def enrol(self, participant, **fields):
+        """The session of crowd participant `participant`, made now if they have none: a
+        Rater, or the reason they cannot join (NOT_LIVE, NO_RECRUITMENT, FULL_UP).
+
+        Joins of a capped campaign take turns (a row lock on PostgreSQL; SQLite's immediate
+        transactions already serialise writers), so simultaneous joins cannot all see one free
+        place and overfill the cap; the row is read again under the lock, so a cap or status
+        changed meanwhile counts. Two requests of one participant at once: the database's
+        unique constraint lets one make the session and the other takes it.
+        """
+        try:
+            with transaction.atomic():
+                campaign = self
+                if self.max_participants:
+                    campaign = Campaign.objects.select_for_update().get(pk=self.pk)
+                if campaign.status != self.LIVE:
+                    return self.NOT_LIVE
+                if not campaign.open_recruitment:
+                    return self.NO_RECRUITMENT
+                joined = campaign.raters.exclude(participant_id="")
+                rater = joined.filter(participant_id=participant).first()
+                if rater is not None:
+                    return rater
+                if campaign.max_participants and joined.count() >= campaign.max_participants:
+                    return self.FULL_UP
+                return campaign.raters.create_with_trials(
+                    campaign, participant_id=participant, opened_at=timezone.now(), **fields
+                )
+        except IntegrityError:
+            return self.raters.get(participant_id=participant)
 
     def refuse_generation(self):
         """Why candidates cannot be (re)made now, or "" when they can."""
@@ -373,30 +426,29 @@ class Campaign(models.Model):
                 "are final (raters score them and the exports describe them). Clone the "
                 "campaign to generate a new design."
             )
-        if self.protocol == self.PC and (self.methods.count() < 2 or self.pairs_per_image < 1):
-            return (
-                f"Campaign {self.name} compares pairs: give it at least two methods and at "
-                "least one pair per image."
-            )
-        if self.protocol == self.DCR and not self.methods.filter(kind=Method.REFERENCE).exists():
-            return (
-                f"Campaign {self.name} uses DCR, which shows each image beside its HR "
-                "reference: add the HR reference (method hr) to its methods."
-            )
-        mismatched = scale_mismatches(self.methods.select_related("registration"), self.scale)
-        return " ".join(mismatched)
+        return " ".join(self.design_problems(self.methods.select_related("registration")))
+
+    def design_problems(self, methods):
+        """Why this design cannot run with `methods` (a form checks them before saving them):
+        the protocol's requirements and methods made for another scale."""
+        try:
+            kind = self.kind
+        except LookupError as exc:
+            return [str(exc)]
+        return [*kind.requirements(list(methods), self), *scale_mismatches(methods, self.scale)]
 
 
 # The paper's calibration anchors: nearest neighbour shown as "1 - bad", HR as "5 - excellent".
 CALIBRATION_METHODS = {"nearest": 1, "hr": 5}
 
 
-class CandidateQuerySet(models.QuerySet):
+class CandidateQuerySet(JobQuerySet):
     def done(self):
         return self.filter(status=Candidate.DONE)
 
 
-class Candidate(models.Model):
+class Candidate(JobRow, models.Model):
+    HEARTBEAT = True  # a takeover one lease after the worker dies, not after the time limit
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -456,11 +508,6 @@ class Candidate(models.Model):
 
     def __str__(self):
         return f"{self.campaign.name}: {self.image} x {self.method.slug}"
-
-    @staticmethod
-    def abandoned(now=None):
-        """Running, but the worker stopped renewing the lease: it died mid-task (a filter)."""
-        return Q(status=Candidate.RUNNING, lease_expires__lt=now or timezone.now())
 
     def missing_metrics(self):
         """The campaign's metrics this candidate has no value for (never computed, or failed:

@@ -2,22 +2,14 @@
 row (queued -> running -> done / failed), reports its progress on it and leaves the per-file
 report there for the researcher's page."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
-
-def _lease_cutoff(now=None):
-    """A task cannot outlive Celery's hard time limit: a job running since before this lost its
-    worker."""
-    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    return (now or timezone.now()) - limit
+from study.models.jobs import JobQuerySet, JobRow
 
 
-class ImportJob(models.Model):
+class ImportJob(JobRow, models.Model):
     DATASET = "dataset"
     RESULTS = "results"
     KIND_CHOICES = [(DATASET, "Dataset"), (RESULTS, "Results of a method")]
@@ -55,20 +47,13 @@ class ImportJob(models.Model):
     progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
 
     def __str__(self):
         return f"{self.get_kind_display()} import #{self.pk} ({self.status})"
-
-    @staticmethod
-    def abandoned(now=None):
-        """Running for longer than a task may live (Celery's hard time limit, plus a minute):
-        its worker died mid-import (a filter)."""
-        return Q(status=ImportJob.RUNNING, started_at__lt=_lease_cutoff(now))
-
-    def is_abandoned(self, now=None):
-        return self.status == self.RUNNING and self.started_at < _lease_cutoff(now)
 
     @property
     def target(self):

@@ -10,14 +10,14 @@ staff with the ``study.register_model`` permission may register one (docs/models
 import hashlib
 import os
 import tempfile
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
+
+from study.models.jobs import JobQuerySet, JobRow
 
 # How a file becomes a network (sr_models.external.load_model's routes).
 ROUTES = [
@@ -59,12 +59,7 @@ def store_model_file(fileobj, original_name):
     return path, sha, size
 
 
-def _lease_cutoff(now=None):
-    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    return (now or timezone.now()) - limit
-
-
-class ModelRegistration(models.Model):
+class ModelRegistration(JobRow, models.Model):
     QUEUED = "queued"
     RUNNING = "running"
     VALID = "valid"
@@ -124,6 +119,8 @@ class ModelRegistration(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         permissions = [
@@ -145,11 +142,6 @@ class ModelRegistration(models.Model):
     @property
     def settled(self):
         return self.status in (self.VALID, self.REFUSED)
-
-    @staticmethod
-    def abandoned(now=None):
-        """Running for longer than a task may live: its worker died (a filter)."""
-        return Q(status=ModelRegistration.RUNNING, started_at__lt=_lease_cutoff(now))
 
     def load_options(self):
         """What the worker passes to sr_models.external.load_model besides the path: the route

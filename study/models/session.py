@@ -3,116 +3,44 @@
 import secrets
 from dataclasses import dataclass
 
-from django.db import models
-from django.db.models import Count, Exists, Q
+from django.db import models, transaction
+from django.db.models import Exists, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from study.analysis import session_quality, vote_flags
-from study.analysis.pair_checks import pair_session_quality
+from study.analysis import vote_flags
 from study.models.campaign import Campaign, Candidate
-from study.models.order import retest_count, session_order
-from study.models.pairs import design_pairs, pair_session
 from study.models.tokens import rater_token
 
 # Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
 GOLD_EXPECTATIONS = {"hr": ">=4", "nearest": "<=2"}
 
 
-class RaterManager(models.Manager):
+class RaterQuerySet(models.QuerySet):
+    def people(self):
+        """Sessions of people: not the researcher's preview, not simulated pilots."""
+        return self.exclude(platform__in=Rater.NOT_PEOPLE)
+
+    def simulated(self):
+        return self.filter(platform=Rater.SIMULATED)
+
+    def links(self):
+        """The campaign's secret rater links (made at launch), not crowd joins or pilots."""
+        return self.filter(platform=Rater.LINK)
+
+
+class RaterManager(models.Manager.from_queryset(RaterQuerySet)):
     def create_with_trials(self, campaign, label="", **fields):
+        """A new session with its trials, designed by the campaign's protocol."""
         rater = self.create(campaign=campaign, label=label, seed=secrets.randbits(31), **fields)
-        if campaign.protocol == campaign.PC:
-            return self._with_pairs(rater, campaign)
-        rows = list(
-            campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
-                "pk", "image_id", "method__slug"
-            )
-        )
-        slugs = {pk: slug for pk, _, slug in rows}
-        order = session_order(
-            [(pk, image) for pk, image, _ in rows],
-            campaign.retest_share,
-            seed=f"{campaign.seed}:{rater.seed}",
-        )
         trials = [
-            Trial(
-                rater=rater,
-                candidate_id=pk,
-                position=position,
-                kind="retest" if repeat else "rating",
-                repeat=repeat,
-                expected=GOLD_EXPECTATIONS.get(slugs[pk], "") if campaign.gold_items else "",
-            )
-            for position, (pk, repeat) in enumerate(order)
+            Trial(rater=rater, position=position, **spec)
+            for position, spec in enumerate(campaign.kind.design_session(rater))
         ]
         Trial.objects.bulk_create(trials)
         rater.n_trials = len(trials)
         rater.save(update_fields=["n_trials"])
         return rater
-
-    def _with_pairs(self, rater, campaign):
-        """A paired-comparison session: pairs per the campaign's design, shown in a seeded
-        order with random sides (study.models.pairs)."""
-        rows = list(
-            campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
-                "pk", "image_id"
-            )
-        )
-        seed = f"{campaign.seed}:{rater.seed}"
-        active = campaign.pair_design == campaign.ACTIVE
-        # Active: the images and their order are fixed now; which two versions each trial
-        # compares is chosen when the page first needs it, from the votes cast by then
-        # (study.rating.active). Random pairs hold the places until then.
-        design = campaign.RANDOM if active else campaign.pair_design
-        pairs = design_pairs(rows, design, campaign.pairs_per_image, seed)
-        trials = [
-            Trial(
-                rater=rater,
-                candidate_id=left,
-                partner_id=right,
-                position=position,
-                kind="retest" if repeat else "rating",
-                repeat=repeat,
-                pair_pending=active and not repeat,
-            )
-            for position, (left, right, repeat) in enumerate(
-                pair_session(pairs, campaign.retest_share, seed)
-            )
-        ]
-        Trial.objects.bulk_create(trials)
-        rater.n_trials = len(trials)
-        rater.save(update_fields=["n_trials"])
-        return rater
-
-
-def comparison_votes(campaign, people_only=False, offset=0):
-    """The campaign's answered paired comparisons in the long format study.analysis.pairwise
-    takes: ``rater, dataset, image, method_a, method_b, choice`` (the chosen method), ``kind``,
-    ``position``, ``timestamp``, in the order they were answered (replayable); ``offset``
-    leaves out the first ones (those a cached state has seen)."""
-    import pandas as pd
-
-    trials = Trial.objects.answered().filter(rater__campaign=campaign, partner__isnull=False)
-    # The researcher's preview is no data; simulated sessions are, labelled, unless excluded.
-    trials = trials.exclude(rater__platform__in=Rater.NOT_PEOPLE if people_only else ["preview"])
-    rows = trials.order_by("answered_at", "pk")[offset:].values_list(
-        "rater_id",
-        "candidate__image__dataset__name",
-        "candidate__image__name",
-        "candidate__method__slug",
-        "partner__method__slug",
-        "score",
-        "kind",
-        "position",
-        "answered_at",
-        "duration_ms",
-        "rater__platform",
-    )
-    columns = ["rater", "dataset", "image", "method_a", "method_b", "choice", "kind", "position"]
-    # rater_platform tells real sessions from simulated ones, as in the ratings' votes.csv.
-    records = [(*r[:5], r[3] if r[5] == 1 else r[4], *r[6:]) for r in rows]
-    return pd.DataFrame(records, columns=[*columns, "timestamp", "duration_ms", "rater_platform"])
 
 
 class Rater(models.Model):
@@ -126,6 +54,8 @@ class Rater(models.Model):
     participant_id = models.CharField(
         max_length=200, blank=True, help_text="From the crowd platform (PROLIFIC_PID, workerId...)."
     )
+    # How the session came: LINK (a secret link made at launch), a crowd platform ("prolific",
+    # "mturk", "other"), PREVIEW or SIMULATED.
     platform = models.CharField(max_length=20, default="link")
     platform_data = models.JSONField(default=dict, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True, help_text="First visit of the link.")
@@ -173,9 +103,21 @@ class Rater(models.Model):
         return self.trials.pending().select_related("candidate").first()
 
     # Sessions that never reach the analysis: the researcher's preview, and simulated raters.
+    LINK = "link"
     PREVIEW = "preview"
     SIMULATED = "simulated"
     NOT_PEOPLE = (PREVIEW, SIMULATED)
+
+    @property
+    def is_preview(self):
+        return self.platform == self.PREVIEW
+
+    def update_platform_data(self, data):
+        """A crowd platform's new ids for this session (a new MTurk assignment of the same
+        worker is submitted to the new assignment)."""
+        merged = {**self.platform_data, **data}
+        Rater.objects.filter(pk=self.pk).update(platform_data=merged)
+        self.platform_data = merged
 
     def open_statuses(self):
         """Campaign states in which this session takes steps: live, and for the researcher's
@@ -200,14 +142,18 @@ class Rater(models.Model):
     def cast_vote(self, position, score, duration_ms=None):
         """Store a score for the trial at `position`, the rater's current (first unanswered) one.
 
-        Idempotent: a resent vote for an answered trial stores nothing (stored=False). A vote
-        for a later trial, or for the current one before it was handed to the page, raises
-        VoteRejected; one that comes sooner than the campaign's `vote_floor_ms` after the trial
-        was handed to the page raises VoteTooFast. Neither stores anything. Returns the vote's outcome with the trials that
-        come next (at most two, candidates loaded), so the caller needs no further query.
-        One read decides: trials before the current one are all answered and none after it can
-        be, so the conditional update on the current trial is the only race to settle.
+        Idempotent: a resent vote for an answered trial stores nothing (stored=False). A score
+        that is no answer of the campaign's protocol raises VoteInvalid; a vote for a later
+        trial, or for the current one before it was handed to the page, raises VoteRejected;
+        one that comes sooner than the campaign's `vote_floor_ms` after the trial was handed to
+        the page raises VoteTooFast. None of them stores anything. Returns the vote's outcome
+        with the trials that come next (at most two, candidates loaded), so the caller needs no
+        further query. One read decides: trials before the current one are all answered and
+        none after it can be, so the conditional update on the current trial is the only race.
         """
+        invalid = self.campaign.kind.check_score(score)
+        if invalid:
+            raise VoteInvalid(invalid)
         pending = list(self.trials.pending().select_related("candidate")[:3])
         current = pending[0] if pending else None
         now = timezone.now()
@@ -230,21 +176,12 @@ class Rater(models.Model):
         seen_ms = (now - current.shown_at).total_seconds() * 1000
         if seen_ms < self.campaign.vote_floor_ms:
             raise VoteTooFast(self.campaign.vote_floor_ms - seen_ms)
-        # Conditional on the campaign being live in the same statement: a vote in flight when
+        # Conditional on the campaign being open in the same statement: a vote in flight when
         # the researcher closes the study is refused, not stored after the close.
-        live = Exists(Campaign.objects.filter(pk=self.campaign_id, status__in=self.open_statuses()))
-        stored = Trial.objects.filter(live, pk=current.pk, score__isnull=True).update(
-            score=score,
-            answered_at=now,
-            duration_ms=duration_ms,
-            flags=vote_flags(current.expected, score, duration_ms, self.campaign.min_view_ms),
+        stored = Trial.objects.filter(self._open(), pk=current.pk, score__isnull=True).update(
+            **self._vote_fields(current, score, now, duration_ms)
         )
-        if (
-            not stored
-            and not Campaign.objects.filter(
-                pk=self.campaign_id, status__in=self.open_statuses()
-            ).exists()
-        ):
+        if not stored and not self._is_open_now():
             raise VoteRejected("This study has ended; your last score was not stored.")
         if stored and self.started_at is None:
             Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
@@ -252,77 +189,91 @@ class Rater(models.Model):
             self._complete(now)
         return VoteOutcome(stored=bool(stored), upcoming=pending[1:3])
 
+    def record_votes(self, scores):
+        """Store many votes at once, {position: score}, for sessions no page times: simulated
+        pilots. The same score check, flags and completion as `cast_vote`; answered trials
+        stay as they are. Returns the number stored; raises VoteInvalid (storing nothing) for
+        a score that is no answer of the protocol, VoteRejected when the campaign is closed.
+        """
+        for score in scores.values():
+            invalid = self.campaign.kind.check_score(score)
+            if invalid:
+                raise VoteInvalid(invalid)
+        if not self._is_open_now():
+            raise VoteRejected("This study has ended; the scores were not stored.")
+        now = timezone.now()
+        trials = list(self.trials.pending().filter(position__in=list(scores)))
+        for trial in trials:
+            for name, value in self._vote_fields(trial, int(scores[trial.position]), now).items():
+                setattr(trial, name, value)
+        Trial.objects.bulk_update(trials, ["score", "answered_at", "duration_ms", "flags"], 500)
+        if trials and self.started_at is None:
+            Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
+            self.started_at = now
+        if not self.trials.pending().exists():
+            self._complete(now)
+        return len(trials)
+
+    def _vote_fields(self, trial, score, now, duration_ms=None):
+        flags = vote_flags(trial.expected, score, duration_ms, self.campaign.min_view_ms)
+        return {"score": score, "answered_at": now, "duration_ms": duration_ms, "flags": flags}
+
+    def _open(self):
+        return Exists(Campaign.objects.filter(pk=self.campaign_id, status__in=self.open_statuses()))
+
+    def _is_open_now(self):
+        return Campaign.objects.filter(
+            pk=self.campaign_id, status__in=self.open_statuses()
+        ).exists()
+
     def _complete(self, now):
         if self.completed_at is None:
             Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
                 completed_at=now, qc=self.quality()
             )
+            self.completed_at = now
 
     def quality(self):
         """This session's quality-control summary; reported to the researcher, never applied."""
-        if self.campaign.protocol == self.campaign.PC:
-            pairs = self.trials.answered().values_list(
-                "candidate_id", "partner_id", "score", "kind", "duration_ms"
-            )
-            return pair_session_quality(pairs, self.display_checks)
-        votes = list(
-            self.trials.answered().values_list(
-                "candidate_id", "score", "kind", "flags", "duration_ms", "expected"
-            )
+        return self.campaign.kind.quality(self)
+
+    # The steps before the trials. Each update is conditional, so a repeated request (a double
+    # click, a second tab) keeps the first time.
+    def mark_opened(self):
+        Rater.objects.filter(pk=self.pk, opened_at__isnull=True).update(opened_at=timezone.now())
+
+    def give_consent(self, user_agent):
+        Rater.objects.filter(pk=self.pk, consented_at__isnull=True).update(
+            consented_at=timezone.now(), user_agent=user_agent[:500]
         )
-        return session_quality(votes, self.campaign.straightline_min_variance, self.display_checks)
 
+    def finish_calibration(self):
+        Rater.objects.filter(pk=self.pk, calibrated_at__isnull=True).update(
+            calibrated_at=timezone.now()
+        )
 
-# A rater's time per vote before any is measured (pilots of the SRGAN protocol: 4-8 s).
-PILOT_SECONDS_PER_VOTE = 6.0
+    def record_display_check(self, check, passed):
+        """Keep a display check (the last 20) and, on the first pass, move the session on."""
+        with transaction.atomic():
+            locked = Rater.objects.select_for_update().get(pk=self.pk)
+            locked.display_checks = [*locked.display_checks, check][-20:]
+            if passed and locked.display_ok_at is None:
+                locked.display_ok_at = timezone.now()
+            locked.save(update_fields=["display_checks", "display_ok_at"])
+        self.display_checks, self.display_ok_at = locked.display_checks, locked.display_ok_at
 
-
-def consent_for_display(campaign):
-    """The consent text with {minutes} filled in from the session length estimate."""
-    if "{minutes}" not in campaign.consent_text:
-        return campaign.consent_text
-    minutes = session_estimate(campaign)[0]
-    text = campaign.consent_text.replace(
-        "{minutes} minutes", f"{minutes} minute" + "s" * (minutes != 1)
-    )
-    return text.replace("{minutes}", str(minutes))
-
-
-def session_estimate(campaign):
-    """(minutes, trials, seconds per vote, measured?) for one rater's session.
-
-    Trials: rated candidates plus retests plus the calibration examples. Seconds per vote:
-    the median viewing time of people's votes once 20 exist, else a pilot's typical 6 s.
-    """
-    rated = campaign.candidates.filter(role=Candidate.RATING, status=Candidate.DONE).count()
-    if not rated:
-        rated = campaign.datasets.aggregate(n=Count("images"))["n"] * campaign.methods.count()
-    if campaign.protocol == campaign.PC:
-        # Comparisons, not candidates: per image every pair, or pairs_per_image of them.
-        methods = campaign.methods.count()
-        images = rated // methods if methods else 0
-        per_image = methods * (methods - 1) // 2
-        if campaign.pair_design != campaign.FULL:
-            per_image = min(per_image, campaign.pairs_per_image)
-        rated = images * per_image
-    trials = rated + retest_count(rated, campaign.retest_share)
-    if campaign.calibration_dataset_id:
-        trials += min(campaign.calibration_images, campaign.calibration_dataset.images.count())
-    # The (upper) median in the database: the welcome page asks, and a paper-size campaign has
-    # tens of thousands of votes, so two small queries instead of fetching every duration.
-    timed = Trial.objects.filter(rater__campaign=campaign, duration_ms__isnull=False).exclude(
-        rater__platform__in=Rater.NOT_PEOPLE
-    )
-    n = timed.count()
-    measured = n >= 20
-    seconds = PILOT_SECONDS_PER_VOTE
-    if measured:
-        seconds = timed.order_by("duration_ms").values_list("duration_ms", flat=True)[n // 2] / 1000
-    return max(1, round(trials * seconds / 60)), trials, seconds, measured
+    def pair_layout(self):
+        """Paired comparison: the layout the latest display check chose (side by side if none)."""
+        checks = self.display_checks or []
+        return (checks[-1].get("pair_layout") if checks else None) or "side-by-side"
 
 
 class VoteRejected(Exception):
     """A vote the server refuses; nothing was stored. The message is for the rater."""
+
+
+class VoteInvalid(VoteRejected):
+    """A score that is no answer of the campaign's protocol (a bad request, not a resync)."""
 
 
 class VoteTooFast(VoteRejected):
@@ -345,6 +296,14 @@ class TrialQuerySet(models.QuerySet):
 
     def pending(self):
         return self.filter(score__isnull=True)
+
+    def for_analysis(self, campaign, people_only=False):
+        """The campaign's answered trials that are data: never the researcher's preview, and
+        with `people_only` no simulated pilot either (every export labels those)."""
+        excluded = Rater.NOT_PEOPLE if people_only else (Rater.PREVIEW,)
+        return (
+            self.answered().filter(rater__campaign=campaign).exclude(rater__platform__in=excluded)
+        )
 
 
 class Trial(models.Model):
@@ -387,10 +346,20 @@ class Trial(models.Model):
                 condition=Q(score__isnull=True) | Q(score__gte=1, score__lte=5),
                 name="score_1_to_5",
             ),
+            # A comparison's score is its choice, A (1) or B (2) (study.protocols.pc).
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(partner__isnull=True) | Q(score__in=(1, 2)),
+                name="comparison_a_or_b",
+            ),
         ]
 
     def __str__(self):
         return f"{self.rater} #{self.position}"
+
+    @staticmethod
+    def rater_key(rater_id):
+        """How every export and analysis frame names a session: ``r`` and its id."""
+        return f"r{rater_id}"
 
     def mark_shown(self):
         """Record when the image was first put on a page for the rater (a reload keeps it)."""

@@ -1,5 +1,7 @@
 """The texts a new campaign starts with (the researcher edits them per campaign)."""
 
+# The default consent's task phrase; a protocol's own replaces it (study.models.welcome).
+ACR_TASK = "rate the quality of each one"
 DEFAULT_CONSENT = (
     "You are invited to take part in a study of image quality. You will see a series of images "
     "and rate the quality of each one. It takes about {minutes} minutes; you can take breaks and "
@@ -11,25 +13,3 @@ DEFAULT_INSTRUCTIONS = (
     "itself: sharpness, detail, artefacts and how natural it looks. There are no right or wrong "
     "answers. Please do not zoom the page: images must be seen at their real size."
 )
-
-DCR_INSTRUCTIONS = (
-    "Each image comes beside its reference, the original. Rate how annoying any degradation of "
-    "the image is compared with the reference, from 5 (imperceptible) to 1 (very annoying). "
-    "There are no right or wrong answers. Please do not zoom the page: images must be seen at "
-    "their real size."
-)
-PC_INSTRUCTIONS = (
-    "You will see two versions, A and B, of the same image. Choose the one that looks better: "
-    "sharper, more detailed, fewer artefacts, more natural. There are no right or wrong answers; "
-    "when they look alike, go with your first impression. Please do not zoom the page: images "
-    "must be seen at their real size."
-)
-
-
-def instructions_for(campaign):
-    """The campaign's instructions; the default text follows its protocol."""
-    if campaign.instructions_text != DEFAULT_INSTRUCTIONS:
-        return campaign.instructions_text
-    return {"dcr": DCR_INSTRUCTIONS, "pc": PC_INSTRUCTIONS}.get(
-        campaign.protocol, DEFAULT_INSTRUCTIONS
-    )

@@ -10,23 +10,6 @@ from django.shortcuts import render
 
 from study.models import Rater
 
-SCALE = [(1, "Bad"), (2, "Poor"), (3, "Fair"), (4, "Good"), (5, "Excellent")]
-# ITU-T P.800 Annex D / P.910's degradation category rating: the impairment of the image
-# against its reference.
-DCR_SCALE = [
-    (1, "Very annoying"),
-    (2, "Annoying"),
-    (3, "Slightly annoying"),
-    (4, "Perceptible but not annoying"),
-    (5, "Imperceptible"),
-]
-
-
-def scale_of(campaign):
-    """The five labelled scores a campaign's raters choose from."""
-    return DCR_SCALE if campaign.protocol == campaign.DCR else SCALE
-
-
 # What a rater who asks for another step is told, by the step the session is really at.
 STEP_FIRST = {
     Rater.CONSENT: "Please read the information and give your consent first.",

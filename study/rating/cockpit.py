@@ -6,15 +6,15 @@ from contextvars import ContextVar
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from study.analysis.simulate import PROFILES
 from study.models import Campaign, Rater, session_estimate
+from study.models.campaign import get_campaign_for
 from study.rating.approvals import PLATFORMS, Thresholds, approval_csv, approval_rows
 from study.rating.funnel import campaign_funnel
 from study.rating.simulated import add_simulated_raters
@@ -29,14 +29,8 @@ def absolute(path):
 
 
 def _copyable(url, element_id=""):
-    return format_html(
-        '<a href="{}"{}><code>{}</code></a> <button type="button" class="button copy-link" '
-        'data-copy="{}">Copy</button>',
-        url,
-        format_html(' id="{}"', element_id) if element_id else "",
-        url,
-        url,
-    )
+    context = {"url": url, "element_id": element_id}
+    return render_to_string("admin/study/campaign/_copyable.html", context)
 
 
 class SimulateForm(forms.Form):
@@ -85,13 +79,6 @@ class CampaignCrowdMixin:
         ]
         return urls + super().get_urls()
 
-    def _campaign(self, request, pk, change=False):
-        campaign = get_object_or_404(Campaign, pk=pk)
-        allowed = self.has_change_permission if change else self.has_view_permission
-        if not allowed(request, campaign):
-            raise PermissionDenied
-        return campaign
-
     def _back(self, campaign):
         return HttpResponseRedirect(reverse("admin:study_campaign_change", args=[campaign.pk]))
 
@@ -99,7 +86,7 @@ class CampaignCrowdMixin:
         """A preview session of the real pages, with a banner; its votes reach no analysis."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        campaign = self._campaign(request, pk, change=True)
+        campaign = get_campaign_for(request, pk, change=True)
         if campaign.status not in (Campaign.READY, Campaign.LIVE):
             self.message_user(
                 request,
@@ -114,7 +101,7 @@ class CampaignCrowdMixin:
         return HttpResponseRedirect(rater.get_absolute_url())
 
     def simulate_view(self, request, pk):
-        campaign = self._campaign(request, pk, change=True)
+        campaign = get_campaign_for(request, pk, change=True)
         form = SimulateForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
@@ -141,7 +128,7 @@ class CampaignCrowdMixin:
         return TemplateResponse(request, "admin/study/campaign/simulate.html", context)
 
     def approvals_view(self, request, pk):
-        campaign = self._campaign(request, pk)
+        campaign = get_campaign_for(request, pk)
         form = ApprovalForm(request.GET if "platform" in request.GET else None)
         rows = None
         if form.is_bound and form.is_valid():
@@ -169,13 +156,9 @@ class CampaignCrowdMixin:
     def rater_links_list(self, obj):
         if not obj.pk or obj.status not in (Campaign.LIVE, Campaign.CLOSED):
             return "Links appear here once the campaign is launched."
-        raters = obj.raters.filter(platform="link")
-        return format_html(
-            '<ul id="rater-links">{}</ul>',
-            format_html_join(
-                "", "<li>{}</li>", ((_copyable(absolute(r.get_absolute_url())),) for r in raters)
-            ),
-        )
+        raters = obj.raters.links()
+        urls = [absolute(r.get_absolute_url()) for r in raters]
+        return render_to_string("admin/study/campaign/_rater_links.html", {"urls": urls})
 
     rater_links_list.short_description = "rater links"
 
@@ -215,15 +198,13 @@ class CampaignCrowdMixin:
         if not obj.pk:
             return "-"
         funnel = campaign_funnel(obj)
-        rows = format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", funnel.rows())
         times = "-"
         if funnel.median_minutes is not None:
             times = f"median {funnel.median_minutes:.1f} min"
             if funnel.quartiles:
                 times += f" (middle half {funnel.quartiles[0]:.1f}-{funnel.quartiles[1]:.1f})"
-        return format_html(
-            '<table id="funnel">{}</table><p id="session-times">Session time: {}</p>', rows, times
-        )
+        context = {"rows": funnel.rows(), "times": times}
+        return render_to_string("admin/study/campaign/_funnel.html", context)
 
     participants.short_description = "participants (people only)"
 

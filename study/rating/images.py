@@ -52,7 +52,7 @@ def reference_image(request, token, position):
     """DCR: the HR reference of a trial's image, by the trial's place, within the same window
     as the trial images (the current trial and the next)."""
     rater = get_rater(token)
-    if rater.campaign.protocol != rater.campaign.DCR or not _in_step(rater, Rater.TRIALS):
+    if not rater.campaign.kind.serves_reference() or not _in_step(rater, Rater.TRIALS):
         raise Http404("No such image.")
     window = rater.trials.pending().select_related("candidate")[:WINDOW]
     trial = next((t for t in window if t.position == position), None)

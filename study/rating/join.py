@@ -4,15 +4,13 @@ participant id, entered again only by the browser that made it or the same platf
 import hashlib
 import re
 
-from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 
-from study.models import Campaign, Rater, consent_for_display
+from study.models import Campaign, consent_for_display
 from study.rating.access import not_live
 
 PARTICIPANT_PARAMS = ("PROLIFIC_PID", "workerId", "participant", "PARTICIPANT_ID", "pid")
@@ -59,43 +57,15 @@ def join(request, recruit_token):
         if not _may_rejoin(request, rater, data):
             return render(request, "study/join_taken.html", {"campaign": campaign}, status=403)
         if data and data != rater.platform_data and campaign.status == Campaign.LIVE:
-            # A new MTurk assignment of the same worker is submitted to the new assignment.
-            Rater.objects.filter(pk=rater.pk).update(platform_data={**rater.platform_data, **data})
+            rater.update_platform_data(data)
         return _enter(request, rater)
-    if campaign.status != Campaign.LIVE:
+    rater = campaign.enrol(participant, platform=platform, platform_data=data)
+    if rater == Campaign.NOT_LIVE:
         return not_live(request, campaign)
-    if not campaign.open_recruitment:
+    if rater == Campaign.NO_RECRUITMENT:
         return render(request, "study/closed.html", {"campaign_status": "no-recruitment"})
-    try:
-        with transaction.atomic():
-            if campaign.max_participants:
-                # Joins of a capped campaign take turns (a row lock on PostgreSQL; SQLite's
-                # immediate transactions already serialise writers), so simultaneous joins
-                # cannot all see one free place and overfill the cap. The row is read again
-                # under the lock: a cap or status changed meanwhile counts.
-                campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-                if campaign.status != Campaign.LIVE:
-                    return not_live(request, campaign)
-                if not campaign.open_recruitment:
-                    return render(
-                        request, "study/closed.html", {"campaign_status": "no-recruitment"}
-                    )
-                joined = campaign.raters.exclude(participant_id="")
-                # The same participant's other request may have taken the place a moment ago.
-                rater = joined.filter(participant_id=participant).first()
-                if rater is None and joined.count() >= campaign.max_participants:
-                    return render(request, "study/full.html", {"campaign": campaign})
-            if rater is None:
-                rater = Rater.objects.create_with_trials(
-                    campaign,
-                    participant_id=participant,
-                    platform=platform,
-                    platform_data=data,
-                    opened_at=timezone.now(),
-                )
-    except IntegrityError:
-        # Two requests for one participant at once: the other one made the session.
-        rater = campaign.raters.get(participant_id=participant)
+    if rater == Campaign.FULL_UP:
+        return render(request, "study/full.html", {"campaign": campaign})
     return _enter(request, rater)
 
 

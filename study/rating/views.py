@@ -4,18 +4,17 @@ Each view reaches the rater through `get_rater` (an unknown token is a 404) and 
 decisions to the models (`Rater.stage`, `Rater.cast_vote`); no page names a method or an image.
 """
 
+import json
+
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from study.models import Rater, consent_for_display
-from study.models.texts import instructions_for
-from study.rating.access import get_rater, not_live, out_of_order, scale_of
-from study.rating.active import choose_pairs
-from study.rating.display import current_pair_layout, display_passed, render_display_check
+from study.models import Rater, consent_for_display, instructions_for
+from study.rating.access import get_rater, not_live, out_of_order
+from study.rating.display import display_passed, render_display_check
 
 MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
 
@@ -52,22 +51,8 @@ def trial_payload(rater, upcoming):
         if following
         else None,
     }
-    if trial.partner_id is not None:
-        # Paired comparison: the second version of the same image (B), by the trial's place.
-        payload["partner_src"] = reverse("study:partner", args=[rater.token, trial.position])
-        payload["partner_next_src"] = (
-            reverse("study:partner", args=[rater.token, following.position])
-            if following and following.partner_id
-            else None
-        )
-    if rater.campaign.protocol == rater.campaign.DCR:
-        # The HR reference beside the image, by the trial's place too: it names nothing either.
-        payload["ref_src"] = reverse("study:reference", args=[rater.token, trial.position])
-        payload["ref_next_src"] = (
-            reverse("study:reference", args=[rater.token, following.position])
-            if following
-            else None
-        )
+    # The protocol's own images (a reference, a second version), by the trial's place too.
+    payload.update(rater.campaign.kind.trial_payload(rater, trial, following))
     return payload
 
 
@@ -82,7 +67,7 @@ def session(request, token):
             return redirect("study:done", token=token)
         return not_live(request, campaign)
     if rater.opened_at is None:
-        Rater.objects.filter(pk=rater.pk, opened_at__isnull=True).update(opened_at=timezone.now())
+        rater.mark_opened()
     stage = rater.stage()
     if stage == Rater.DONE:
         return redirect("study:done", token=token)
@@ -95,7 +80,7 @@ def session(request, token):
     upcoming = upcoming_trials(rater)
     if not upcoming:
         return redirect("study:done", token=token)
-    return render_trial(request, rater, shown(upcoming))
+    return render_trial(request, rater, hand_out(upcoming))
 
 
 def render_welcome(request, rater, error=None, status=200):
@@ -104,7 +89,7 @@ def render_welcome(request, rater, error=None, status=200):
         "campaign": rater.campaign,
         "consent": consent_for_display(rater.campaign),
         "instructions": instructions_for(rater.campaign),
-        "scale": scale_of(rater.campaign),
+        "protocol": rater.campaign.kind,
         "error": error,
     }
     return render(request, "study/welcome.html", context, status=status)
@@ -115,54 +100,49 @@ def upcoming_trials(rater):
     return list(rater.trials.pending().select_related("candidate")[:2])
 
 
-def shown(upcoming):
-    """Mark the first of `upcoming` as shown (the page is about to show it); returns them all.
-
-    An active paired design chooses their pairs first (the next one's too: the page prefetches
-    its images, so its pair must not change afterwards)."""
+def hand_out(upcoming):
+    """Hand the first of `upcoming` to the page: the protocol fixes what it chooses late (an
+    active design's pairs, the next one's too, as the page prefetches its images), and the
+    trial is marked shown (the vote floor counts from here). Returns them all."""
     if upcoming:
-        if upcoming[0].partner_id is not None:
-            choose_pairs(upcoming[0].rater, upcoming)
+        upcoming[0].rater.campaign.kind.before_show(upcoming[0].rater, upcoming)
         upcoming[0].mark_shown()
     return upcoming
 
 
 def render_trial(request, rater, upcoming, error=None, status=200):
+    protocol = rater.campaign.kind
     ctx = {
         "rater": rater,
         "campaign": rater.campaign,
         "trial": trial_payload(rater, upcoming),
-        "scale": scale_of(rater.campaign),
+        "protocol": protocol,
+        # The page's keyboard: each key the protocol names gives its answer.
+        "keys_json": json.dumps({key: str(a.score) for a in protocol.answers() for key in a.keys}),
         "error": error,
+        **protocol.trial_context(rater),
     }
-    if rater.campaign.protocol == rater.campaign.PC:
-        ctx["pair_layout"] = current_pair_layout(rater)
-        return render(request, "study/pair.html", ctx, status=status)
-    return render(request, "study/trial.html", ctx, status=status)
+    return render(request, protocol.trial_template, ctx, status=status)
 
 
 def _render_calibration(request, rater, calibration):
-    scale = dict(scale_of(rater.campaign))
-    dcr = rater.campaign.protocol == rater.campaign.DCR
-    # DCR: each example beside its reference, the same image's HR calibration candidate.
-    references = {c.image_id: c for c, score in calibration if score == 5} if dcr else {}
-
     def src(candidate):
         return reverse("study:calibration_image", args=[rater.token, candidate.public_id])
 
+    protocol = rater.campaign.kind
+    labels = dict(protocol.scale())
     items = [
         {
-            "src": src(c),
-            "width": c.width,
-            "height": c.height,
-            "label": scale[score],
-            "score": score,
-            "ref_src": src(references[c.image_id]) if c.image_id in references else "",
+            "src": src(item["candidate"]),
+            "width": item["candidate"].width,
+            "height": item["candidate"].height,
+            "label": labels.get(item["score"], ""),
+            "score": item["score"],
+            "ref_src": src(item["reference"]) if item["reference"] else "",
         }
-        for c, score in calibration
+        for item in protocol.calibration_items(rater, calibration)
     ]
-    paired = rater.campaign.protocol == rater.campaign.PC
-    context = {"rater": rater, "items": items, "dcr": dcr, "paired": paired, "scale": scale}
+    context = {"rater": rater, "items": items, "protocol": protocol}
     return render(request, "study/calibration.html", context)
 
 
@@ -174,9 +154,7 @@ def consent(request, token):
         return refused
     if request.POST.get("consent") != "yes":
         return render_welcome(request, rater, "Please tick the box to give your consent.", 400)
-    Rater.objects.filter(pk=rater.pk, consented_at__isnull=True).update(
-        consented_at=timezone.now(), user_agent=request.headers.get("User-Agent", "")[:500]
-    )
+    rater.give_consent(request.headers.get("User-Agent", ""))
     return redirect("study:session", token=token)
 
 
@@ -188,9 +166,7 @@ def calibration_done(request, token):
         return refused
     if not display_passed(request, rater):
         return redirect("study:session", token=token)
-    Rater.objects.filter(pk=rater.pk, calibrated_at__isnull=True).update(
-        calibrated_at=timezone.now()
-    )
+    rater.finish_calibration()
     return redirect("study:session", token=token)
 
 

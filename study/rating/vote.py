@@ -10,11 +10,11 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from study.models import Rater, VoteRejected, VoteTooFast
+from study.models import Rater, VoteInvalid, VoteRejected, VoteTooFast
 from study.rating.access import get_rater, not_live
 from study.rating.display import display_passed
 from study.rating.forms import VoteForm
-from study.rating.views import render_trial, shown, trial_payload, upcoming_trials
+from study.rating.views import hand_out, render_trial, trial_payload, upcoming_trials
 
 
 class _PageReply:
@@ -37,7 +37,9 @@ class _PageReply:
         upcoming = upcoming_trials(self.rater)
         if not upcoming:
             return redirect("study:done", token=self.rater.token)
-        return render_trial(self.request, self.rater, shown(upcoming), error=message, status=status)
+        return render_trial(
+            self.request, self.rater, hand_out(upcoming), error=message, status=status
+        )
 
     def accepted(self, outcome, payload):
         return redirect("study:session", token=self.rater.token)
@@ -91,15 +93,15 @@ def vote(request, token):
     if not form.is_valid():
         return reply.refused(" ".join(e for errors in form.errors.values() for e in errors), 400)
     data = form.cleaned_data
-    if rater.campaign.protocol == rater.campaign.PC and data["score"] not in (1, 2):
-        return reply.refused("Choose A (1) or B (2): which of the two images looks better.", 400)
     try:
         # One transaction, one commit: the vote, the bookkeeping and the next trial's shown_at.
         with transaction.atomic():
             outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"))
-            payload = trial_payload(rater, shown(outcome.upcoming)) if as_json else None
+            payload = trial_payload(rater, hand_out(outcome.upcoming)) if as_json else None
     except VoteTooFast as exc:
         return reply.too_fast(exc)
+    except VoteInvalid as exc:
+        return reply.refused(str(exc), 400)
     except VoteRejected as exc:
         return reply.refused(str(exc), 409)
     return reply.accepted(outcome, payload)

@@ -3,9 +3,7 @@
 from functools import cache
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.template import engines
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -14,6 +12,7 @@ from django.utils.html import format_html_join
 
 from study.analysis import VotesError
 from study.models import Campaign
+from study.models.campaign import get_campaign_for
 from study.reports import frames, page
 
 REPORT_TEMPLATE = "admin/study/campaign/report.html"
@@ -70,14 +69,8 @@ class CampaignReportMixin:
         ]
         return format_html_join(" | ", '<a href="{}">{}</a>', links)
 
-    def _campaign_for(self, request, pk):
-        campaign = get_object_or_404(Campaign, pk=pk)
-        if not self.has_view_permission(request, campaign):
-            raise PermissionDenied
-        return campaign
-
     def report_view(self, request, pk):
-        campaign = self._campaign_for(request, pk)
+        campaign = get_campaign_for(request, pk)
         context = {
             **self.admin_site.each_context(request),
             **_body_context(campaign, figures=True),
@@ -90,7 +83,7 @@ class CampaignReportMixin:
         """The report's body as JSON for the page's poll: ``version``, ``live``, ``changed`` and,
         when the version differs from the page's (``?version=``), the body's ``html``; with
         ``peek=1`` only whether it changed (the poll then fetches tables and figures at once)."""
-        campaign = self._campaign_for(request, pk)
+        campaign = get_campaign_for(request, pk)
         version = page.report_version(campaign)
         reply = {
             "version": version,
@@ -108,7 +101,7 @@ class CampaignReportMixin:
     def report_figures_view(self, request, pk):
         """The report's figures as JSON (``version``, ``html``), which the page fetches alongside
         the new tables: drawing them is the slow part, so the tables do not wait for them."""
-        campaign = self._campaign_for(request, pk)
+        campaign = get_campaign_for(request, pk)
         version = page.report_version(campaign)
         context = {
             **_body_context(campaign, version, tables=False, figures=True),
@@ -118,11 +111,11 @@ class CampaignReportMixin:
         return _no_store(JsonResponse({"version": version, "html": html}))
 
     def export_view(self, request, pk, kind):
-        campaign = self._campaign_for(request, pk)
+        campaign = get_campaign_for(request, pk)
         if kind == "links":
             rows = [
                 f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}"
-                for r in campaign.raters.filter(platform="link")
+                for r in campaign.raters.links()
             ]
             body, ctype, ext = "rater,url\n" + "\n".join(rows) + "\n", "text/csv", "rater-links.csv"
         elif kind == "votes":

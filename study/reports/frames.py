@@ -9,79 +9,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.analysis import draw_figures, mos_table, plots, validate_votes, write_report
-from study.analysis.jod import jod_table
+from study.analysis import validate_votes
 from study.analysis.pairwise import validate_comparisons
-from study.analysis.pc_report import write_comparison_report
-from study.models import Candidate, Method, Trial
+from study.models import Candidate, Method
 from study.models.catalog import paper_order
-from study.models.session import comparison_votes
-
-VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
 
 
-def votes_frame(campaign):
-    rows = (
-        Trial.objects.answered()
-        .filter(rater__campaign=campaign)
-        .exclude(rater__platform="preview")  # the researcher's walk-through is no data
-        .order_by("rater_id", "position")
-        .values_list(
-            "rater_id",
-            "candidate__image__dataset__name",
-            "candidate__image__name",
-            "candidate__method__slug",
-            "score",
-            "kind",
-            "repeat",
-            "answered_at",
-            "duration_ms",
-            "flags",
-            "rater__platform",
-            "expected",
-            "position",
-        )
-    )
-    # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated" ones;
-    # expected marks gold items (">=4" HR, "<=2" nearest neighbour); position is the trial's
-    # place in its session (retest distances).
-    frame = pd.DataFrame(
-        [
-            (f"r{r}", d, i, m, s, k, rep, t.isoformat(), *rest)
-            for r, d, i, m, s, k, rep, t, *rest in rows
-        ],
-        columns=[*VOTE_COLUMNS, "duration_ms", "flags", "rater_platform", "expected", "position"],
-    )
-    # How the LR inputs were made travels with every export, per method: imported results
-    # may have been made from other LR images than the campaign's (Method.lr_input).
-    frame["lr"] = frame["method"].map(method_lr(campaign)).astype(object)
-    return frame.astype({"score": "int64", "repeat": "int64", "position": "int64"})
+def votes_frame(campaign, people_only=False):
+    """The campaign's votes as its protocol's analysis takes them (ratings, or comparisons)."""
+    return campaign.kind.votes(campaign, people_only)
 
 
 def votes_csv(campaign):
-    """The campaign's votes as the report zip's ``votes.csv`` holds them: validated by
-    study.analysis (scores as numbers, UTC timestamps, gold thresholds), same columns and order.
-    A header line alone before the first vote. A paired campaign's are its comparisons, in the
-    long format of the zip's ``comparisons.csv``."""
-    if campaign.protocol == campaign.PC:
-        comparisons = comparison_votes(campaign)
-        return (validate_comparisons(comparisons) if len(comparisons) else comparisons).to_csv(
-            index=False
-        )
-    votes = votes_frame(campaign)
-    if votes.empty:
-        return votes.to_csv(index=False)
-    return validate_votes(votes).to_csv(index=False)
+    """The campaign's votes as the report zip holds them (``votes.csv``, or a paired
+    campaign's ``comparisons.csv``): validated by study.analysis, same columns and order. A
+    header line alone before the first vote."""
+    frame = votes_frame(campaign)
+    if frame.empty:
+        return frame.to_csv(index=False)
+    validate = validate_comparisons if campaign.kind.analysis == "comparisons" else validate_votes
+    return validate(frame).to_csv(index=False)
 
 
 def method_order(campaign):
     """The campaign's method slugs in the paper's order: interpolation, networks, imported, HR."""
     return [m.slug for m in paper_order(campaign.methods.all())]
-
-
-def method_lr(campaign):
-    """{method slug: how its LR inputs were made} for every method of the campaign."""
-    return {m.slug: campaign.lr_of(m) for m in paper_order(campaign.methods.all())}
 
 
 def method_provenance(campaign):
@@ -130,21 +82,17 @@ def missing_metrics_frame(campaign):
 
 
 def mos_csv(campaign):
-    """MOS per method and dataset; for a paired campaign, its JOD scale (jod.csv)."""
-    if campaign.protocol == campaign.PC:
-        comparisons = comparison_votes(campaign)
-        if comparisons.empty:
-            return "dataset,method,jod,ci95_low,ci95_high\n"
-        return jod_table(comparisons, method_order=method_order(campaign)).to_csv(index=False)
-    votes = votes_frame(campaign)
-    columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
-    table = (
-        mos_table(votes, method_order=method_order(campaign))
-        if len(votes)
-        else pd.DataFrame(columns=columns)
+    """The protocol's table per method and dataset: MOS (DMOS for DCR), or a paired campaign's
+    JOD scale (jod.csv)."""
+    table = campaign.kind.summary_table(
+        campaign, votes_frame(campaign), method_order=method_order(campaign)
     )
-    table["lr"] = table["method"].map(method_lr(campaign)).astype(object)
     return table.to_csv(index=False)
+
+
+def _options(campaign, **extra):
+    """What every protocol's report writer is given beside the votes."""
+    return {"objective": objective_frame(campaign), "method_order": method_order(campaign), **extra}
 
 
 def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
@@ -154,32 +102,12 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
     out the figures (drawn apart, see draw_report_figures) and the download-only files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if campaign.protocol == campaign.PC:
-        comparisons = comparison_votes(campaign)
-        if comparisons.empty:
-            raise ValueError(f"campaign {campaign.name} has no comparisons yet: nothing to report")
-        mos = None
-        if campaign.mos_campaign_id:
-            rated = votes_frame(campaign.mos_campaign)
-            mos = mos_table(rated) if len(rated) else None
-        paths = write_comparison_report(
-            comparisons,
-            out_dir,
-            method_order=method_order(campaign),
-            mos=mos,
-            downloads=downloads,
-            plots_enabled=plots_enabled,
-        )
-    else:
-        paths = write_report(
-            _votes_to_report(campaign),
-            out_dir,
-            objective=objective_frame(campaign),
-            min_var=campaign.straightline_min_variance,  # the live flags' threshold
-            plots_enabled=plots_enabled,
-            method_order=method_order(campaign),
-            downloads=downloads,
-        )
+    paths = campaign.kind.write_report(
+        campaign,
+        _votes_to_report(campaign),
+        out_dir,
+        **_options(campaign, plots_enabled=plots_enabled, downloads=downloads),
+    )
     missing = missing_metrics_frame(campaign)
     if len(missing):
         missing.to_csv(out_dir / "metrics_missing.csv", index=False)
@@ -195,7 +123,7 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
         f"status: {campaign.status}",
         f"vote_floor_ms: {campaign.vote_floor_ms}",
         "lr_per_method:",
-        *(f"  {slug}: {lr}" for slug, lr in method_lr(campaign).items()),
+        *(f"  {slug}: {lr}" for slug, lr in campaign.lr_by_method().items()),
         "methods:",
         *(f"  {slug}: {what}" for slug, what in method_provenance(campaign).items()),
     ]
@@ -210,28 +138,18 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
 def draw_report_figures(campaign, out_dir, formats=("svg",)):
     """The report's figures of a campaign (SVG only by default, as the report page shows them);
     for a paired comparison, the JOD scale with its intervals."""
-    if campaign.protocol == campaign.PC:
-        comparisons = comparison_votes(campaign)
-        if comparisons.empty:
-            raise ValueError(f"campaign {campaign.name} has no comparisons yet: nothing to report")
-        jod = jod_table(comparisons, method_order=method_order(campaign))
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        return plots.jod_ci(jod, out, method_order(campaign), formats)
-    return draw_figures(
-        _votes_to_report(campaign),
-        out_dir,
-        objective=objective_frame(campaign),
-        method_order=method_order(campaign),
-        formats=formats,
-    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = _votes_to_report(campaign)
+    return campaign.kind.draw_figures(campaign, frame, out, formats, **_options(campaign))
 
 
 def _votes_to_report(campaign):
-    votes = votes_frame(campaign)
-    if votes.empty:
-        raise ValueError(f"campaign {campaign.name} has no votes yet: nothing to report")
-    return votes
+    frame = votes_frame(campaign)
+    if frame.empty:
+        noun = "comparisons" if campaign.kind.analysis == "comparisons" else "votes"
+        raise ValueError(f"campaign {campaign.name} has no {noun} yet: nothing to report")
+    return frame
 
 
 def report_zip(campaign):

@@ -5,7 +5,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from study.models import Campaign, Dataset, Method
-from study.models.design import scale_mismatches
 
 # Plain fields a spec may set; anything else in a spec is an error, never silently ignored.
 SETTINGS = [
@@ -72,10 +71,10 @@ class Command(BaseCommand):
             )
         if data.get("scale", 4) not in (2, 4, 8):
             raise CommandError(f"{spec}: scale must be 2, 4 or 8")
-        mismatched = scale_mismatches(methods, data.get("scale", 4))
-        if mismatched:
-            raise CommandError(f"{spec}: {' '.join(mismatched)}")
         campaign = Campaign(name=data["name"], **{k: data[k] for k in SETTINGS if k in data})
+        problems = campaign.design_problems(methods)
+        if problems:
+            raise CommandError(f"{spec}: {' '.join(problems)}")
         if "calibration_dataset" in data:
             campaign.calibration_dataset = self._lookup(
                 Dataset, "name", [data["calibration_dataset"]], "calibration dataset"

@@ -50,13 +50,13 @@ class Command(BaseCommand):
                 call_command("generate_candidates", campaign.name, "--wait", stdout=self.stdout)
             campaign.refresh_from_db()
             campaign.launch()
-            if not campaign.raters.filter(platform="simulated").exists():
+            if not campaign.raters.simulated().exists():
                 call_command("simulate_raters", campaign.name, "--raters", "26", stdout=self.stdout)
         except BaseException:
             # Whatever stops the set-up (an error, Ctrl-C), the worker must not outlive it.
             processes.stop_all([worker])
             raise
-        rater = campaign.raters.exclude(platform="simulated").first()
+        rater = campaign.raters.links().first()
         self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
         self.stdout.write(f"  admin:      {self.base}/admin/  user: admin  password: {password}")
         self.stdout.write(f"  campaign:   {self.base}/admin/study/campaign/{campaign.pk}/change/")

@@ -19,5 +19,5 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"{campaign.name} is live"))
-        for rater in campaign.raters.filter(platform="link"):
+        for rater in campaign.raters.links():
             self.stdout.write(base_url.rstrip("/") + rater.get_absolute_url())

@@ -29,11 +29,7 @@ MARGIN = timedelta(seconds=60)
 
 
 def _answered(campaign):
-    return (
-        Trial.objects.answered()
-        .filter(rater__campaign=campaign, partner__isnull=False)
-        .exclude(rater__platform="preview")
-    )
+    return Trial.objects.for_analysis(campaign).filter(partner__isnull=False)
 
 
 def _replay(state, rows):

@@ -1,0 +1,141 @@
+"""Absolute category rating (ITU-T P.910 / P.808), as the SRGAN paper ran it: one image at a
+time, its quality from 1 (bad) to 5 (excellent)."""
+
+import pandas as pd
+
+from study.analysis import draw_figures, mos_table, session_quality, write_report
+from study.models import Candidate, Trial
+from study.models.order import session_order
+from study.models.protocol import Answer, Protocol, register
+from study.models.session import GOLD_EXPECTATIONS
+from study.models.texts import DEFAULT_INSTRUCTIONS
+from study.protocols import simulation
+
+VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
+EXTRA_COLUMNS = ["duration_ms", "flags", "rater_platform", "expected", "position"]
+
+
+class ACR(Protocol):
+    code = "acr"
+    label = "ACR: one image at a time, quality 1 (bad) to 5 (excellent), as the SRGAN paper"
+    task = "rate the quality of each one"
+    instructions = DEFAULT_INSTRUCTIONS
+    calibration_intro = (
+        "Before you start, here are examples of the two ends of the scale: images of "
+        "<strong>bad</strong> quality (1) and of <strong>excellent</strong> quality (5). These "
+        "are not rated. Use the Next button or the Enter key."
+    )
+    calibration_preview = "bad and excellent images"
+    question = "How good is the quality of this image?"
+    LABELS = ["Bad", "Poor", "Fair", "Good", "Excellent"]
+
+    def answers(self):
+        return [Answer(i, label, (str(i),)) for i, label in enumerate(self.LABELS, start=1)]
+
+    def design_session(self, rater):
+        campaign = rater.campaign
+        rows = list(
+            campaign.candidates.filter(status=Candidate.DONE, role=Candidate.RATING).values_list(
+                "pk", "image_id", "method__slug"
+            )
+        )
+        slugs = {pk: slug for pk, _, slug in rows}
+        order = session_order(
+            [(pk, image) for pk, image, _ in rows],
+            campaign.retest_share,
+            seed=f"{campaign.seed}:{rater.seed}",
+        )
+        return [
+            {
+                "candidate_id": pk,
+                "kind": "retest" if repeat else "rating",
+                "repeat": repeat,
+                "expected": GOLD_EXPECTATIONS.get(slugs[pk], "") if campaign.gold_items else "",
+            }
+            for pk, repeat in order
+        ]
+
+    def calibration_items(self, rater, calibration):
+        return [{"candidate": c, "score": score, "reference": None} for c, score in calibration]
+
+    def quality(self, rater):
+        votes = list(
+            rater.trials.answered().values_list(
+                "candidate_id", "score", "kind", "flags", "duration_ms", "expected"
+            )
+        )
+        return session_quality(
+            votes, rater.campaign.straightline_min_variance, rater.display_checks
+        )
+
+    def votes(self, campaign, people_only=False):
+        """``rater`` (``r`` + the session's id), ``dataset, image, method, score, kind, repeat,
+        timestamp, duration_ms, flags, rater_platform, expected, position, lr``."""
+        rows = (
+            Trial.objects.for_analysis(campaign, people_only)
+            .order_by("rater_id", "position")
+            .values_list(
+                "rater_id",
+                "candidate__image__dataset__name",
+                "candidate__image__name",
+                "candidate__method__slug",
+                "score",
+                "kind",
+                "repeat",
+                "answered_at",
+                "duration_ms",
+                "flags",
+                "rater__platform",
+                "expected",
+                "position",
+            )
+        )
+        # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated"
+        # ones; expected marks gold items (">=4" HR, "<=2" nearest neighbour); position is the
+        # trial's place in its session (retest distances).
+        frame = pd.DataFrame(
+            [
+                (Trial.rater_key(r), d, i, m, s, k, rep, t.isoformat(), *rest)
+                for r, d, i, m, s, k, rep, t, *rest in rows
+            ],
+            columns=[*VOTE_COLUMNS, *EXTRA_COLUMNS],
+        )
+        # How the LR inputs were made travels with every export, per method: imported results
+        # may have been made from other LR images than the campaign's (Method.lr_input).
+        frame["lr"] = frame["method"].map(campaign.lr_by_method()).astype(object)
+        return frame.astype({"score": "int64", "repeat": "int64", "position": "int64"})
+
+    def write_report(self, campaign, frame, out_dir, **options):
+        return write_report(
+            frame,
+            out_dir,
+            objective=options.get("objective"),
+            min_var=campaign.straightline_min_variance,  # the live flags' threshold
+            plots_enabled=options.get("plots_enabled", True),
+            method_order=options.get("method_order"),
+            downloads=options.get("downloads", True),
+        )
+
+    def draw_figures(self, campaign, frame, out_dir, formats, **options):
+        return draw_figures(
+            frame,
+            out_dir,
+            objective=options.get("objective"),
+            method_order=options.get("method_order"),
+            formats=formats,
+        )
+
+    def summary_table(self, campaign, frame, method_order=None):
+        columns = ["dataset", "method", "n", "mos", "std", "ci95_low", "ci95_high"]
+        if frame.empty:
+            table = pd.DataFrame(columns=columns)
+        else:
+            table = mos_table(frame, method_order=method_order)
+        table["lr"] = table["method"].map(campaign.lr_by_method()).astype(object)
+        return table.rename(columns={"mos": self.score_name})
+
+    def simulate(self, campaign, sessions, options):
+        return simulation.rated_sessions(self, campaign, sessions, options)
+
+
+ACR_PROTOCOL = register(ACR())
