@@ -80,7 +80,7 @@ def main() -> int:
 
     import torch
 
-    from sr_models.metric_panel import DEFAULT_PANEL, METRICS, compute_metrics
+    from sr_models.metric_panel import DEFAULT_PANEL, METRICS, measure_pair
     from sr_models.metrics import psnr, ssim
 
     torch.set_num_threads(args.threads)
@@ -96,13 +96,11 @@ def main() -> int:
         total = 0.0
         for name in METRICS:
             runs = args.runs if name not in ("lpips", "dists") else 1
-            ms = per_image_ms(
-                lambda a, b, n=name: compute_metrics(a, b, [n], 4, weights), pairs, runs
-            )
+            ms = per_image_ms(lambda a, b, n=name: measure_pair(a, b, [n], 4, weights), pairs, runs)
             total += ms
             print(f"{name:>10}: {ms:7.1f} ms/image  {ms / base:5.1f}x psnr+ssim")
         print(f"{'all':>10}: {total:7.1f} ms/image  {total / base:5.1f}x psnr+ssim")
-        ms = per_image_ms(lambda a, b: compute_metrics(a, b, DEFAULT_PANEL, 4), pairs, args.runs)
+        ms = per_image_ms(lambda a, b: measure_pair(a, b, DEFAULT_PANEL, 4), pairs, args.runs)
         print(
             f"{'default':>10}: {ms:7.1f} ms/image  {ms / base:5.1f}x psnr+ssim "
             f"({', '.join(DEFAULT_PANEL)}); 1,128 candidates: {1.128 * ms:.0f} s"

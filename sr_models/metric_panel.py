@@ -291,7 +291,7 @@ def _one(name: str, pair: _Pair, weights: Mapping[str, str | Path]) -> float | M
     return value
 
 
-def compute_metrics(
+def measure_pair(
     hr: np.ndarray,
     sr: np.ndarray,
     names: Iterable[str],

@@ -16,7 +16,8 @@ from study.analysis.metric_panel import (
     summary_sentence,
 )
 from study.analysis.metric_panel_plots import panel_figure
-from study.analysis.objective import fit_logistic, vqeg_logistic
+from study.analysis.objective import fit_logistic, logistic_d, vqeg_logistic
+from study.analysis.panel_report import write_metric_panel
 from study.analysis.schema import VotesError
 
 
@@ -55,20 +56,19 @@ def test_it_matches_scipy_and_the_p1401_formulas():
     obj.loc[obj.index[7], "poor"] = np.inf
     perf = metric_performance(stim, obj, n_boot=50)
     m = stim.merge(obj, on=["dataset", "image", "method"])
+    common = m[np.isfinite(m[["good", "poor"]]).all(axis=1)]  # one set of stimuli for both
     for _, r in rows(perf, level="stimulus").iterrows():
-        g = m if r["dataset"] == "all" else m[m["dataset"] == r["dataset"]]
-        g = g[np.isfinite(g[r["metric"]])]
+        g = common if r["dataset"] == "all" else common[common["dataset"] == r["dataset"]]
         x, y = g[r["metric"]].to_numpy(), g["mos"].to_numpy()
-        assert (r["n"], r["n"] + r["n_excluded"]) == (
-            len(g),
-            len(m if r["dataset"] == "all" else m[m["dataset"] == r["dataset"]]),
-        )
+        assert r["n"] == len(g)
+        assert r["n_excluded"] == r["n_missing"] == (8 if r["dataset"] == "all" else 4)
         assert r["srocc"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
         assert r["krocc"] == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
         assert r["plcc_raw"] == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
+        assert r["srocc_p"] == pytest.approx(stats.spearmanr(x, y).pvalue)  # n > 50: asymptotic
         p, _ = fit_logistic(x, y)
         if p is not None:
-            pred, d = vqeg_logistic(x, *p), 5
+            pred, d = vqeg_logistic(x, *p), logistic_d(p)
         else:  # where the logistic does not converge, a straight line (P.1401 Appendix II)
             pred, d = np.polyval(np.polyfit(x, y, 1), x), 2
             assert r["note"].startswith("logistic fit failed: mapped by a straight line")
@@ -80,7 +80,8 @@ def test_it_matches_scipy_and_the_p1401_formulas():
         assert r["outlier_ratio"] == pytest.approx(np.mean(np.abs(y - pred) > ci95))
         assert r["srocc_ci_low"] < r["srocc"] < r["srocc_ci_high"]
         assert r["rmse_ci_low"] < r["rmse"] < r["rmse_ci_high"]
-    assert set(rows(perf, metric="poor", level="stimulus")["n_excluded"]) == {8, 4}
+    poor = rows(perf, metric="poor", level="stimulus").set_index("dataset")["note"]
+    assert poor["all"] == "lacks 8 stimuli, so they are left out of every metric"
 
 
 def test_it_computes_rmse_star_and_outliers_by_hand():
@@ -105,12 +106,13 @@ def test_its_method_points_pool_the_votes_as_mos_table_does():
     perf = metric_performance(stim, obj, levels=("method",), n_boot=0)
     pooled = mos_table(votes).assign(half=lambda t: t["ci95_high"] - t["mos"])
     # Appendix III.2 from n, mean and std per stimulus: the same MOS and interval as the votes.
-    from study.analysis.metric_panel import _points
+    from study.analysis.metric_panel import _points, _stimuli
 
-    points = _points(stim, obj, ["metric"], "method").merge(pooled, on=["dataset", "method"])
+    marked, _ = _stimuli(stim, obj, ["metric"])
+    points = _points(marked, ["metric"], "method").merge(pooled, on=["dataset", "method"])
     assert points["mos_x"].to_numpy() == pytest.approx(points["mos_y"].to_numpy(), abs=1e-12)
     assert points["ci95"].to_numpy() == pytest.approx(points["half"].to_numpy(), abs=1e-12)
-    methods = pooled.groupby("dataset").size()
+    methods = pooled[pooled["method"] != "hr"].groupby("dataset").size()  # reference left out
     per_dataset = perf[perf["dataset"] != "all"].set_index("dataset")["n"]
     assert per_dataset.to_dict() == methods.to_dict()
 
@@ -165,13 +167,23 @@ def test_its_bootstrap_interval_covers_the_true_correlation():
 
 def test_a_metric_with_too_few_points_says_so_in_words():
     stim, obj = synthetic(n=40, datasets=("A",))
-    obj["sparse"] = np.where(np.arange(40) < 4, obj["good"], np.nan)
     obj["flat"] = 1.0
+    obj["none"] = np.nan  # not computed at all: left out rather than emptying the panel
     perf = metric_performance(stim, obj, n_boot=100, levels=("stimulus",)).set_index("metric")
-    assert perf.loc["sparse", "n"] == 4 and np.isnan(perf.loc["sparse", "plcc"])
-    assert perf.loc["sparse", "note"].startswith("fewer than 6 points")
     assert "constant values" in perf.loc["flat", "note"]
     assert np.isfinite(perf.loc["good", "plcc"]) and perf.loc["good", "note"] == ""
+    assert perf.loc["none", "n"] == 0 and perf.loc["good", "n"] == 40
+    assert perf.loc["none", "note"] == "no value on any stimulus: left out of the panel"
+    # A metric with 4 values leaves 4 stimuli to judge every metric on.
+    obj["sparse"] = np.where(np.arange(40) < 4, obj["good"], np.nan)
+    perf = metric_performance(stim, obj, n_boot=100, levels=("stimulus",)).set_index("metric")
+    assert (perf.loc[["good", "poor", "sparse"], "n"] == 4).all()
+    assert (perf.loc[["good", "poor", "sparse"], "n_missing"] == 36).all()
+    assert perf.loc["sparse", "note"].startswith("fewer than 6 points")
+    assert perf.loc["sparse", "note"].endswith(
+        "lacks 36 stimuli, so they are left out of every metric"
+    )
+    assert np.isnan(perf.loc["good", "plcc"])
 
 
 def test_a_failing_fit_falls_back_to_a_line_and_says_so_in_words(monkeypatch):
@@ -225,3 +237,122 @@ def test_it_draws_the_panel(tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF")
     with pytest.raises(ValueError, match="no dataset"):
         panel_figure(stim, obj, ["good"], tmp_path / "x.png", dataset="Z")
+
+
+def with_reference(stim, obj, lower=()):
+    """The HR reference beside each image, as a campaign has it: rated high, PSNR infinite, every
+    other metric at its best (full-reference metrics score it perfectly by construction)."""
+    keys = stim[["dataset", "image"]].drop_duplicates().assign(method="hr")
+    ref_obj = keys.copy()
+    for c in obj.columns.drop(["dataset", "image", "method"]):
+        ref_obj[c] = obj[c].min() if c in lower else (np.inf if c == "psnr" else obj[c].max())
+    ref_stim = keys.assign(n=20, std=0.6, mos=4.4)
+    return pd.concat([stim, ref_stim], ignore_index=True), pd.concat([obj, ref_obj])
+
+
+class Drawn:
+    """What panel_figure put on its axes: titles and the curves' points."""
+
+    def __init__(self, monkeypatch):
+        import matplotlib.axes
+
+        self.titles, self.curves = [], []
+        title, plot = matplotlib.axes.Axes.set_title, matplotlib.axes.Axes.plot
+
+        def set_title(ax, text, *args, **kwargs):
+            self.titles.append(text)
+            return title(ax, text, *args, **kwargs)
+
+        def draw(ax, x, y, *args, **kwargs):
+            self.curves.append((np.asarray(x), np.asarray(y)))
+            return plot(ax, x, y, *args, **kwargs)
+
+        monkeypatch.setattr(matplotlib.axes.Axes, "set_title", set_title)
+        monkeypatch.setattr(matplotlib.axes.Axes, "plot", draw)
+
+
+def test_every_output_judges_every_metric_on_the_same_stimuli(tmp_path, monkeypatch):
+    noise = {"psnr": 0.5, "ssim": 0.3, "ms_ssim": 0.25, "gmsd": -0.4}
+    stim, obj = with_reference(*synthetic(n=400, noise=noise), lower={"gmsd"})
+    obj.loc[obj.index[[3, 50]], "ms_ssim"] = np.nan  # failed on two stimuli
+    metrics = list(noise)
+    files = {}
+    sentences = write_metric_panel(lambda name, df: files.update({name: df}), stim, obj, n_boot=200)
+    perf, cmp = files["metric_panel.csv"], files["metric_comparison.csv"]
+    # One set of points per dataset and level: no HR reference, no stimulus lacking a metric.
+    n = perf.groupby(["dataset", "level"])["n"].agg(["min", "max"])
+    assert (n["min"] == n["max"]).all()
+    top = rows(perf, dataset="all", level="stimulus").set_index("metric")
+    assert (top["n"] == 398).all() and (top["n_reference"] == stim["method"].eq("hr").sum()).all()
+    assert (top["n_missing"] == 2).all()
+    assert (rows(perf, dataset="A", level="method")["n_reference"] == 1).all()
+    assert rows(perf, dataset="A", level="method")["p_method"].str.startswith("exact").all()
+    # The comparisons quote the panel's own values on its own points.
+    for (ds, level), c in cmp.groupby(["dataset", "level"]):
+        p = rows(perf, dataset=ds, level=level).set_index("metric")
+        assert (c["n"] == p["n"].iloc[0]).all()
+        for side in ("a", "b"):
+            srocc = c[c["criterion"] == "srocc"]
+            want = p.loc[srocc[f"metric_{side}"], "agreement"].to_numpy()
+            assert srocc[f"value_{side}"].to_numpy() == pytest.approx(want, abs=1e-12)
+            for crit in ("plcc", "rmse", "outlier_ratio"):
+                got = c[c["criterion"] == crit]
+                want = p.loc[got[f"metric_{side}"], crit].to_numpy()
+                assert got[f"value_{side}"].to_numpy() == pytest.approx(want, nan_ok=True)
+    # The ranking: best agreement first, listed in that order.
+    assert list(top["rank"]) == sorted(top["rank"])
+    assert list(top.index) == list(top["agreement"].sort_values(ascending=False).index)
+    # The manifest's sentences carry the panel's numbers and points.
+    for metric, sentence in zip(metrics[2:], sentences, strict=True):
+        for m in (metric, "psnr"):
+            assert f"{top.loc[m, 'agreement']:.2f}" in sentence
+        assert "on 398 stimuli" in sentence
+    # The live page's table (no bootstrap) has the same values and ranks.
+    live = {}
+    write_metric_panel(lambda name, df: live.update({name: df}), stim, obj, full=False)
+    same = ["dataset", "level", "metric", "n", "agreement", "rank", "plcc", "rmse"]
+    pd.testing.assert_frame_equal(live["metric_panel.csv"][same], perf[same])
+    assert "metric_comparison.csv" not in live
+    # The figure: the same ranks, agreements and n, in rank order.
+    drawn = Drawn(monkeypatch)
+    panel_figure(stim, obj, metrics, tmp_path / "panel.png", lower_better={"gmsd"})
+    want = [f"#{int(r['rank'])} " for _, r in top.iterrows()]
+    assert [t[: len(w)] for t, w in zip(drawn.titles, want, strict=True)] == want
+    for t, (_, r) in zip(drawn.titles, top.iterrows(), strict=True):
+        assert f"agreement {r['agreement']:.2f}" in t and t.endswith(f"n = {r['n']}")
+
+
+def bent(n=300, seed=0):
+    """A metric MOS rises and then falls along (an inverted U), and a logistic one against a
+    contrary trend: the 5-parameter logistic bends back within both."""
+    stim, obj = synthetic(n=n, noise={"good": 0.2}, seed=seed, datasets=("A",))
+    t = (stim["mos"] - stim["mos"].min()) / np.ptp(stim["mos"])
+    rng = np.random.default_rng(seed)
+    obj["hump"] = np.where(rng.uniform(size=n) < 0.5, t, 2 - t) + rng.normal(0, 0.05, n)
+    obj["contrary"] = -0.5 * t + (t > 0.5) + rng.normal(0, 0.05, n)
+    return stim, obj
+
+
+def monotonic(x, y):
+    steps = np.diff(np.asarray(y)[np.argsort(x, kind="stable")])
+    return bool(np.all(steps >= -1e-12) or np.all(steps <= 1e-12))
+
+
+def test_its_mappings_and_their_curves_are_monotonic(tmp_path, monkeypatch):
+    from study.analysis.metric_panel import _fits
+
+    stim, obj = bent()
+    scopes, _ = _fits(stim, obj, ["good", "hump", "contrary"], ["stimulus", "method"])
+    for scope in scopes:
+        for fit in scope.fits.values():
+            grid = np.linspace(fit.x.min(), fit.x.max(), 4001)
+            assert monotonic(grid, vqeg_logistic(grid, *fit.params))
+    perf = metric_performance(stim, obj, n_boot=0).set_index(["level", "metric"])
+    assert not perf["note"].str.startswith("fitted logistic is not monotonic").any()
+    hump = perf.loc[("stimulus", "hump")]  # the 5-parameter logistic bent back: replaced
+    assert hump["d"] in (2, 4)
+    assert hump["note"].startswith("the 5-parameter logistic was not monotonic over the data")
+    drawn = Drawn(monkeypatch)
+    panel_figure(stim, obj, ["good", "hump", "contrary"], tmp_path / "p.png")
+    assert len(drawn.curves) == 3
+    assert all(monotonic(x, y) for x, y in drawn.curves)

@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from study.analysis import mos_table, paper_design, simulate_votes, validate_votes
-from study.analysis.simulate import DEFAULT_MOS, expected_vote, latent_for, paper_mos
+from study.analysis.crossed import crossed_mean
+from study.analysis.simulate import (
+    expected_vote,
+    known_profile,
+    latent_for,
+    null_design,
+    null_scores,
+    paper_mos,
+    unknown_methods,
+)
 
 
 def test_it_builds_the_papers_design():
@@ -55,12 +64,63 @@ def test_it_is_deterministic_and_valid():
     ]
 
 
-def test_it_matches_names_loosely_and_defaults_unknown_methods():
+def test_it_matches_names_loosely_and_invents_no_mos_for_unknown_methods():
     assert paper_mos("set5", "SRGAN") == 3.58
     assert paper_mos("B100", "Nearest") == 1.11
     assert paper_mos("Set14", "SRResNet") == 2.98
     assert paper_mos("Urban100", "bicubic") == pytest.approx(np.mean([1.97, 1.80, 1.47]))
-    assert paper_mos("Set5", "my-new-net") == DEFAULT_MOS
+    assert np.isnan(paper_mos("Set5", "my-new-net"))
+    assert known_profile("SRGAN") and not known_profile("my-new-net")
+
+
+def test_it_flags_the_votes_of_a_method_without_a_profile():
+    d = paper_design().head(24).assign(method=lambda t: t["method"].replace({"drcn": "mynet"}))
+    assert unknown_methods(d) == ["mynet"]
+    v = simulate_votes(d, n_raters=4, seed=1, bad_raters=0)
+    flagged = v.groupby("method")["simulated_unknown"].agg(["all", "any"])
+    assert flagged.loc["mynet", "all"] and not flagged.drop("mynet")["any"].any()
+    assert v.loc[v["method"] == "mynet", "paper_mos"].isna().all()
+    with pytest.raises(ValueError, match="mynet"):
+        simulate_votes(d, n_raters=4, unknown="raise")
+
+
+def test_without_interactions_it_votes_as_before_and_with_them_raters_disagree():
+    d = paper_design()
+    d = d[d["dataset"] == "BSD100"]
+    plain = simulate_votes(d, n_raters=8, seed=2, bad_raters=0)
+    same = simulate_votes(d, n_raters=8, seed=2, bad_raters=0, method_image_sd=0.0)
+    pd.testing.assert_frame_equal(plain, same)
+    mixed = simulate_votes(d, n_raters=8, seed=2, bad_raters=0, method_image_sd=0.6,
+                           method_rater_sd=0.6)  # fmt: skip
+
+    def spread(v):  # sd over raters of (rater's mean on srgan - on srresnet)
+        per = v.groupby(["rater", "method"])["score"].mean().unstack()
+        return (per["srgan-vgg54"] - per["srresnet-mse"]).std()
+
+    assert spread(mixed) > 1.5 * spread(plain)
+
+
+def test_its_null_design_has_equal_methods_and_the_requested_gaps():
+    s = null_scores(20, 30, replicates=40, n_methods=3, missing=0.2, seed=3)
+    assert s.shape == (40, 20, 30, 3)
+    assert np.isnan(s).mean() == pytest.approx(0.2, abs=0.01)
+    means = np.nanmean(s, axis=(0, 1, 2))
+    assert np.ptp(means) < 0.05 and means.mean() == pytest.approx(3.0, abs=0.1)
+    v = null_design(5, 4, replicates=2, seed=3)
+    assert set(v["dataset"]) == {"null000", "null001"} and set(v["method"]) == {"m1", "m2"}
+    assert len(validate_votes(v)) == len(v)
+    again = null_scores(5, 4, replicates=2, seed=3)
+    assert v["score"].sum() == np.nansum(again)
+
+
+def test_its_interaction_sizes_are_recovered_from_the_differences():
+    s = null_scores(40, 100, replicates=30, method_image_sd=0.4, method_rater_sd=0.2,
+                    missing=0.0, seed=4)  # fmt: skip
+    est = crossed_mean(s[..., 0] - s[..., 1])
+    # The difference of two methods carries twice each interaction's variance; rounding to the
+    # 1-5 scale shrinks latent spreads a little, hence the tolerances.
+    assert np.sqrt(est.var_image.mean()) == pytest.approx(0.4 * np.sqrt(2), rel=0.2)
+    assert np.sqrt(est.var_rater.mean()) == pytest.approx(0.2 * np.sqrt(2), rel=0.3)
 
 
 def test_it_inverts_the_discretised_vote():

@@ -218,7 +218,7 @@ def test_each_task_goes_to_the_workers_that_can_run_it():
     for kind in (Method.INTERPOLATION, Method.IMPORTED, Method.REFERENCE):
         assert queue(tasks.generate_candidate, 1, method_kind=kind) == "cpu"
     assert queue(tasks.validate_model, 1) == "gpu"  # it runs the model where it will run
-    assert queue(tasks.compute_metrics, [1]) == "cpu"
+    assert queue(tasks.measure_candidates, [1]) == "cpu"
     assert queue(tasks.publish_candidates, [(1, Method.NETWORK)]) == "cpu"
     assert queue(run_import, 1) == "cpu"
 

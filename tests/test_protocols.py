@@ -188,3 +188,43 @@ def test_simulated_sessions_vote_through_the_same_rules(
     campaign.close()
     with pytest.raises(Exception, match="ended"):
         simulated.first().record_votes({0: 3})
+
+
+def test_simulated_dcr_raters_rate_the_impairment_not_the_quality(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
+    from study.rating.simulated import add_simulated_raters
+
+    campaign = make_campaign(name="dcr-sim")
+    campaign.protocol = Campaign.DCR
+    campaign.save()
+    generate_and_launch(campaign, django_capture_on_commit_callbacks)
+    add_simulated_raters(campaign, 12, bad=0, seed=1)
+    dmos = pd.read_csv(io.StringIO(frames.mos_csv(campaign))).set_index("method")["dmos"]
+    # The reference beside itself is imperceptibly impaired (the ACR pilot's HR sits at 4.3).
+    assert dmos["hr"] > 4.5 and dmos["nearest"] < dmos["bicubic"] < dmos["hr"]
+
+
+@pytest.mark.parametrize("protocol", [Campaign.ACR, Campaign.PC])
+def test_a_pilot_gives_no_verdict_on_a_method_the_simulator_does_not_know(
+    protocol, make_campaign, eager_celery, django_capture_on_commit_callbacks, tmp_path
+):
+    import json
+
+    from study.rating.simulated import add_simulated_raters, caveat
+
+    campaign = make_campaign(name=f"unknown-{protocol}", methods=("nearest", "lanczos", "hr"))
+    campaign.protocol = protocol
+    campaign.save()
+    generate_and_launch(campaign, django_capture_on_commit_callbacks)
+    add_simulated_raters(campaign, 8, bad=0)
+    assert "lanczos" in caveat(campaign)
+    frames.export_report(campaign, tmp_path, plots_enabled=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    about = [v for v in manifest["verdicts"] if "lanczos" in v]
+    assert about and all("no verdict" in v.lower() for v in about)
+    assert manifest["simulated"] is True
+    table = "jod_differences.csv" if protocol == Campaign.PC else "significance.csv"
+    rows = pd.read_csv(tmp_path / table)
+    with_it = rows[(rows["method_a"] == "lanczos") | (rows["method_b"] == "lanczos")]
+    assert with_it["p_holm"].isna().all() and not with_it["significant_holm"].any()

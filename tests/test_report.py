@@ -43,13 +43,16 @@ def test_the_report_page_shows_tables_and_plots(live_campaign, client, researche
     html = page.content.decode()
     assert page.status_code == 200
     for title in [
-        "MOS per method and dataset",
-        "Paired Wilcoxon signed-rank tests",
+        "Mean score per method and dataset (MOS; DMOS for DCR)",
+        "Differences between methods, over raters and images",
         "Rater screening",
         "Reliability",
         "Which metric agrees with people (ITU-T P.1401)",
     ]:
         assert title in html
+    # A pilot says so, and each pair of methods gets its verdict in words.
+    assert "SIMULATED: 8 of 8 raters are simulated" in html
+    assert '<ul id="verdicts">' in html and "over raters and images; p" in html
     # MOS with CIs, score distribution, MOS against PSNR and the metric panel.
     assert html.count("data:image/svg+xml;base64,") == 4
     # Live campaign: the page follows incoming votes in place (no reload, scroll kept).

@@ -205,13 +205,15 @@ def test_key_columns_come_first(live_campaign, client, researcher):
     simulate(live_campaign)
     client.force_login(researcher)
     tables = tables_of(client.get(report_url(live_campaign)).content.decode())
-    assert tables["mos.csv"].columns.tolist()[:6] == [
+    # The interval over raters and images first, the ITU one over votes beside it.
+    assert tables["mos.csv"].columns.tolist()[:7] == [
         "dataset",
         "method",
         "mos",
+        "ci95_low_general",
+        "ci95_high_general",
         "ci95_low",
         "ci95_high",
-        "n",
     ]
     assert tables["raters.csv"].columns.tolist()[:3] == ["rater", "flags", "flagged"]
     assert tables["significance.csv"].columns.tolist()[:3] == ["dataset", "method_a", "method_b"]

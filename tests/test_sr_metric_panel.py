@@ -22,7 +22,7 @@ from sr_models.metric_panel import (
     METRICS,
     WEIGHT_FILES,
     MetricFailure,
-    compute_metrics,
+    measure_pair,
 )
 from sr_models.metrics import rgb2y
 
@@ -134,21 +134,21 @@ def test_it_matches_msssim_m_where_sizes_halve_evenly(size):
     # 176 = 11 x 16 after the 4-pixel crop: every scale has an even side, where piq and msssim.m
     # pool the same 2x2 blocks.
     hr, sr = pair(size)
-    got = compute_metrics(hr, sr, ["ms_ssim"], crop_border=4)["ms_ssim"]
+    got = measure_pair(hr, sr, ["ms_ssim"], crop_border=4)["ms_ssim"]
     assert got == pytest.approx(msssim_m(cropped_y(hr), cropped_y(sr)), abs=2e-5)
 
 
 def test_it_stays_within_2e_3_of_msssim_m_on_odd_sizes():
     # On an odd side piq pads a row at the top (msssim.m: at the bottom) before pooling 2x2.
     hr, sr = pair((203, 211))
-    got = compute_metrics(hr, sr, ["ms_ssim"], crop_border=4)["ms_ssim"]
+    got = measure_pair(hr, sr, ["ms_ssim"], crop_border=4)["ms_ssim"]
     assert got == pytest.approx(msssim_m(cropped_y(hr), cropped_y(sr)), abs=2e-3)
 
 
 @pytest.mark.parametrize("size", [(200, 200), (121, 163)])
 def test_it_matches_vifp_mscale_m(size):
     hr, sr = pair(size)
-    got = compute_metrics(hr, sr, ["vif"], crop_border=4)["vif"]
+    got = measure_pair(hr, sr, ["vif"], crop_border=4)["vif"]
     # The reference is the first argument: swapping them gives a different number.
     assert got == pytest.approx(vifp_mscale_m(cropped_y(hr), cropped_y(sr)), rel=1e-5)
     assert got != pytest.approx(vifp_mscale_m(cropped_y(sr), cropped_y(hr)), rel=1e-2)
@@ -158,7 +158,7 @@ def test_it_matches_vifp_mscale_m(size):
 def test_it_matches_gmsd_m(size):
     hr, sr = pair(size)
     grey = [i[4:-4, 4:-4].astype(float) @ [0.299, 0.587, 0.114] for i in (hr, sr)]
-    got = compute_metrics(hr, sr, ["gmsd"], crop_border=4)["gmsd"]
+    got = measure_pair(hr, sr, ["gmsd"], crop_border=4)["gmsd"]
     # std2 divides by N - 1, piq by N: 1/(2N) = 1.1e-4 of the value on the smaller image.
     assert got == pytest.approx(gmsd_m(*grey), rel=2e-4)
 
@@ -168,7 +168,7 @@ def test_its_shortcuts_give_piqs_own_gmsd_and_haarpsi():
     # the RGB image, odd sides included.
     hr, sr = pair((123, 170))
     x, y = (torch.from_numpy(i[4:-4, 4:-4]).permute(2, 0, 1)[None].double() for i in (sr, hr))
-    got = compute_metrics(hr, sr, ["gmsd", "haarpsi"], crop_border=4)
+    got = measure_pair(hr, sr, ["gmsd", "haarpsi"], crop_border=4)
     assert got["gmsd"] == pytest.approx(piq.gmsd(x, y, data_range=255.0).item(), rel=1e-5)
     assert got["haarpsi"] == pytest.approx(piq.haarpsi(x, y, data_range=255.0).item(), rel=1e-5)
 
@@ -178,7 +178,7 @@ def test_it_agrees_with_piqa_an_independent_implementation():
     piqa = pytest.importorskip("piqa")
     hr, sr = pair((200, 240))
     x, y = (torch.from_numpy(i[4:-4, 4:-4]).permute(2, 0, 1)[None].float() for i in (sr, hr))
-    got = compute_metrics(hr, sr, ["fsim", "haarpsi", "gmsd"], crop_border=4)
+    got = measure_pair(hr, sr, ["fsim", "haarpsi", "gmsd"], crop_border=4)
     assert got["fsim"] == pytest.approx(piqa.FSIM(value_range=255.0)(x, y).item(), abs=1e-4)
     assert got["haarpsi"] == pytest.approx(piqa.HaarPSI(value_range=255.0)(x, y).item(), abs=1e-4)
     assert got["gmsd"] == pytest.approx(piqa.GMSD(value_range=255.0)(x, y).item(), abs=1e-4)
@@ -189,13 +189,13 @@ def test_it_agrees_with_piqa_an_independent_implementation():
 
 def test_it_gives_the_best_value_for_identical_images(weight_files):
     hr, _ = pair()
-    got = compute_metrics(hr, hr, BEST, crop_border=4, weights=weight_files)
+    got = measure_pair(hr, hr, BEST, crop_border=4, weights=weight_files)
     assert got == {name: pytest.approx(best, abs=1e-5) for name, best in BEST.items()}
 
 
 def test_it_gets_worse_as_noise_grows(weight_files):
     hr, _ = pair()
-    runs = [compute_metrics(hr, noisy(hr, s), BEST, 4, weight_files) for s in (2, 8, 24)]
+    runs = [measure_pair(hr, noisy(hr, s), BEST, 4, weight_files) for s in (2, 8, 24)]
     for name, best in BEST.items():
         values = [run[name] for run in runs]
         sign = 1 if best == 1 else -1
@@ -204,15 +204,15 @@ def test_it_gets_worse_as_noise_grows(weight_files):
 
 def test_it_measures_after_cropping_the_border():
     hr, sr = pair((210, 220))
-    whole = compute_metrics(hr, sr, FULL_REFERENCE, crop_border=5)
-    inner = compute_metrics(hr[5:-5, 5:-5], sr[5:-5, 5:-5], FULL_REFERENCE, crop_border=0)
+    whole = measure_pair(hr, sr, FULL_REFERENCE, crop_border=5)
+    inner = measure_pair(hr[5:-5, 5:-5], sr[5:-5, 5:-5], FULL_REFERENCE, crop_border=0)
     assert whole == inner
-    assert compute_metrics(hr, sr, ["gmsd"], crop_border=0) != compute_metrics(hr, sr, ["gmsd"], 5)
+    assert measure_pair(hr, sr, ["gmsd"], crop_border=0) != measure_pair(hr, sr, ["gmsd"], 5)
 
 
 def test_a_small_image_loses_ms_ssim_only():
     hr, sr = pair((120, 168))
-    got = compute_metrics(hr, sr, FULL_REFERENCE, crop_border=4)
+    got = measure_pair(hr, sr, FULL_REFERENCE, crop_border=4)
     assert isinstance(got["ms_ssim"], MetricFailure)
     assert "161x161" in got["ms_ssim"].reason and "112x160" in got["ms_ssim"].reason
     assert all(isinstance(got[n], float) for n in FULL_REFERENCE if n != "ms_ssim")
@@ -220,7 +220,7 @@ def test_a_small_image_loses_ms_ssim_only():
 
 def test_a_failing_metric_says_why_in_one_line():
     hr, sr = pair((30, 30))
-    got = compute_metrics(hr, sr, FULL_REFERENCE, crop_border=0)
+    got = measure_pair(hr, sr, FULL_REFERENCE, crop_border=0)
     assert isinstance(got["vif"], MetricFailure) and "41x41" in got["vif"].reason
     assert all("\n" not in v.reason for v in got.values() if isinstance(v, MetricFailure))
     assert isinstance(got["gmsd"], float)
@@ -229,20 +229,20 @@ def test_a_failing_metric_says_why_in_one_line():
 def test_it_refuses_bad_input_loudly():
     hr, sr = pair((64, 64))
     with pytest.raises(ValueError, match="unknown metric"):
-        compute_metrics(hr, sr, ["psnr"], crop_border=4)
+        measure_pair(hr, sr, ["psnr"], crop_border=4)
     with pytest.raises(ValueError, match="differ in shape"):
-        compute_metrics(hr, sr[:-4], ["gmsd"], crop_border=4)
+        measure_pair(hr, sr[:-4], ["gmsd"], crop_border=4)
     with pytest.raises(ValueError, match="uint8"):
-        compute_metrics(hr.astype(float), sr, ["gmsd"], crop_border=4)
+        measure_pair(hr.astype(float), sr, ["gmsd"], crop_border=4)
     with pytest.raises(ValueError, match="nothing left"):
-        compute_metrics(hr, sr, ["gmsd"], crop_border=32)
+        measure_pair(hr, sr, ["gmsd"], crop_border=32)
 
 
 def test_it_leaves_torchs_thread_count_to_the_caller():
     # The setting is shared by a worker's threads: changing it per call would race.
     hr, sr = pair((64, 64))
     before = torch.get_num_threads()
-    compute_metrics(hr, sr, ["gmsd"], crop_border=4)
+    measure_pair(hr, sr, ["gmsd"], crop_border=4)
     assert torch.get_num_threads() == before
 
 
@@ -295,7 +295,7 @@ def weight_files(tmp_path_factory):
 
 def test_it_refuses_a_learned_metric_without_weights_naming_the_files():
     hr, sr = pair((64, 64))
-    got = compute_metrics(hr, sr, ["lpips", "dists", "brisque", "gmsd"], crop_border=4)
+    got = measure_pair(hr, sr, ["lpips", "dists", "brisque", "gmsd"], crop_border=4)
     assert isinstance(got["gmsd"], float)
     for name in ("lpips", "dists", "brisque"):
         reason = got[name].reason
@@ -315,15 +315,15 @@ def test_it_refuses_missing_corrupt_and_misshapen_weight_files(weight_files, tmp
         "brisque": ({"brisque": tmp_path / "numpy.pt"}, "torch.load can read"),
     }
     for name, (paths, words) in cases.items():
-        got = compute_metrics(hr, sr, [name], 4, {**weight_files, **paths})[name]
+        got = measure_pair(hr, sr, [name], 4, {**weight_files, **paths})[name]
         assert isinstance(got, MetricFailure) and words in got.reason, got
-    got = compute_metrics(hr, sr, ["lpips"], 4, {**weight_files, "lpips": tmp_path / "four.pt"})
+    got = measure_pair(hr, sr, ["lpips"], 4, {**weight_files, "lpips": tmp_path / "four.pt"})
     assert "5 tensors" in got["lpips"].reason
 
 
 def test_its_lpips_is_the_papers_formula_on_vgg16_relus(weight_files):
     hr, sr = pair((64, 80))
-    got = compute_metrics(hr, sr, ["lpips"], crop_border=4, weights=weight_files)["lpips"]
+    got = measure_pair(hr, sr, ["lpips"], crop_border=4, weights=weight_files)["lpips"]
     net = vgg16(weights=None).eval()
     net.load_state_dict(torch.load(weight_files["vgg16"]), strict=False)
     lin = torch.load(weight_files["lpips"])
@@ -362,7 +362,7 @@ def test_its_lpips_and_dists_are_piqs_classes_with_the_given_weights(weight_file
     x, y = (
         torch.from_numpy(i[4:-4, 4:-4] / 255.0).permute(2, 0, 1)[None].float() for i in (sr, hr)
     )
-    got = compute_metrics(hr, sr, ["lpips", "dists"], crop_border=4, weights=weight_files)
+    got = measure_pair(hr, sr, ["lpips", "dists"], crop_border=4, weights=weight_files)
     for name, cls in (("lpips", piq.LPIPS), ("dists", piq.DISTS)):
         monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, f=files[name], **k: f)
         with torch.no_grad():
@@ -376,25 +376,25 @@ def test_it_reads_the_authors_lpips_and_dists_layouts_too(weight_files, tmp_path
     ab = {k: v * 7 for k, v in torch.load(weight_files["dists"]).items()}  # not normalised
     torch.save(ab, tmp_path / "weights.pt")
     theirs = {**weight_files, "lpips": tmp_path / "vgg.pth", "dists": tmp_path / "weights.pt"}
-    assert compute_metrics(hr, sr, ["lpips", "dists"], 4, theirs) == pytest.approx(
-        compute_metrics(hr, sr, ["lpips", "dists"], 4, weight_files), rel=1e-5
+    assert measure_pair(hr, sr, ["lpips", "dists"], 4, theirs) == pytest.approx(
+        measure_pair(hr, sr, ["lpips", "dists"], 4, weight_files), rel=1e-5
     )
 
 
 def test_its_brisque_is_piqs_with_the_given_support_vectors(weight_files, monkeypatch):
     hr, sr = pair((96, 96))
-    got = compute_metrics(hr, sr, ["brisque"], crop_border=4, weights=weight_files)["brisque"]
+    got = measure_pair(hr, sr, ["brisque"], crop_border=4, weights=weight_files)["brisque"]
     coef, sv = torch.load(weight_files["brisque"])
     monkeypatch.setattr(BRISQUE_MODULE, "load_url", lambda *a, **k: (coef.clone(), sv.clone()))
     x = torch.from_numpy(sr[4:-4, 4:-4]).permute(2, 0, 1)[None].float()
     assert got == pytest.approx(piq.brisque(x, data_range=255.0).item(), rel=1e-5)
     # No reference: the HR image does not matter.
-    assert compute_metrics(sr, sr, ["brisque"], 4, weight_files)["brisque"] == got
+    assert measure_pair(sr, sr, ["brisque"], 4, weight_files)["brisque"] == got
 
 
 def test_it_caches_each_network_once_per_file(weight_files):
     metric_panel._lpips_net.cache_clear()
     hr, sr = pair((64, 64))
     for _ in range(2):
-        compute_metrics(hr, sr, ["lpips"], crop_border=4, weights=weight_files)
+        measure_pair(hr, sr, ["lpips"], crop_border=4, weights=weight_files)
     assert metric_panel._lpips_net.cache_info().misses == 1

@@ -28,8 +28,8 @@ from .session_checks import (
     straightlining,
     vote_flags,
 )
-from .significance import friedman, pairwise_tests
-from .simulate import paper_design, simulate_votes
+from .significance import crossed_tests, friedman, pairwise_tests, verdicts
+from .simulate import null_design, null_scores, paper_design, simulate_votes, unknown_methods
 from .subject_model import p910_mle
 from .sureal_io import to_sureal_dataset
 
@@ -38,6 +38,7 @@ __all__ = [
     "VotesError",
     "alpha_bootstrap_ci",
     "bt500_screening",
+    "crossed_tests",
     "detectable_difference",
     "draw_figures",
     "friedman",
@@ -50,6 +51,8 @@ __all__ = [
     "mos_per_stimulus",
     "mos_table",
     "mos_with_and_without",
+    "null_design",
+    "null_scores",
     "objective_correlation",
     "p910_mle",
     "p913_adjusted",
@@ -66,7 +69,9 @@ __all__ = [
     "straightlining",
     "table2",
     "to_sureal_dataset",
+    "unknown_methods",
     "validate_votes",
+    "verdicts",
     "vote_flags",
     "vqeg_logistic",
     "write_report",

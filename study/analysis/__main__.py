@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "--pairing",
         choices=("rater_image", "rater", "none"),
         default="rater_image",
-        help="pairing unit of significance.csv",
+        help="pairing unit of the paper's Wilcoxon test (significance_paper.csv); "
+        "significance.csv always takes raters and images as random",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG figures")
     return p

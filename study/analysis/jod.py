@@ -575,6 +575,9 @@ def verdict(row: Mapping, alpha: float = 0.05) -> str:
     over raters and images; p = 0.002, Holm)" or "No significant difference between ...".
     """
     a, b, ja, jb = row["method_a"], row["method_b"], row["jod_a"], row["jod_b"]
+    note = row.get("note")
+    if isinstance(note, str) and note.startswith("no verdict"):
+        return f"No verdict on {a} vs {b}: {note[len('no verdict: ') :]}"
     d, lo, hi = row["diff"], row["ci95_low"], row["ci95_high"]
     if d < 0:  # b preferred: state it from b's side
         a, b, ja, jb, d, lo, hi = b, a, jb, ja, -d, -hi, -lo

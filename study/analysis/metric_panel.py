@@ -1,14 +1,22 @@
 """Which objective metric agrees with people, judged as ITU-T P.1401 (01/2020) judges models.
 
-Each metric is mapped onto MOS by the VQEG 5-parameter logistic (:func:`.objective.fit_logistic`,
-d = 5; where that fails, by a straight line, d = 2, as the note says) and judged on monotonicity
-(SROCC, KROCC of the raw metric, raw sign), linearity (PLCC of the mapped metric, P.1401
-§7.5.3), accuracy (rmse = sqrt(sum(Perror^2) / (N - d)), Perror = MOS - mapped metric, §7.5.1;
-epsilon-insensitive rmse* = sqrt(sum(max(0, |Perror| - ci95)^2) / (N - d)), §7.7) and
-consistency (outlier ratio: share of points with |Perror| > ci95, §7.5.2.2). ci95 is the
-half-width of a point's 95% MOS interval, t(0.975, M - 1) s / sqrt(M) over its M votes (§7.4,
-Appendix III); at the method level a point is a condition (dataset x method) whose MOS, s and M
-pool all its votes (Appendix III.2) and whose metric value is the mean over its images.
+Every metric is judged on one set of points, the same for all (:func:`.objective.mark_excluded`):
+the HR reference is left out (a full-reference metric scores it perfectly by construction),
+and so is a stimulus that lacks any metric's value (a metric with no value at all is left out
+of the panel instead, so that it cannot empty it). The statistics, ranks, comparisons, the
+manifest's sentences and the figure all come from that one judgement (:func:`judge_panel`).
+
+Each metric is mapped onto MOS by a monotonic VQEG logistic (:func:`.objective.fit_logistic`:
+5 parameters; 4 with b4 = 0, or a straight line, where the 5-parameter curve would bend back
+within the data; a straight line, d = 2, where the fit fails, as the note says) and judged on
+monotonicity (SROCC, KROCC of the raw metric, raw sign, with permutation p-values over few
+points), linearity (PLCC of the mapped metric, P.1401 §7.5.3), accuracy (rmse =
+sqrt(sum(Perror^2) / (N - d)), Perror = MOS - mapped metric, §7.5.1; epsilon-insensitive rmse* =
+sqrt(sum(max(0, |Perror| - ci95)^2) / (N - d)), §7.7) and consistency (outlier ratio: share of
+points with |Perror| > ci95, §7.5.2.2). ci95 is the half-width of a point's 95% MOS interval,
+t(0.975, M - 1) s / sqrt(M) over its M votes (§7.4, Appendix III); at the method level a point
+is a condition (dataset x method) whose MOS, s and M pool the votes of its judged stimuli
+(Appendix III.2) and whose metric value is the mean over those images.
 
 A metric's "agreement" is its SROCC oriented by its direction (-SROCC when lower is better), so
 one that correlates the wrong way ranks last, not first. Bootstrap intervals resample points
@@ -20,13 +28,25 @@ from __future__ import annotations
 
 import warnings
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .mos import ci_halfwidth
-from .objective import _fisher_ci, fit_logistic, vqeg_logistic
+from .objective import (
+    RankNull,
+    _fisher_ci,
+    excluded_counts,
+    fit_logistic,
+    is_constant,
+    is_reference,
+    logistic_d,
+    mark_excluded,
+    rank_correlations,
+    vqeg_logistic,
+)
 from .schema import STIMULUS, VotesError
 from .significance import holm
 
@@ -88,63 +108,129 @@ def _validate(objective: pd.DataFrame, metrics) -> tuple[pd.DataFrame, list[str]
         num = pd.to_numeric(out[c], errors="coerce")
         if (num.isna() & out[c].notna()).any():
             raise VotesError(f"metric column {c!r} holds values that are not numbers")
-        out[c] = num.astype(float).replace([np.inf, -np.inf], np.nan)
+        out[c] = num.astype(float)  # inf stays: PSNR's marks the reference (is_reference)
     if out.duplicated(list(STIMULUS)).any():
         raise VotesError("objective metrics repeat a stimulus")
     return out, list(metrics)
 
 
-def _points(stim: pd.DataFrame, objective: pd.DataFrame, metrics, level: str) -> pd.DataFrame:
-    """dataset, [image,] method, mos, n, std, ci95 and the metric columns; a row per point."""
+def _stimuli(stim: pd.DataFrame, objective: pd.DataFrame, metrics) -> tuple[pd.DataFrame, list]:
+    """Rated stimuli with their metrics, marked by :func:`.objective.mark_excluded` on the
+    metrics that have a value somewhere (returned; a metric without any is left out)."""
     need = [c for c in (*STIMULUS, "mos", "std", "n") if c not in stim.columns]
     if need:
         raise VotesError(f"MOS table lacks column(s) {', '.join(need)} (mos_per_stimulus output)")
     s = stim[[*STIMULUS, "mos", "std", "n"]].copy()
     s[list(STIMULUS)] = s[list(STIMULUS)].astype(str)
     m = s.merge(objective, on=list(STIMULUS), how="inner")
+    others = m.loc[~is_reference(m), metrics].to_numpy(float)
+    valued = [c for c, any_ in zip(metrics, np.isfinite(others).any(axis=0), strict=True) if any_]
+    return mark_excluded(m, valued), valued
+
+
+def _points(m: pd.DataFrame, metrics, level: str) -> pd.DataFrame:
+    """dataset, [image,] method, mos, n, std, ci95 and the metric columns: a row per judged point
+    of the :func:`_stimuli` table ``m``."""
+    m = m[~m["_reference"] & ~m["_missing"]]
     if level == "method":
         # Appendix III.2: a condition's votes pooled; sums of squares rebuilt from n, mean, std.
         ss = (m["n"] - 1) * m["std"].fillna(0) ** 2 + m["n"] * m["mos"] ** 2
         g = m.assign(_sum=m["n"] * m["mos"], _ss=ss).groupby(["dataset", "method"], sort=True)
-        m = g[metrics].mean()  # NaN (missing) values skipped
+        m = g[metrics].mean()
         m["n"] = g["n"].sum()
         m["mos"] = g["_sum"].sum() / m["n"]
         m["std"] = np.sqrt(((g["_ss"].sum() - m["n"] * m["mos"] ** 2) / (m["n"] - 1)).clip(0))
         m = m.reset_index()
-    m["ci95"] = ci_halfwidth(m["std"].to_numpy(), m["n"].to_numpy(), "t")
+    m = m.assign(ci95=ci_halfwidth(m["std"].to_numpy(), m["n"].to_numpy(), "t"))
     return m
 
 
-def _judge(x: np.ndarray, y: np.ndarray, ci95: np.ndarray) -> tuple[dict, np.ndarray | None]:
-    """Point estimates for one metric, and its values mapped onto MOS (None if not mapped)."""
+class Fit(NamedTuple):
+    """One metric judged on a scope's points: its values, the mapping's parameters (of
+    :func:`.objective.vqeg_logistic`; b1 = 0 is a straight line) or None, the mapped values
+    or None, and the point estimates (a row of ``metric_panel.csv``, raw SROCC sign)."""
+
+    x: np.ndarray
+    params: np.ndarray | None
+    pred: np.ndarray | None
+    judged: dict
+
+
+class Scope(NamedTuple):
+    """A dataset ("all" pooled) at one level: MOS, ci95 and a :class:`Fit` per metric on its
+    judged points, and the counts of points left out (``n_reference``, ``n_missing``)."""
+
+    dataset: str
+    level: str
+    y: np.ndarray
+    ci: np.ndarray
+    fits: dict
+    counts: dict
+
+
+def _judge(x: np.ndarray, y: np.ndarray, ci95: np.ndarray, null: RankNull) -> Fit:
+    """Point estimates for one metric, and its mapping onto MOS."""
     n = len(x)
     out = dict.fromkeys(
-        ("d", "krocc", "krocc_ci_low", "krocc_ci_high", "plcc_raw", *_STATS), np.nan
-    )
-    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        ("d", "srocc_p", "krocc", "krocc_ci_low", "krocc_ci_high", "krocc_p", "plcc_raw", *_STATS),
+        np.nan,
+    ) | {"p_method": "", "note": ""}
+    if n < 3 or is_constant(x) or is_constant(y):
         out["note"] = f"{'constant values' if n >= 3 else f'{n} point(s)'}: correlations undefined"
-        return out, None
-    out["srocc"] = float(stats.spearmanr(x, y).statistic)
-    out["krocc"] = float(stats.kendalltau(x, y).statistic)
+        return Fit(x, None, None, out)
+    (out["srocc"], out["srocc_p"]), (out["krocc"], out["krocc_p"]) = rank_correlations(x, y, null)
     # Fieller, Hartley & Pearson's se sqrt(0.437 / (n - 4)), as objective.correlate.
     out["krocc_ci_low"], out["krocc_ci_high"] = _fisher_ci(out["krocc"], n - 1, 0.437)
-    out["plcc_raw"] = float(stats.pearsonr(x, y).statistic)
+    out["p_method"], out["plcc_raw"] = null.method, float(stats.pearsonr(x, y).statistic)
     p, note = fit_logistic(x, y)
     pred = None if p is None else vqeg_logistic(x, *p)
     if pred is not None and np.ptp(pred) > 0:
-        steps = np.diff(pred[np.argsort(x, kind="stable")])
-        monotone = np.all(steps >= -1e-12) or np.all(steps <= 1e-12)
-        out["d"], out["note"] = D_LOGISTIC, "" if monotone else "fitted logistic is not monotonic"
+        out["d"], out["note"] = logistic_d(p), note
     elif n < 6:
         out["note"] = f"{note} (PLCC, rmse, rmse*, outlier ratio empty)"
-        return out, None
+        return Fit(x, None, None, out)
     else:
         # The optimiser's own words (in parentheses) stay out of a results table.
         why = note.split(" (")[0].split(", so ")[0] if note else "the fitted logistic is flat"
-        pred, out["d"] = np.polyval(np.polyfit(x, y, 1), x), 2
+        p = np.array([0.0, 1.0, 0.0, *np.polyfit(x, y, 1)])  # b1 = 0: a straight line
+        pred, out["d"] = vqeg_logistic(x, *p), 2
         out["note"] = f"{why}: mapped by a straight line instead (P.1401 Appendix II, d = 2)"
     out |= p1401_errors(y, pred, ci95, out["d"]) | {"plcc": stats.pearsonr(pred, y).statistic}
-    return out, pred
+    return Fit(x, p, pred, out)
+
+
+def _lacking(m: pd.DataFrame, metrics) -> dict[str, int]:
+    """Per metric, the non-reference stimuli of ``m`` without its value."""
+    others = m.loc[~m["_reference"], metrics].to_numpy(float)
+    return dict(zip(metrics, (~np.isfinite(others)).sum(axis=0).tolist(), strict=True))
+
+
+def _fits(stim, objective, metrics, levels, seed: int = 0):
+    """The one judgement every output derives from: a :class:`Scope` per level and dataset
+    (pooled "all" first when there are several), and the metrics left out for lack of values."""
+    obj, metrics = _validate(objective, metrics)
+    m, valued = _stimuli(stim, obj, metrics)
+    scopes = []
+    for level in levels:
+        if level not in ("stimulus", "method"):
+            raise ValueError(f"level must be 'stimulus' or 'method', got {level!r}")
+        whole = [("all", m)] if m["dataset"].nunique() > 1 else []
+        for ds, g in whole + list(m.groupby("dataset", sort=True)):
+            points = _points(g, valued, level)
+            y, ci = points["mos"].to_numpy(float), points["ci95"].to_numpy(float)
+            counts = excluded_counts(g, None if level == "stimulus" else ["dataset", "method"])
+            null = RankNull(y, seed)  # the same points for every metric: one null for all
+            fits = {c: _judge(points[c].to_numpy(float), y, ci, null) for c in valued}
+            for c, k in _lacking(g, valued).items():
+                if k:  # say which metric shrank the common points
+                    why = f"lacks {k} stimuli, so they are left out of every metric"
+                    fits[c].judged["note"] = _join(fits[c].judged["note"], why)
+            scopes.append(Scope(ds, level, y, ci, fits, counts))
+    return scopes, [c for c in metrics if c not in valued]
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _boot_ranks(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -165,40 +251,26 @@ def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return _dot(a, b) / np.sqrt(_dot(a, a) * _dot(b, b))
 
 
-def _resampled(both: np.ndarray, y: np.ndarray, n_boot: int, seed: int, cache: dict):
-    """Resamples of the points `both` selects and MOS ranks in each, shared by all metrics."""
-    key = both.tobytes()  # same seed, same points: same resamples, so pairs are paired
-    if key not in cache:
-        n = int(both.sum())
-        idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n), dtype=np.int32)
-        cache[key] = idx, _boot_ranks(y[both], idx)
-    return cache[key]
-
-
-def _on_common(fit, sign, both, y, ci, resampled) -> tuple[dict, dict]:
-    """A metric's estimates and resampled `_STATS` (SROCC times `sign`) on the points `both`.
-
-    A constant metric's correlations are NaN (scipy's warning about it is silenced: the
-    performance table's note says so in words)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        warnings.simplefilter("ignore", stats.NearConstantInputWarning)
-        return _on_common_points(fit, sign, both, y, ci, resampled)
-
-
-def _on_common_points(fit, sign, both, y, ci, resampled) -> tuple[dict, dict]:
-    _, x, pred, judged = fit
-    xs, ys, cs, d = x[both], y[both], ci[both], judged["d"]
-    point = dict.fromkeys(_STATS, np.nan) | {"d": d}
-    point["srocc"] = sign * stats.spearmanr(xs, ys).statistic
-    boot = {"srocc": sign * _row_pearson(_boot_ranks(xs, resampled[0]), resampled[1])}
-    boot |= {k: np.full(len(resampled[0]), np.nan) for k in _STATS[1:]}
-    if pred is not None:
-        ps, idx = pred[both], resampled[0]
-        point |= p1401_errors(ys, ps, cs, d) | {"plcc": stats.pearsonr(ps, ys).statistic}
-        boot |= p1401_errors(ys[idx], ps[idx], cs[idx], d)
-        boot["plcc"] = _row_pearson(ps[idx], ys[idx])
-    return point, boot
+def _bootstrap(scope: Scope, n_boot: int, seed: int) -> dict[str, dict]:
+    """Per metric, `_STATS` (raw SROCC sign) on ``n_boot`` resamples of the scope's points, the
+    same resamples for every metric (so that their differences are paired); constant resamples
+    give NaN (scipy's warning about them is silenced: the note says so in words)."""
+    n = len(scope.y)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n), dtype=np.int32)
+    y_ranks, y, ci = _boot_ranks(scope.y, idx), scope.y[idx], scope.ci[idx]
+    out = {}
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for metric, fit in scope.fits.items():
+            if not np.isfinite(fit.judged["srocc"]):
+                continue
+            boot = {"srocc": _row_pearson(_boot_ranks(fit.x, idx), y_ranks)}
+            boot |= {k: np.full(n_boot, np.nan) for k in _STATS[1:]}
+            if fit.pred is not None:
+                boot |= p1401_errors(y, fit.pred[idx], ci, fit.judged["d"])
+                boot["plcc"] = _row_pearson(fit.pred[idx], y)
+            out[metric] = boot
+    return out
 
 
 def _ci(values) -> tuple[float, float]:
@@ -206,33 +278,63 @@ def _ci(values) -> tuple[float, float]:
     return tuple(np.quantile(ok, [0.025, 0.975])) if len(ok) else (np.nan, np.nan)
 
 
-def _fits(stim, objective, metrics, levels):
-    """Per level and dataset scope (pooled "all" first when there are several datasets): MOS,
-    ci95 and each metric's (valid mask, values, mapped values or None, point estimates)."""
-    obj, metrics = _validate(objective, metrics)
-    for level in levels:
-        if level not in ("stimulus", "method"):
-            raise ValueError(f"level must be 'stimulus' or 'method', got {level!r}")
-        points = _points(stim, obj, metrics, level)
-        scopes = [("all", points)] if points["dataset"].nunique() > 1 else []
-        for ds, g in scopes + list(points.groupby("dataset", sort=True)):
-            y, ci = g["mos"].to_numpy(float), g["ci95"].to_numpy(float)
-            fits = {}
-            for m in metrics:
-                x = g[m].to_numpy(float)
-                ok = np.isfinite(x) & np.isfinite(y)
-                judged, mapped = _judge(x[ok], y[ok], ci[ok])
-                pred = np.full(len(x), np.nan)
-                pred[ok] = np.nan if mapped is None else mapped
-                fits[m] = (ok, x, None if mapped is None else pred, judged)
-            yield ds, level, y, ci, fits
-
-
 _PERFORMANCE = [
-    "dataset", "level", "metric", "direction", "n", "n_excluded", "agreement", "rank", "d",
-    "krocc", "krocc_ci_low", "krocc_ci_high", "plcc_raw",
-    *(f"{k}{end}" for k in _STATS for end in ("", "_ci_low", "_ci_high")), "note",
+    "dataset", "level", "metric", "direction", "n", "n_excluded", "n_reference", "n_missing",
+    "agreement", "rank", "d", "srocc_p", "krocc", "krocc_ci_low", "krocc_ci_high", "krocc_p",
+    "p_method", "plcc_raw", *(f"{k}{end}" for k in _STATS for end in ("", "_ci_low", "_ci_high")),
+    "note",
 ]  # fmt: skip
+
+
+def _performance_rows(scope: Scope, boot: dict, lower_better, dropped) -> list[dict]:
+    """metric_panel.csv's rows of one scope (a metric left out for lack of values: n = 0)."""
+    n_out = sum(scope.counts.values())
+    rows = []
+    for m, fit in scope.fits.items():
+        sign = -1 if m in lower_better else 1
+        row = {"dataset": scope.dataset, "level": scope.level, "metric": m, "n": len(fit.x)}
+        row |= scope.counts | fit.judged | {"n_excluded": n_out}
+        row |= {"direction": "lower" if sign < 0 else "higher", "agreement": sign * row["srocc"]}
+        for k in _STATS:
+            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = _ci(boot.get(m, {}).get(k, np.nan))
+        rows.append(row)
+    for m in dropped:
+        row = {"dataset": scope.dataset, "level": scope.level, "metric": m, "n": 0}
+        row |= {"direction": "lower" if m in lower_better else "higher", "n_excluded": n_out}
+        rows.append(row | {"note": "no value on any stimulus: left out of the panel"})
+    return rows
+
+
+def judge_panel(
+    stim: pd.DataFrame,
+    objective: pd.DataFrame,
+    metrics=None,
+    lower_better=LOWER_IS_BETTER,
+    n_boot: int = 1000,
+    seed: int = 0,
+    levels=("stimulus", "method"),
+    compare: bool = True,
+    alpha: float = 0.05,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The metric panel in one judgement: :func:`metric_performance`'s table and
+    :func:`compare_metrics`' (empty unless ``compare``), from the same points, fits and
+    resamples, so that a metric's values, rank and comparisons agree by construction.
+
+    Parameters are those of :func:`metric_performance` and :func:`compare_metrics`; ``n_boot``
+    resamples (0: none, and no paired bootstrap) are drawn once per scope for all metrics.
+    """
+    scopes, dropped = _fits(stim, objective, metrics, levels, seed)
+    rows, pairs = [], []
+    for i, scope in enumerate(scopes):
+        boot = _bootstrap(scope, n_boot, seed) if n_boot else {}
+        rows += [r | {"_scope": i} for r in _performance_rows(scope, boot, lower_better, dropped)]
+        if compare:
+            pairs += _comparison_rows(scope, boot, lower_better)
+    perf = pd.DataFrame(rows, columns=[*_PERFORMANCE, "_scope"])
+    perf["rank"] = perf.groupby("_scope")["agreement"].rank(ascending=False, method="min")
+    # Best first within each dataset and level, as the page lists them.
+    perf = perf.sort_values(["_scope", "rank"], na_position="last", kind="stable")
+    return perf[_PERFORMANCE].reset_index(drop=True), _comparison_table(pairs, alpha)
 
 
 def metric_performance(
@@ -252,38 +354,30 @@ def metric_performance(
         :func:`study.analysis.mos_per_stimulus` output (``dataset, image, method, n, mos, std``).
     objective : pandas.DataFrame
         ``dataset, image, method`` and a column per metric (``metrics``, default: all others);
-        NaN or inf = missing: that metric uses the other points and counts those it left out.
+        NaN or inf = missing. Every metric is judged on the same points: not the HR reference
+        (:func:`.objective.is_reference`), and not a stimulus that lacks any metric's value.
     lower_better, n_boot, seed
-        Metrics for which lower is better; bootstrap resamples (0: none) and their seed.
+        Metrics for which lower is better; bootstrap resamples (0: none) and their seed (also
+        that of the random permutations of the p-values over 10 to 50 points).
 
     Returns
     -------
     pandas.DataFrame
         A row per ``dataset`` ("all" pooled when several), ``level`` ("stimulus", "method") and
-        ``metric``: ``direction`` ("higher"/"lower" is better), ``n`` (points used),
-        ``n_excluded`` (metric missing), ``agreement`` (SROCC oriented by direction), ``rank``
-        (1 = best agreement in its dataset and level), ``d`` (mapping's parameters), ``krocc,
-        plcc_raw`` (raw sign), then ``srocc`` (raw sign), ``plcc`` (mapped), ``rmse, rmse_star,
-        outlier_ratio``, each with ``_ci_low, _ci_high``; ``note`` says in words what is amiss.
+        ``metric``, best first: ``direction`` ("higher"/"lower" is better), ``n`` (points
+        judged, the same for every metric of a dataset and level; 0 for a metric without any
+        value), ``n_excluded`` = ``n_reference`` (the HR reference's points) + ``n_missing``
+        (points without a MOS or some metric's value), ``agreement`` (SROCC oriented by
+        direction), ``rank`` (1 = best agreement in its dataset and level), ``d`` (mapping's
+        parameters: 5, 4 or 2), ``srocc_p, krocc, krocc_ci_low, krocc_ci_high, krocc_p,
+        p_method`` (how the p-values were found: exact or random permutations, or asymptotic),
+        ``plcc_raw`` (raw sign), then ``srocc`` (raw sign), ``plcc`` (mapped), ``rmse,
+        rmse_star, outlier_ratio``, each with ``_ci_low, _ci_high``; ``note`` says in words
+        what is amiss.
     """
-    rows = []
-    for ds, level, y, ci, fits in _fits(stim, objective, metrics, levels):
-        cache: dict = {}
-        for m, (ok, _, _, judged) in fits.items():
-            sign = -1 if m in lower_better else 1
-            n = int(ok.sum())
-            row = {"dataset": ds, "level": level, "metric": m, "n": n, "n_excluded": len(ok) - n}
-            row |= judged | {"direction": "lower" if sign < 0 else "higher"}
-            row["agreement"] = sign * judged["srocc"]
-            boot = {}
-            if n_boot and np.isfinite(judged["srocc"]):
-                boot = _on_common(fits[m], 1, ok, y, ci, _resampled(ok, y, n_boot, seed, cache))[1]
-            for k in _STATS:
-                row[f"{k}_ci_low"], row[f"{k}_ci_high"] = _ci(boot.get(k, np.nan))
-            rows.append(row)
-    out = pd.DataFrame(rows, columns=_PERFORMANCE)
-    out["rank"] = out.groupby(["dataset", "level"])["agreement"].rank(ascending=False, method="min")
-    return out
+    return judge_panel(stim, objective, metrics, lower_better, n_boot, seed, levels, compare=False)[
+        0
+    ]
 
 
 def _boot_p(point: float, boot: np.ndarray) -> float:
@@ -319,6 +413,44 @@ _COMPARISON = [
 ]  # fmt: skip
 
 
+def _oriented(fit: Fit, boot: dict | None, sign: int, n_boot: int) -> tuple[dict, dict]:
+    """A metric's point estimates and resampled `_STATS` with SROCC oriented (higher agrees)."""
+    point = {k: fit.judged[k] for k in (*_STATS, "d")} | {"srocc": sign * fit.judged["srocc"]}
+    boot = boot or {k: np.full(n_boot, np.nan) for k in _STATS}
+    return point, boot | {"srocc": sign * boot["srocc"]}
+
+
+def _comparison_rows(scope: Scope, boot: dict, lower_better) -> list[dict]:
+    """metric_comparison.csv's rows of one scope: every pair of metrics, on its points."""
+    n = len(scope.y)
+    if n <= D_LOGISTIC:
+        return []
+    n_boot = len(next(iter(boot.values()))["srocc"]) if boot else 1
+    oriented = {
+        m: _oriented(fit, boot.get(m), -1 if m in lower_better else 1, n_boot)
+        for m, fit in scope.fits.items()
+    }
+    rows = []
+    for a, b in combinations(scope.fits, 2):
+        (va, ba), (vb, bb) = oriented[a], oriented[b]
+        pair = _pair_rows(a, b, va, vb, ba, bb, n)
+        rows += [{"dataset": scope.dataset, "level": scope.level} | r for r in pair]
+    return rows
+
+
+def _comparison_table(rows: list[dict], alpha: float) -> pd.DataFrame:
+    """The comparisons with Holm's adjustment per family and the better metric where p_holm <
+    alpha."""
+    out = pd.DataFrame(rows, columns=_COMPARISON)
+    family = out.groupby(["dataset", "level", "criterion", "test"], sort=False)["p_value"]
+    out["p_holm"] = family.transform(lambda p: holm(p.to_numpy()))
+    higher = out["criterion"].map(lambda c: _CRITERIA[c][1] == "higher")
+    a_wins = np.where(higher, out["difference"] > 0, out["difference"] < 0)
+    winner = np.where(a_wins, out["metric_a"], out["metric_b"])
+    out["better"] = np.where(out["p_holm"] < alpha, winner, "")
+    return out
+
+
 def compare_metrics(
     stim: pd.DataFrame,
     objective: pd.DataFrame,
@@ -331,44 +463,27 @@ def compare_metrics(
 ) -> pd.DataFrame:
     """Is metric A significantly better than metric B at predicting MOS? Every pair, every test.
 
-    A pair is judged on the points where both metrics exist, each with its own mapping. P.1401's
+    Every pair is judged on the panel's common points (:func:`metric_performance`: the same
+    ``n`` for all), each metric with its own mapping, so ``value_a`` and ``value_b`` are the
+    metrics' values in ``metric_panel.csv`` (SROCC oriented: its ``agreement``). P.1401's
     tests: Fisher z of PLCC (§7.6.1), F of rmse and rmse* (§7.6.4, §7.7: p = P(F >= larger^2 /
     smaller^2) on N - d degrees of freedom each), z of outlier ratios (§7.6.2); they treat the two
     as independent samples though both score the same stimuli. The paired bootstrap does not:
     both metrics are recomputed on the same resampled stimuli, and p comes from the bootstrap
-    standard error of the difference. SROCC is oriented (higher agrees better, either direction).
+    standard error of the difference.
 
     Returns
     -------
     pandas.DataFrame
-        ``dataset, level, metric_a, metric_b, n`` (common points), ``criterion`` (srocc, plcc,
-        rmse, rmse_star, outlier_ratio), ``value_a, value_b, difference`` (a - b), ``test``,
-        ``p_value``, ``p_holm`` (Holm over the pairs of a dataset, level, criterion and test:
-        P.1401 §7.6.5) and ``better`` (the better metric where ``p_holm < alpha``, else empty).
+        ``dataset, level, metric_a, metric_b, n`` (the common points), ``criterion`` (srocc,
+        plcc, rmse, rmse_star, outlier_ratio), ``value_a, value_b, difference`` (a - b),
+        ``test``, ``p_value``, ``p_holm`` (Holm over the pairs of a dataset, level, criterion
+        and test: P.1401 §7.6.5) and ``better`` (the better metric where ``p_holm < alpha``,
+        else empty).
     """
-    rows = []
-    for ds, level, y, ci, fits in _fits(stim, objective, metrics, levels):
-        cache: dict = {}
-        for a, b in combinations(fits, 2):
-            both = fits[a][0] & fits[b][0]
-            if both.sum() <= D_LOGISTIC:
-                continue
-            key, resampled = both.tobytes(), _resampled(both, y, n_boot, seed, cache)
-            for m in (a, b):
-                if (m, key) not in cache:
-                    sign = -1 if m in lower_better else 1
-                    cache[m, key] = _on_common(fits[m], sign, both, y, ci, resampled)
-            (va, ba), (vb, bb) = cache[a, key], cache[b, key]
-            pair = _pair_rows(a, b, va, vb, ba, bb, int(both.sum()))
-            rows += [{"dataset": ds, "level": level} | r for r in pair]
-    out = pd.DataFrame(rows, columns=_COMPARISON)
-    family = out.groupby(["dataset", "level", "criterion", "test"], sort=False)["p_value"]
-    out["p_holm"] = family.transform(lambda p: holm(p.to_numpy()))
-    higher = out["criterion"].map(lambda c: _CRITERIA[c][1] == "higher")
-    a_wins = np.where(higher, out["difference"] > 0, out["difference"] < 0)
-    winner = np.where(a_wins, out["metric_a"], out["metric_b"])
-    out["better"] = np.where(out["p_holm"] < alpha, winner, "")
-    return out
+    return judge_panel(
+        stim, objective, metrics, lower_better, n_boot, seed, levels, compare=True, alpha=alpha
+    )[1]
 
 
 def summary_sentence(
@@ -382,8 +497,10 @@ def summary_sentence(
 ) -> str:
     """One sentence for a paper: which of two metrics predicts MOS better, with the evidence.
 
-    E.g. "On this study, LPIPS predicts MOS better than PSNR (SROCC 0.81 vs 0.52, paired
-    bootstrap p = 0.003)." ``dataset`` defaults to the pooled "all" (or the only dataset).
+    E.g. "On this study, LPIPS predicts MOS better than PSNR (SROCC 0.81 vs 0.52 on 1,008
+    stimuli, paired bootstrap p = 0.003)." ``dataset`` defaults to the pooled "all" (or the only
+    dataset). Its numbers are ``metric_comparison.csv``'s, so those of ``metric_panel.csv``
+    (SROCC oriented so that higher agrees better: the panel's ``agreement``).
     """
     c, pair = comparisons, [metric_a, metric_b]
     c = c[(c["level"] == level) & (c["criterion"] == criterion) & (c["test"] == test)]
@@ -398,7 +515,9 @@ def summary_sentence(
     first = r["better"] or metric_a
     second = metric_b if first == metric_a else metric_a
     where = "On this study" if dataset == "all" else f"On {dataset}"
-    evidence = f"{_CRITERIA[criterion][0]} {values[first]:.2f} vs {values[second]:.2f}, {test} "
+    points = f"{int(r['n']):,} {'stimuli' if level == 'stimulus' else 'conditions'}"
+    evidence = f"{_CRITERIA[criterion][0]} {values[first]:.2f} vs {values[second]:.2f} on {points}"
+    evidence += f", {test} "
     evidence += "p < 0.001" if r["p_holm"] < 0.001 else f"p = {r['p_holm']:.3f}"
     evidence += " after Holm's adjustment" if r["p_holm"] != r["p_value"] else ""
     if r["better"]:

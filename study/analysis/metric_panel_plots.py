@@ -1,4 +1,4 @@
-"""The metric panel at a glance: MOS against each metric, with the logistic that maps it."""
+"""The metric panel at a glance: MOS against each metric, with the monotonic mapping fitted."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metric_panel import LOWER_IS_BETTER, _fits, label
-from .objective import fit_logistic, vqeg_logistic
+from .metric_panel import LOWER_IS_BETTER, Fit, _fits, label
+from .objective import vqeg_logistic
 from .plots import _figure, _margins
+
+
+def mapping_curve(fit: Fit, points: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fitted mapping of a metric over its judged values' range, as drawn: (x, MOS), or
+    None where the metric was not mapped."""
+    if fit.params is None:
+        return None
+    grid = np.linspace(fit.x.min(), fit.x.max(), points)
+    return grid, vqeg_logistic(grid, *fit.params)
 
 
 def panel_figure(
@@ -21,61 +30,69 @@ def panel_figure(
     lower_better=LOWER_IS_BETTER,
     level: str = "stimulus",
     dataset: str | None = None,
+    prefix: str = "",
 ) -> Path:
-    """Small multiples, one per metric: MOS (y) against the metric (x), the fitted VQEG logistic
-    and the metric's SROCC, PLCC and n in the title; drawn on matplotlib's Agg canvas.
+    """Small multiples, one per metric, best agreement first: MOS (y) against the metric (x) on
+    the panel's common points, the mapping fitted there (dashed where a straight line) and the
+    metric's rank, agreement, PLCC and n in the title, as ``metric_panel.csv`` has them (the
+    same judgement, :func:`study.analysis.metric_panel.judge_panel`); drawn on matplotlib's Agg
+    canvas.
 
     Args:
         stim_table: :func:`study.analysis.mos_per_stimulus` output.
         objective: ``dataset, image, method`` and the metric columns (see
             :func:`study.analysis.metric_panel.metric_performance`).
-        metrics: the metric columns to draw, in panel order.
+        metrics: the metric columns to judge and draw (a metric without any value is left out).
         path: output file; its suffix (.png, .pdf, .svg) chooses the format.
         level: "stimulus" (a point per image x method) or "method" (per dataset x method).
         dataset: one dataset's points; default all datasets pooled.
+        prefix: a heading over the panels ("SIMULATED - " for a pilot's votes); none when empty.
     Returns:
         The path written.
     """
-    metrics = list(metrics)
-    scopes = {ds: (y, fits) for ds, _, y, _, fits in _fits(stim_table, objective, metrics, [level])}
-    if not scopes:
+    scopes = {s.dataset: s for s in _fits(stim_table, objective, list(metrics), [level])[0]}
+    if not scopes or not any(len(s.y) for s in scopes.values()):
         raise ValueError("no stimulus has both a MOS and a metric value: nothing to draw")
     if dataset is not None and dataset not in scopes:
         raise ValueError(f"no dataset {dataset!r} among {', '.join(map(str, scopes))}")
-    y, fits = scopes[dataset] if dataset is not None else next(iter(scopes.values()))
-    ncols = min(4, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
+    scope = scopes[dataset] if dataset is not None else next(iter(scopes.values()))
+    sign = {m: -1 if m in lower_better else 1 for m in scope.fits}
+    agreement = {m: sign[m] * f.judged["srocc"] for m, f in scope.fits.items()}
+    ranks = pd.Series(agreement, dtype=float).rank(ascending=False, method="min")
+    drawn = sorted(scope.fits, key=lambda m: np.nan_to_num(ranks[m], nan=np.inf))
+    ncols = min(4, len(drawn))
+    nrows = math.ceil(len(drawn) / ncols)
     fig, axes = _figure(nrows, ncols, (3.0 * ncols, 2.9 * nrows))
-    for ax in axes.flat[len(metrics) :]:
+    for ax in axes.flat[len(drawn) :]:
         ax.set_visible(False)
-    for ax, m in zip(axes.flat, metrics, strict=False):
-        ok, x, _, judged = fits[m]
-        few = ok.sum() < 100
-        # Points as one bitmap inside an SVG/PDF (a thousand vector dots weigh 700 kB and
-        # slow every viewer); axes, text and the fitted curve stay vector.
-        ax.scatter(
-            x[ok],
-            y[ok],
-            s=16 if few else 6,
-            alpha=0.8 if few else 0.4,
-            linewidths=0,
-            rasterized=not few,
-        )
-        grid = np.linspace(*((x[ok].min(), x[ok].max()) if ok.any() else (0, 1)), 200)
-        if judged["d"] == 5:  # the same fit as metric_performance's
-            ax.plot(grid, vqeg_logistic(grid, *fit_logistic(x[ok], y[ok])[0]), color="tab:red")
-        elif judged["d"] == 2:  # its fallback where the logistic does not converge
-            ax.plot(grid, np.polyval(np.polyfit(x[ok], y[ok], 1), grid), color="tab:red", ls="--")
-        arrow = "\u2193 lower is better" if m in lower_better else "\u2191 higher is better"
-        ax.set_title(
-            f"{label(m)} ({arrow})\nSROCC {judged['srocc']:.2f}, PLCC {judged['plcc']:.2f}, "
-            f"n = {int(ok.sum())}",
-            fontsize=8,
-        )
-        ax.set_xlabel(label(m), fontsize=8)
-        ax.set_ylabel("MOS", fontsize=8)
-        ax.tick_params(labelsize=7)
+    for ax, m in zip(axes.flat, drawn, strict=False):
+        _panel(ax, m, scope.fits[m], scope.y, ranks[m], agreement[m], m in lower_better)
     _margins(fig, 0.5, 0.15, 0.45, 0.45, wspace=0.35, hspace=0.75)
+    if prefix:
+        fig.suptitle(f"{prefix}MOS against each metric", fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix == ".svg" else None)
     return path
+
+
+def _panel(ax, metric: str, fit: Fit, y: np.ndarray, rank, agreement, lower: bool) -> None:
+    """One metric's scatter, mapping and title."""
+    few = len(y) < 100
+    # Points as one bitmap inside an SVG/PDF (a thousand vector dots weigh 700 kB and
+    # slow every viewer); axes, text and the fitted curve stay vector.
+    ax.scatter(
+        fit.x, y, s=16 if few else 6, alpha=0.8 if few else 0.4, linewidths=0, rasterized=not few
+    )
+    curve = mapping_curve(fit)
+    if curve is not None:  # the mapping metric_panel.csv judged (a line: d = 2, dashed)
+        ax.plot(*curve, color="tab:red", ls="--" if fit.judged["d"] == 2 else "-")
+    arrow = "\u2193 lower is better" if lower else "\u2191 higher is better"
+    place = f"#{int(rank)} " if np.isfinite(rank) else ""
+    ax.set_title(
+        f"{place}{label(metric)} ({arrow})\nagreement {agreement:.2f}, "
+        f"PLCC {fit.judged['plcc']:.2f}, n = {len(y)}",
+        fontsize=8,
+    )
+    ax.set_xlabel(label(metric), fontsize=8)
+    ax.set_ylabel("MOS", fontsize=8)
+    ax.tick_params(labelsize=7)

@@ -1,9 +1,10 @@
 """The metric panel in a report: which objective metric agrees with people (ITU-T P.1401).
 
 Every metric column of the objective table (PSNR and SSIM first, then the campaign's others)
-is judged by :func:`.metric_panel.metric_performance`; the full report adds the comparisons
-between metrics (:func:`.metric_panel.compare_metrics`) and one sentence per metric against
-PSNR for the paper; the figure is :func:`.metric_panel_plots.panel_figure`.
+is judged once, on one set of stimuli for all (:func:`.metric_panel.judge_panel`): the table,
+the full report's comparisons between metrics and its sentences (each metric against PSNR) come
+from that judgement, and so does the figure (:func:`.metric_panel_plots.panel_figure`, which
+makes the same one).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .metric_panel import compare_metrics, label, metric_performance, summary_sentence
+from .metric_panel import judge_panel, label, summary_sentence
 from .objective import OBJECTIVE_COLUMNS
 from .schema import STIMULUS
 
@@ -44,13 +45,14 @@ def write_metric_panel(
     metrics = panel_metrics(obj)
     if not metrics:
         return []
-    put(
-        "metric_panel.csv",
-        metric_performance(stim, obj, metrics, n_boot=n_boot if full else 0),
+    # One judgement for both files: the same points, fits and resamples (the live page's
+    # table has the full report's values and ranks, without the intervals).
+    performance, comparisons = judge_panel(
+        stim, obj, metrics, n_boot=n_boot if full else 0, compare=full
     )
+    put("metric_panel.csv", performance)
     if not full:
         return []
-    comparisons = compare_metrics(stim, obj, metrics, n_boot=n_boot)
     put("metric_comparison.csv", comparisons)
     return [_against_psnr(comparisons, metric) for metric in metrics[2:]]
 
@@ -62,17 +64,20 @@ def _against_psnr(comparisons: pd.DataFrame, metric: str) -> str:
         comparisons["metric_a"].isin([metric, "psnr"])
         & comparisons["metric_b"].isin([metric, "psnr"])
         & (comparisons["criterion"] == "srocc")
+        & (comparisons["level"] == "stimulus")
     ]
     if pair.empty or not pair[["value_a", "value_b"]].notna().all(axis=None):
         return (
-            f"{label(metric)} could not be compared with PSNR: too few stimuli have both, or one "
-            "of them is constant (metric_panel.csv says which)."
+            f"{label(metric)} could not be compared with PSNR: too few stimuli have every "
+            "metric, one of the two has no value, or one is constant (metric_panel.csv says "
+            "which)."
         )
     return summary_sentence(comparisons, metric, "psnr")
 
 
-def draw_metric_panel(stim, obj, out: Path, formats) -> dict[str, Path]:
-    """``metric_panel.<format>``: MOS against each metric with its logistic (stimulus level)."""
+def draw_metric_panel(stim, obj, out: Path, formats, prefix: str = "") -> dict[str, Path]:
+    """``metric_panel.<format>``: MOS against each metric with its mapping (stimulus level), from
+    the judgement ``metric_panel.csv`` holds."""
     from .metric_panel_plots import panel_figure
 
     metrics = panel_metrics(obj)
@@ -81,5 +86,5 @@ def draw_metric_panel(stim, obj, out: Path, formats) -> dict[str, Path]:
     files = {}
     for ext in formats:
         path = out / f"metric_panel.{ext}"
-        files[path.name] = panel_figure(stim, obj, metrics, path)
+        files[path.name] = panel_figure(stim, obj, metrics, path, prefix=prefix)
     return files

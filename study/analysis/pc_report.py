@@ -12,11 +12,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import plots
-from .jod import jod_differences, jod_table, mos_vs_jod, verdicts
+from .jod import jod_differences, jod_table, mos_vs_jod, verdict, verdicts
 from .pairwise import agreement, comparisons, rater_consistency
+from .simulate import known_profile
 
 REPORT_VERSION = "srmos-comparisons-2"  # 2: intervals over raters and images, verdicts
 
@@ -30,6 +32,7 @@ def write_comparison_report(
     n_boot: int = 1000,
     seed: int = 0,
     plots_enabled: bool = True,
+    tables: dict | None = None,
 ) -> dict[str, Path]:
     """Analyse comparison ``votes`` and write the report's files into ``out_dir``.
 
@@ -43,13 +46,21 @@ def write_comparison_report(
     (PNG and SVG; titled "SIMULATED" when any rater is).
     """
     v = comparisons(votes)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # With `tables`, every table also goes in it (and the manifest as a dict) for a caller that
+    # reads them in memory; with out_dir=None nothing is written (no plots, no downloads).
+    out = Path(out_dir) if out_dir is not None else None
+    if out is None:
+        plots_enabled = downloads = False
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
 
     def put(name: str, df: pd.DataFrame) -> None:
-        files[name] = out / name
-        df.to_csv(files[name], index=False)
+        if tables is not None:
+            tables[name] = df
+        if out is not None:
+            files[name] = out / name
+            df.to_csv(files[name], index=False)
 
     if downloads:
         put("comparisons.csv", v)
@@ -62,7 +73,9 @@ def write_comparison_report(
         shown = jod.assign(dataset="SIMULATED " + jod["dataset"].astype(str)) if n_sim else jod
         files.update(plots.jod_ci(shown, out, order))
     put("jod_bt.csv", jod_table(v, model="bradley_terry", n_boot=0, method_order=order))
-    diffs = jod_differences(v, n_boot=n_boot, seed=seed, method_order=order)
+    diffs = _without_placeholders(
+        jod_differences(v, n_boot=n_boot, seed=seed, method_order=order), v
+    )
     put("jod_differences.csv", diffs)
     put("rater_consistency.csv", rater_consistency(v))
     put("agreement.csv", agreement(v))
@@ -84,9 +97,34 @@ def write_comparison_report(
         "n_boot": n_boot,
         "verdicts": verdicts(diffs),
     }
-    files["manifest.json"] = out / "manifest.json"
-    files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
+    if tables is not None:
+        tables["manifest.json"] = manifest
+    if out is not None:
+        files["manifest.json"] = out / "manifest.json"
+        files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
     return files
+
+
+def _without_placeholders(diffs: pd.DataFrame, v: pd.DataFrame) -> pd.DataFrame:
+    """No verdict on a method whose simulated choices are placeholders (the simulator knows no
+    profile for it, so simulated raters choose it by a coin): its pairs keep their numbers but
+    lose p and the verdict, with the reason in ``note``."""
+    if not _simulated(v) or diffs.empty:
+        return diffs
+    sim = v["rater_platform"] == "simulated"
+    shown = pd.concat([v.loc[sim, "method_a"], v.loc[sim, "method_b"]]).astype(str).unique()
+    unknown = {m for m in shown if not known_profile(m)}
+    hit = diffs["method_a"].astype(str).isin(unknown) | diffs["method_b"].astype(str).isin(unknown)
+    if not hit.any():
+        return diffs
+    out = diffs.copy()
+    out.loc[hit, ["p", "p_holm"]] = np.nan
+    out.loc[hit, "significant_holm"] = False
+    reason = "no verdict: simulated without a known profile (placeholder choices)"
+    out["note"] = out["note"].astype(object) if "note" in out.columns else ""
+    out.loc[hit, "note"] = reason
+    out["verdict"] = [verdict(row) for row in out.to_dict("records")]
+    return out
 
 
 def _simulated(v: pd.DataFrame) -> int:

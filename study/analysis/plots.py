@@ -13,6 +13,9 @@ from .simulate import METHOD_ALIASES, PAPER_MOS, _norm
 _PAPER_ORDER = list(PAPER_MOS["set5"])
 # PNG to look at, SVG to edit into a paper; a report page needs only the PNG.
 FORMATS = ("png", "svg")
+# Put before every figure title when the votes are (partly) simulated, so a figure copied out of
+# the report cannot pass for a study of people.
+SIMULATED_PREFIX = "SIMULATED - "
 
 
 def _figure(nrows: int, ncols: int, figsize: tuple[float, float]):
@@ -72,9 +75,11 @@ def _save(fig, out: Path, stem: str, formats=FORMATS) -> dict[str, Path]:
 
 
 def score_distribution(
-    votes: pd.DataFrame, out: Path, order=None, formats=FORMATS
+    votes: pd.DataFrame, out: Path, order=None, formats=FORMATS, prefix: str = ""
 ) -> dict[str, Path]:
-    """Share of each score 1-5 per method and dataset, MOS printed on top (after SRGAN fig. 5)."""
+    """Share of each score 1-5 per method and dataset, MOS printed on top (after SRGAN fig. 5).
+
+    ``prefix`` goes before each title (:data:`SIMULATED_PREFIX` for simulated votes)."""
     from matplotlib import colormaps
 
     r = votes[votes["kind"] == "rating"]
@@ -100,7 +105,8 @@ def score_distribution(
         ax.set_xticks(range(len(ms)), ms, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("share of votes")
         ax.set_title(
-            f"{ds}: scores per method, MOS on top (n={int(c.to_numpy().sum())})", fontsize=9
+            f"{prefix}{ds}: scores per method, MOS on top (n={int(c.to_numpy().sum())})",
+            fontsize=9,
         )
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(
@@ -118,8 +124,22 @@ def score_distribution(
     return _save(fig, out, "score_distribution", formats)
 
 
-def mos_ci(mos: pd.DataFrame, out: Path, order=None, formats=FORMATS) -> dict[str, Path]:
-    """MOS per method and dataset with 95% CI bars."""
+def _interval(g: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Error bars of ``g`` (mos.csv rows) and what they are: the interval over raters and images
+    where ``mos.csv`` has it, else the ITU interval over votes (raters and images fixed)."""
+    if "ci95_low_general" in g.columns and g["ci95_low_general"].notna().any():
+        low, high, what = g["ci95_low_general"], g["ci95_high_general"], "over raters and images"
+    else:
+        low, high, what = g["ci95_low"], g["ci95_high"], "over votes, raters and images fixed"
+    return np.nan_to_num(np.vstack([g["mos"] - low, high - g["mos"]])), what
+
+
+def mos_ci(
+    mos: pd.DataFrame, out: Path, order=None, formats=FORMATS, prefix: str = ""
+) -> dict[str, Path]:
+    """MOS per method and dataset with 95% CI bars: the interval that generalises over raters
+    and images (``ci95_*_general``) when ``mos`` has it, else the ITU one; title and axis
+    label say which. ``prefix`` goes before each title."""
     datasets = sorted(mos["dataset"].unique())
     fig, axes = _figure(1, len(datasets), (4.2 * len(datasets), 4.2))
     for ax, ds in zip(axes[0], datasets, strict=True):
@@ -128,21 +148,23 @@ def mos_ci(mos: pd.DataFrame, out: Path, order=None, formats=FORMATS) -> dict[st
             .set_index("method")
             .loc[ordered(mos.loc[mos["dataset"] == ds, "method"], order)]
         )
-        err = np.vstack([g["mos"] - g["ci95_low"], g["ci95_high"] - g["mos"]])
-        ax.errorbar(range(len(g)), g["mos"], yerr=np.nan_to_num(err), fmt="o", capsize=3)
+        err, what = _interval(g)
+        ax.errorbar(range(len(g)), g["mos"], yerr=err, fmt="o", capsize=3)
         ax.set_xticks(range(len(g)), g.index, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(1, 5)
-        ax.set_title(f"{ds}: MOS, 95% CI ({g['ci_method'].iloc[0]})", fontsize=9)
+        # Two lines: which interval is shown must fit above a 4.2-inch panel.
+        ax.set_title(f"{prefix}{ds}: MOS, 95% CI\n{what}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("MOS")
-    _margins(fig, left=0.6, right=0.15, bottom=1.1, top=0.35, wspace=0.2)
+    axes[0, 0].set_ylabel(f"MOS (95% CI {what.split(',')[0]})")
+    _margins(fig, left=0.6, right=0.15, bottom=1.1, top=0.55, wspace=0.2)
     return _save(fig, out, "mos_ci", formats)
 
 
 def mos_vs_psnr(
-    mos: pd.DataFrame, objective: pd.DataFrame, out: Path, formats=FORMATS
+    mos: pd.DataFrame, objective: pd.DataFrame, out: Path, formats=FORMATS, prefix: str = ""
 ) -> dict[str, Path]:
-    """Per-method MOS against mean PSNR (finite values only), one panel per dataset."""
+    """Per-method MOS against mean PSNR (finite values only), one panel per dataset; error bars
+    as :func:`mos_ci`'s. ``prefix`` goes before each title."""
     obj = objective.replace([np.inf, -np.inf], np.nan)
     om = obj.groupby(["dataset", "method"], observed=True)["psnr"].mean().reset_index()
     m = mos.merge(om, on=["dataset", "method"], how="inner").dropna(subset=["psnr"])
@@ -150,13 +172,8 @@ def mos_vs_psnr(
     fig, axes = _figure(1, max(1, len(datasets)), (4.2 * max(1, len(datasets)), 3.8))
     for ax, ds in zip(axes[0], datasets, strict=False):
         g = m[m["dataset"] == ds]
-        ax.errorbar(
-            g["psnr"],
-            g["mos"],
-            yerr=np.nan_to_num(np.vstack([g["mos"] - g["ci95_low"], g["ci95_high"] - g["mos"]])),
-            fmt="o",
-            capsize=2,
-        )
+        err, what = _interval(g)
+        ax.errorbar(g["psnr"], g["mos"], yerr=err, fmt="o", capsize=2)
         for _, row in g.iterrows():
             ax.annotate(
                 row["method"],
@@ -166,11 +183,11 @@ def mos_vs_psnr(
                 textcoords="offset points",
             )
         ax.set_xlabel("PSNR (dB)")
-        ax.set_title(f"{ds}: MOS vs PSNR", fontsize=9)
+        ax.set_title(f"{prefix}{ds}: MOS vs PSNR\n95% CI {what}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("MOS")
-    # Room on the right for the name of the method with the highest PSNR.
-    _margins(fig, left=0.6, right=0.9, bottom=0.55, top=0.35, wspace=0.35)
+    # Room on the right for the name of the method with the highest PSNR, above for the title.
+    _margins(fig, left=0.6, right=0.9, bottom=0.55, top=0.55, wspace=0.35)
     return _save(fig, out, "mos_vs_psnr", formats)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy
 
 from . import plots
-from .mos import summarize
+from .mos import summarize, with_general_interval
 from .objective import method_ranking, objective_correlation, validate_objective
 from .order import sort_rows
 from .panel_report import draw_metric_panel, panel_metrics, write_metric_panel
@@ -22,7 +22,8 @@ from .reliability import reliability_table
 from .schema import VotesError, ratings, validate_votes
 from .screening import BT500_VERSION, FLAG_COLUMNS, _p913, mos_with_and_without, screen_raters
 from .session_checks import STRAIGHTLINE_MIN_VOTES, gold_votes, retest_agreement
-from .significance import friedman, pairwise_tests
+from .significance import crossed_tests, friedman, pairwise_tests
+from .simulate import known_profile
 from .subject_model import p910_mle
 from .sureal_io import write_sureal_json
 
@@ -72,6 +73,8 @@ def write_report(
     min_var: float = 0.1,
     method_order: Sequence[str] | None = None,
     downloads: bool = True,
+    score_name: str = "mos",
+    tables: dict | None = None,
 ) -> dict[str, Path]:
     """Analyse ``votes`` and write every table and plot into ``out_dir``.
 
@@ -89,7 +92,9 @@ def write_report(
     ci : {"t", "normal"}
         CI of the MOS tables (see :func:`study.analysis.mos_table`).
     pairing : {"rater_image", "rater", "none"}
-        Pairing unit of ``significance.csv`` (``significance_by_rater.csv`` always uses "rater").
+        Pairing unit of the paper's Wilcoxon in ``significance_paper.csv``
+        (``significance_by_rater.csv`` always uses "rater"). ``significance.csv`` is the
+        primary test over raters and images (:func:`study.analysis.significance.crossed_tests`).
     plots_enabled : bool
         Draw the PNG/SVG figures (the slowest part on small studies).
     min_var : float
@@ -100,6 +105,14 @@ def write_report(
         interpolation, networks, imported results, HR); unlisted methods come after,
         alphabetically. Default: alphabetical tables, figures and ``table2.csv`` in the order
         :func:`study.analysis.plots.method_order` knows from the paper's method names.
+    score_name : str
+        The name of a method's mean in ``mos.csv`` and ``mos_per_stimulus.csv``: ``"mos"``, or
+        ``"dmos"`` for degradation category ratings (scores of the impairment against a
+        reference, ITU-T P.910).
+    tables : dict, optional
+        When given, every table is also put in it as a DataFrame under its file name, and the
+        manifest as a dict under ``manifest.json``, so a caller (the live page) reads them in
+        memory. With ``out_dir=None`` nothing is written to disk (no plots, no downloads).
     downloads : bool
         False leaves out the files only a download needs (``votes.csv``,
         ``significance_by_rater.csv``, ``dataset_sureal.json``), as a live report page does.
@@ -108,9 +121,12 @@ def write_report(
     -------
     dict of str to pathlib.Path
         File name -> path: ``votes.csv, mos.csv, mos_per_stimulus.csv, mos_screened.csv,
-        significance.csv, significance_by_rater.csv, friedman.csv, raters.csv, retest.csv,
-        reliability.csv, subject_model.csv, correlation.csv, ranking.csv, table2.csv, power.csv,
-        dataset_sureal.json, manifest.json`` and the figures ``score_distribution``, ``mos_ci``,
+        significance.csv, significance_paper.csv, significance_by_rater.csv, friedman.csv,
+        raters.csv, retest.csv, reliability.csv, subject_model.csv, correlation.csv,
+        ranking.csv, table2.csv, power.csv, dataset_sureal.json, manifest.json`` (with
+        ``verdicts``, ``simulated``, ``n_simulated_raters``, ``simulated_unknown_methods``;
+        simulated votes add a note and ``SIMULATED - `` before every figure title) and the
+        figures ``score_distribution``, ``mos_ci``,
         ``mos_vs_psnr`` (with objective metrics) as ``.png`` and ``.svg``.
     """
     v = validate_votes(votes)
@@ -120,27 +136,39 @@ def write_report(
         raise VotesError(
             f"no votes of kind rating (kinds present: {', '.join(sorted(v['kind'].unique()))})"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is None:
+        plots_enabled = downloads = False
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     notes: list[str] = []
+    # The 1-5 tables name a method's mean as the protocol does (MOS, or DMOS for DCR).
+    named = {"mos.csv", "mos_per_stimulus.csv"}
 
     def put(name: str, df: pd.DataFrame) -> None:
-        files[name] = out / name
-        df.to_csv(files[name], index=False)
+        if name in named and score_name != "mos":
+            df = df.rename(columns={"mos": score_name})
+        if tables is not None:
+            tables[name] = df
+        if out is not None:
+            files[name] = out / name
+            df.to_csv(files[name], index=False)
 
     if downloads:
         put("votes.csv", v)
     notes += _duplicate_notes(v)
     order = list(method_order) if method_order else None
-    mos = summarize(r, ("dataset", "method"), ci, order)
+    sim = simulation(v)
+    notes += sim["notes"]
+    mos = _mos(r, ci, order, sim["unknown"])
     stim = summarize(r, ("dataset", "image", "method"), ci, order)
     put("mos.csv", mos)
     put("mos_per_stimulus.csv", stim)
     raters, quality = _write_raters(put, v, r, ci, min_var, order)
     if not quality.attrs.get("converged", True):
         notes.append(_unconverged_note(quality.attrs["n_iter"]))
-    _write_comparisons(put, r, pairing, order, by_rater=downloads)
+    verdicts = _write_comparisons(put, r, pairing, order, by_rater=downloads, sim=sim)
     # With a metric panel, the live page (no downloads) shows it instead of correlation.csv.
     panel = panel_metrics(obj)
     notes += _write_objective(put, mos, stim, obj, order, correlation=downloads or not panel)
@@ -148,13 +176,108 @@ def write_report(
     if downloads:
         files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
     if plots_enabled:
-        files.update(_draw_plots(r, mos, obj, out, order))
+        files.update(_draw_plots(r, mos, obj, out, order, prefix=sim["prefix"]))
     manifest = _manifest(v, r, stim, raters, quality, ci, pairing, notes, min_var)
+    manifest.update(
+        simulated=sim["simulated"],
+        n_simulated_raters=sim["n_raters"],
+        simulated_unknown_methods=sorted(sim["unknown"]),
+        verdicts=verdicts,
+    )
+    manifest["score_name"] = score_name
     if panel:
         manifest["metric_panel"] = sentences
-    files["manifest.json"] = out / "manifest.json"
-    files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
+    if tables is not None:
+        tables["manifest.json"] = manifest
+    if out is not None:
+        files["manifest.json"] = out / "manifest.json"
+        files["manifest.json"].write_text(json.dumps(manifest, indent=1, default=str))
     return files
+
+
+_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
+
+
+def _marked(col: pd.Series, test: Callable[[str], bool]) -> np.ndarray:
+    """``test`` of each value's stripped, lower-cased text, judged once per distinct value (a
+    marker column of a million votes holds a handful)."""
+    hits = [x for x in col.dropna().unique() if test(str(x).strip().lower())]
+    return col.isin(hits).to_numpy()
+
+
+def simulated_votes(v: pd.DataFrame) -> np.ndarray:
+    """Which votes come from simulated raters (a boolean per row of ``v``).
+
+    Recognised markers: ``rater_platform`` or ``platform`` equal to "simulated" (srmos'
+    exports), a truthy ``simulated`` column (True, 1, "yes"), or a non-empty ``simulated_as``
+    (the output of :func:`study.analysis.simulate_votes`). A rater with one simulated vote
+    counts as simulated.
+    """
+    mark = np.zeros(len(v), dtype=bool)
+    for col in ("rater_platform", "platform"):
+        if col in v.columns:
+            mark |= _marked(v[col], lambda x: x == "simulated")
+    if "simulated" in v.columns:
+        mark |= _marked(v["simulated"], lambda x: x in _TRUE)
+    if "simulated_as" in v.columns:
+        mark |= _marked(v["simulated_as"], lambda x: x not in ("", "nan"))
+    raters = v.loc[mark, "rater"].unique()
+    return v["rater"].isin(raters).to_numpy()
+
+
+def simulation(v: pd.DataFrame) -> dict:
+    """What the report must say about simulated votes in ``v``.
+
+    Returns ``simulated`` (any), ``n_raters`` (simulated raters), ``unknown`` (method -> reason
+    for the methods whose simulated votes are placeholders: flagged ``simulated_unknown``, or,
+    without that column, a method the simulator has no profile for), ``prefix`` (for figure
+    titles) and ``notes`` (the manifest's sentences).
+    """
+    sim = simulated_votes(v)
+    n_sim, n_all = int(v.loc[sim, "rater"].nunique()), int(v["rater"].nunique())
+    if "simulated_unknown" in v.columns:
+        unknown_rows = sim & _marked(v["simulated_unknown"], lambda x: x in _TRUE)
+    else:
+        known = {m: known_profile(m) for m in v.loc[sim, "method"].astype(str).unique()}
+        unknown_rows = sim & v["method"].astype(str).map(known).eq(False).to_numpy()
+    unknown = {
+        str(m): f"{m} has no simulated profile (the SRGAN paper did not rate it): its simulated "
+        "votes are placeholders, so no verdict"
+        for m in sorted(v.loc[unknown_rows, "method"].astype(str).unique())
+    }
+    notes = []
+    if n_sim:
+        notes.append(
+            f"SIMULATED: {n_sim} of {n_all} raters are simulated, not people; every table and "
+            "figure of this report "
+            + ("describes simulated votes." if n_sim == n_all else "mixes them with real votes.")
+        )
+    if unknown:
+        notes.append(
+            f"No verdict on {', '.join(unknown)}: simulated without a known profile, their "
+            "votes are placeholders (significance.csv says so in note)."
+        )
+    return {
+        "simulated": bool(n_sim),
+        "n_raters": n_sim,
+        "unknown": unknown,
+        "prefix": plots.SIMULATED_PREFIX if n_sim else "",
+        "notes": notes,
+    }
+
+
+def _mos(
+    r: pd.DataFrame, ci: str, order: Sequence[str] | None, unknown: dict[str, str]
+) -> pd.DataFrame:
+    """``mos.csv``: the ITU interval and the one over raters and images, placeholder methods
+    marked in ``note``."""
+    mos = with_general_interval(summarize(r, ("dataset", "method"), ci, order), r)
+    hit = mos["method"].isin(list(unknown))
+    mos.loc[hit, "note"] = [
+        "; ".join(x for x in (n, "simulated placeholder votes (no known profile)") if x)
+        for n in mos.loc[hit, "note"]
+    ]
+    return mos
 
 
 def _unconverged_note(n_iter: int) -> str:
@@ -219,19 +342,46 @@ def _write_comparisons(
     pairing: str,
     method_order: Sequence[str] | None = None,
     by_rater: bool = True,
-) -> None:
-    """Write the method comparisons and study-level statistics.
+    sim: dict | None = None,
+) -> list[str]:
+    """Write the method comparisons and study-level statistics; returns the verdicts.
 
-    ``significance.csv, significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv,
-    reliability.csv, power.csv``.
+    ``significance.csv`` (the primary test, over raters and images), ``significance_paper.csv``
+    (the paper's Wilcoxon with ``pairing``, raters and images fixed),
+    ``significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv, reliability.csv,
+    power.csv``.
     """
-    put("significance.csv", pairwise_tests(r, pairing=pairing, method_order=method_order))
+    unknown = sim["unknown"] if sim else {}
+    primary = crossed_tests(r, method_order=method_order, no_verdict=unknown)
+    put("significance.csv", primary)
+    put("significance_paper.csv", _paper_table(r, pairing, method_order, unknown))
     if by_rater:
-        put("significance_by_rater.csv", pairwise_tests(r, "rater", method_order=method_order))
+        put("significance_by_rater.csv", _paper_table(r, "rater", method_order, unknown))
     # Friedman needs blocks, so the unpaired choice falls back to rater x image blocks.
     put("friedman.csv", friedman(r, pairing="rater_image" if pairing == "none" else pairing))
     put("reliability.csv", reliability_table(r))
-    put("power.csv", power_table(r))
+    put("power.csv", power_table(r, pairs=primary))
+    return primary["verdict"].tolist()
+
+
+def _paper_table(
+    r: pd.DataFrame, pairing: str, method_order: Sequence[str] | None, unknown: dict[str, str]
+) -> pd.DataFrame:
+    """The SRGAN paper's Wilcoxon (:func:`pairwise_tests`) with ``generalises_over`` saying
+    what it takes as fixed; pairs with a placeholder method keep their p but are never called
+    significant, and say why in ``note``."""
+    t = pairwise_tests(r, pairing=pairing, method_order=method_order)
+    fixed = {
+        "rater_image": "neither: raters and images fixed (pairs share raters and images)",
+        "rater": "raters (images fixed)",
+        "none": "neither: votes taken as independent",
+    }[pairing]
+    t.insert(t.columns.get_loc("pairing") + 1, "generalises_over", fixed)
+    for method, reason in unknown.items():
+        hit = (t["method_a"] == method) | (t["method_b"] == method)
+        t.loc[hit, "significant_holm"] = False
+        t.loc[hit, "note"] = reason
+    return t
 
 
 def _write_objective(
@@ -277,8 +427,9 @@ def draw_figures(
     obj = validate_objective(objective) if objective is not None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mos = summarize(r, ("dataset", "method"), ci, method_order)
-    return _draw_plots(r, mos, obj, out, method_order, tuple(formats))
+    sim = simulation(validate_votes(votes))
+    mos = _mos(r, ci, method_order, sim["unknown"])
+    return _draw_plots(r, mos, obj, out, method_order, tuple(formats), sim["prefix"])
 
 
 def _draw_plots(
@@ -288,15 +439,17 @@ def _draw_plots(
     out: Path,
     method_order: Sequence[str] | None = None,
     formats: tuple[str, ...] = plots.FORMATS,
+    prefix: str = "",
 ) -> dict[str, Path]:
-    """Draw the figures into ``out``; ``mos_vs_psnr`` only with objective metrics."""
-    files = dict(plots.score_distribution(r, out, method_order, formats))
-    files.update(plots.mos_ci(mos, out, method_order, formats))
+    """Draw the figures into ``out``; ``mos_vs_psnr`` only with objective metrics; ``prefix``
+    before every title (``SIMULATED - `` for simulated votes)."""
+    files = dict(plots.score_distribution(r, out, method_order, formats, prefix=prefix))
+    files.update(plots.mos_ci(mos, out, method_order, formats, prefix=prefix))
     if obj is not None:
-        files.update(plots.mos_vs_psnr(mos, obj, out, formats))
+        files.update(plots.mos_vs_psnr(mos, obj, out, formats, prefix=prefix))
         if panel_metrics(obj):
             stim = summarize(r, ("dataset", "image", "method"), "t", method_order)
-            files.update(draw_metric_panel(stim, obj, out, formats))
+            files.update(draw_metric_panel(stim, obj, out, formats, prefix))
     return files
 
 
@@ -338,7 +491,15 @@ def _manifest(
             ),
             "subject_model": quality.attrs["estimator"],
             "subject_model_iterations": quality.attrs["n_iter"],
-            "significance": f"wilcoxon signed-rank, pairing={pairing}, Holm and BH per dataset",
+            "significance": (
+                "crossed t (raters and images random; moments, Satterthwaite df), Holm and BH "
+                "per dataset"
+            ),
+            "significance_paper": (
+                f"wilcoxon signed-rank, pairing={pairing}, raters and images fixed, Holm and BH "
+                "per dataset"
+            ),
+            "mos_ci_general": "crossed random raters and images (moments), Satterthwaite df",
         },
         "flags": {name: int(raters[col].sum()) for col, name in FLAG_COLUMNS.items()},
         "excluded_in_mos_screened": _excluded(raters),

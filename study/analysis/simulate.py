@@ -64,8 +64,10 @@ METHOD_ALIASES = {
     "reference": "hr",
 }
 DATASET_ALIASES = {"b100": "bsd100", "bsds100": "bsd100", "bsd": "bsd100"}
-# A method the paper did not rate gets a mid-scale MOS.
-DEFAULT_MOS = 3.0
+# A method the paper did not rate has no profile. Its simulated votes are placeholders drawn
+# around the middle of the scale so every trial gets an answer; they carry
+# ``simulated_unknown=True`` and the report gives no verdict on them.
+PLACEHOLDER_MOS = 3.0
 # Spread of the simulated panel, chosen so per-stimulus std is near the paper's figure 5 spread.
 PROFILES = {
     "paper": {"rater_bias_sd": 0.25, "image_sd": 0.25, "noise_sd": 0.55},
@@ -78,11 +80,12 @@ def _norm(s: str) -> str:
 
 
 def paper_mos(dataset: str, method: str) -> float:
-    """The paper's MOS for a dataset and method (names matched loosely), else a documented default.
+    """The paper's MOS for a dataset and method (names matched loosely); NaN for an unknown method.
 
     Method names are lower-cased with punctuation removed and aliased (nearest -> NN, srresnet ->
     SRResNet-MSE, srgan -> SRGAN-VGG54, original -> HR). An unknown dataset uses the mean over the
-    three sets of the method's values; an unknown method gets ``DEFAULT_MOS`` (3.0).
+    three sets of the method's values. A method the paper did not rate has no MOS: NaN, never an
+    invented value (:func:`known_profile` says which).
     """
     m = _norm(method)
     m = METHOD_ALIASES.get(m, m)
@@ -91,7 +94,22 @@ def paper_mos(dataset: str, method: str) -> float:
     if d in PAPER_MOS and m in PAPER_MOS[d]:
         return PAPER_MOS[d][m]
     known = [t[m] for t in PAPER_MOS.values() if m in t]
-    return float(np.mean(known)) if known else DEFAULT_MOS
+    return float(np.mean(known)) if known else np.nan
+
+
+def known_profile(method: str) -> bool:
+    """Whether the simulator knows ``method`` (the paper rated it, names matched loosely)."""
+    m = _norm(method)
+    return any(METHOD_ALIASES.get(m, m) in t for t in PAPER_MOS.values())
+
+
+def unknown_methods(design: pd.DataFrame) -> list[str]:
+    """The methods of ``design`` (a ``method`` column) the simulator has no profile for, sorted.
+
+    A caller that simulates raters (srmos' pilots) can say so before voting: their votes would
+    be placeholders, not the paper's pattern.
+    """
+    return sorted(m for m in design["method"].astype(str).unique() if not known_profile(m))
 
 
 def expected_vote(mu: float, sd: float) -> float:
@@ -116,15 +134,24 @@ def simulate_votes(
     missing: float = 0.0,
     retest: int = 0,
     repeats: int = 0,
+    *,
+    method_image_sd: float = 0.0,
+    method_rater_sd: float = 0.0,
+    rater_noise_spread: float = 0.0,
+    unknown: str = "flag",
+    scale: str = "acr",
 ) -> pd.DataFrame:
     """Simulate a panel voting on every stimulus of ``design``.
 
     Good rater i votes on stimulus (d, j, m) :math:`\\mathrm{round}(\\mathrm{clip}(\\mu_{dm} +
-    a_{dj} + b_i + \\varepsilon, 1, 5))` with image effect :math:`a \\sim N(0, s_a)`, rater bias
-    :math:`b \\sim N(0, s_b)` and noise :math:`\\varepsilon \\sim N(0, s_e)`; the latent
-    :math:`\\mu_{dm}` is chosen so the expected vote equals the paper's MOS (:func:`paper_mos`).
-    Bad raters vote uniformly at random (``"random"``) or always the same score
-    (``"straight"``, a straight-liner).
+    a_{dj} + b_i + g_{djm} + h_{im} + s_i\\varepsilon, 1, 5))` with image effect
+    :math:`a \\sim N(0, s_a)`, rater bias :math:`b \\sim N(0, s_b)`, method x image interaction
+    :math:`g \\sim N(0,` ``method_image_sd``), method x rater interaction
+    :math:`h \\sim N(0,` ``method_rater_sd``) (a rater's taste for a method, the same on every
+    dataset), noise :math:`\\varepsilon \\sim N(0, s_e)` scaled per rater by
+    :math:`s_i = \\exp(N(0,` ``rater_noise_spread``:math:`))`. The latent :math:`\\mu_{dm}` is
+    chosen so the expected vote equals the paper's MOS (:func:`paper_mos`). Bad raters vote
+    uniformly at random (``"random"``) or always the same score (``"straight"``).
 
     Parameters
     ----------
@@ -135,32 +162,60 @@ def simulate_votes(
     profile : {"paper", "noisy"}
         Spreads: paper (bias 0.25, image 0.25, noise 0.55) or noisy (0.5, 0.3, 1.0).
     seed : int
-        Seed of :func:`numpy.random.default_rng`; same seed, same votes.
+        Seed of :func:`numpy.random.default_rng`; same seed, same votes. The interaction terms
+        come from a second stream of the same seed, so without them the votes are those of
+        earlier versions.
     bad_raters : int or mapping
         An int n gives ceil(n/2) random and floor(n/2) straight-lining raters; or a mapping
         ``{"random": k, "straight": l}``.
     missing : float
-        Fraction of votes dropped at random (partial designs).
+        Fraction of (rater, stimulus) votes dropped at random: an unbalanced design.
     retest : int
         Stimuli each good rater votes on a second time (``kind="retest"``), the paper's pilot.
     repeats : int
         Stimuli each good rater votes on a second time as an ordinary rating (``repeat=1``).
+    method_image_sd, method_rater_sd : float
+        Spreads of the method x image and method x rater interactions (default 0: none).
+    rater_noise_spread : float
+        Sd of the log of each good rater's noise multiplier (default 0: equal noise).
+    unknown : {"flag", "raise"}
+        A method the paper did not rate has no profile. ``"flag"`` (default): its votes are
+        placeholders around the middle of the scale (``PLACEHOLDER_MOS``) with
+        ``simulated_unknown=True`` and ``paper_mos`` NaN, and the report gives no verdict on
+        it; ``"raise"``: ValueError naming the methods.
+    scale : {"acr", "dcr"}
+        The protocol's scale: ``"acr"`` votes around the paper's MOS; ``"dcr"`` rates the
+        impairment against the HR reference around :func:`dcr_mos` (``paper_mos`` then holds
+        that DCR target).
 
     Returns
     -------
     pandas.DataFrame
         ``rater, dataset, image, method, score, kind, repeat, simulated_as`` ("good", "random",
-        "straight"), ``paper_mos``; raters are named r01, r02, ... and the bad ones come last.
+        "straight"), ``paper_mos``, ``simulated_unknown``; raters are named r01, r02, ... and the
+        bad ones come last.
     """
     kinds = _panel(design, n_raters, profile, bad_raters, missing)
-    p = PROFILES[profile]
+    if unknown not in ("flag", "raise"):
+        raise ValueError(f"unknown must be 'flag' or 'raise', got {unknown!r}")
+    if unknown == "raise" and unknown_methods(design):
+        raise ValueError(
+            "no simulated profile for method(s) "
+            f"{', '.join(unknown_methods(design))}: the paper did not rate them"
+        )
+    p = dict(PROFILES[profile], mi=method_image_sd, mr=method_rater_sd)
     rng = np.random.default_rng(seed)
-    stim = _stimuli(design, p, rng)
+    if scale not in TARGETS:
+        raise ValueError(f"scale must be one of {', '.join(TARGETS)}, got {scale!r}")
+    stim = _stimuli(design, p, rng, TARGETS[scale])
+    taste = _interactions(stim, p, n_raters, rater_noise_spread, seed)
     frames = []
     for i, kind in enumerate(kinds):
-        frames += _rater_votes(f"r{i + 1:02d}", kind, stim, p, rng, missing, retest, repeats)
+        rater = (taste["offset"][i], p["rater_bias_sd"], taste["noise"][i])
+        frames += _rater_votes(f"r{i + 1:02d}", kind, stim, rater, rng, missing, retest, repeats)
     out = pd.concat(frames, ignore_index=True)
     out["score"] = out["score"].astype("int64")
+    out["simulated_unknown"] = out["paper_mos"].isna()
     return out[
         [
             "rater",
@@ -172,6 +227,7 @@ def simulate_votes(
             "repeat",
             "simulated_as",
             "paper_mos",
+            "simulated_unknown",
         ]
     ]
 
@@ -206,23 +262,44 @@ class _Stimuli:
     """The design's distinct stimuli and what a good rater's vote on each is drawn around."""
 
     table: pd.DataFrame  # dataset, image, method
-    paper_mos: np.ndarray
+    paper_mos: np.ndarray  # NaN for a method without a profile
     latent: np.ndarray  # mean before rounding whose expected vote is paper_mos
     image_effect: np.ndarray  # shared by every method on the same image
 
 
-def _stimuli(design: pd.DataFrame, p: dict[str, float], rng: np.random.Generator) -> _Stimuli:
-    """Distinct stimuli of ``design`` with their latent means and one image effect per image."""
+def _total_sd(p: Mapping[str, float]) -> float:
+    """Sd of a good rater's latent vote around the method's mean (all terms but the mean)."""
+    parts = (p["rater_bias_sd"], p["image_sd"], p["noise_sd"], p.get("mi", 0.0), p.get("mr", 0.0))
+    return float(np.sqrt(sum(x * x for x in parts)))
+
+
+def dcr_mos(dataset: str, method: str) -> float:
+    """The simulated DCR profile: a method's mean impairment score (5 imperceptible ... 1 very
+    annoying), read linearly off the paper's ACR MOS so that the HR reference scores 5 (it is
+    the reference) and an ACR MOS of 1 scores 1: :math:`1 + 4 (MOS - 1) / (MOS_{HR} - 1)`.
+    An assumption for pilots, not a published DCR study; NaN for a method the paper did not
+    rate."""
+    mos, hr = paper_mos(dataset, method), paper_mos(dataset, "hr")
+    return float(np.clip(1 + 4 * (mos - 1) / (hr - 1), 1.0, 5.0)) if np.isfinite(mos) else np.nan
+
+
+# What a simulated vote's mean follows, by the protocol's scale.
+TARGETS = {"acr": paper_mos, "dcr": dcr_mos}
+
+
+def _stimuli(
+    design: pd.DataFrame, p: dict[str, float], rng: np.random.Generator, target=paper_mos
+) -> _Stimuli:
+    """Distinct stimuli of ``design`` with their latent means (``target(dataset, method)``) and
+    one image effect per image."""
     stim = (
         design[["dataset", "image", "method"]].astype(str).drop_duplicates().reset_index(drop=True)
     )
-    total_sd = float(np.sqrt(p["rater_bias_sd"] ** 2 + p["image_sd"] ** 2 + p["noise_sd"] ** 2))
-    targets = np.array(
-        [paper_mos(d, m) for d, m in zip(stim["dataset"], stim["method"], strict=True)]
-    )
-    # One root-finding per distinct MOS, not per stimulus.
-    cache = {t: latent_for(t, total_sd) for t in np.unique(targets)}
-    mu = np.array([cache[t] for t in targets])
+    targets = np.array([target(d, m) for d, m in zip(stim["dataset"], stim["method"], strict=True)])
+    # One root-finding per distinct MOS, not per stimulus; placeholders for unknown methods.
+    drawn = np.where(np.isnan(targets), PLACEHOLDER_MOS, targets)
+    cache = {t: latent_for(t, _total_sd(p)) for t in np.unique(drawn)}
+    mu = np.array([cache[t] for t in drawn])
     images = stim[["dataset", "image"]].drop_duplicates()
     img_eff = pd.Series(
         rng.normal(0, p["image_sd"], len(images)), index=pd.MultiIndex.from_frame(images)
@@ -231,26 +308,44 @@ def _stimuli(design: pd.DataFrame, p: dict[str, float], rng: np.random.Generator
     return _Stimuli(stim, targets, mu, a)
 
 
+def _interactions(
+    stim: _Stimuli, p: Mapping[str, float], n_raters: int, spread: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Per rater: the offset of each stimulus (method x image + method x rater interactions)
+    and the noise multiplier. Drawn from a second stream of ``seed`` so the first stream, and
+    the votes without these terms, stay those of earlier versions."""
+    rng = np.random.default_rng([seed, 1])
+    n_s = len(stim.table)
+    methods, m_idx = np.unique(stim.table["method"].to_numpy(), return_inverse=True)
+    g = rng.normal(0, p["mi"], n_s) if p["mi"] > 0 else np.zeros(n_s)
+    h = rng.normal(0, p["mr"], (n_raters, len(methods))) if p["mr"] > 0 else None
+    offset = np.broadcast_to(g, (n_raters, n_s)) if h is None else g + h[:, m_idx]
+    noise = np.exp(rng.normal(0, spread, n_raters)) if spread > 0 else np.ones(n_raters)
+    return {"offset": offset, "noise": noise * p["noise_sd"]}
+
+
 def _rater_votes(
     name: str,
     kind: str,
     stim: _Stimuli,
-    p: dict[str, float],
+    rater: tuple[np.ndarray, float, float],
     rng: np.random.Generator,
     missing: float,
     retest: int,
     repeats: int,
 ) -> list[pd.DataFrame]:
     """One rater's votes: a rating of every stimulus (less the missing ones), then a good
-    rater's retest and repeated votes.
+    rater's retest and repeated votes. ``rater`` is (offset per stimulus, bias sd, noise sd).
 
     The random draws happen in this fixed order, so a seed gives the same votes.
     """
     n_s = len(stim.table)
+    offset, bias_sd, noise_sd = rater
+    mean = stim.latent + stim.image_effect + offset
     b = None
     if kind == "good":
-        b = rng.normal(0, p["rater_bias_sd"])
-        score = _good_votes(stim.latent + stim.image_effect, b, p["noise_sd"], rng)
+        b = rng.normal(0, bias_sd)
+        score = _good_votes(mean, b, noise_sd, rng)
     elif kind == "random":
         score = rng.integers(1, 6, n_s).astype(float)
     else:
@@ -269,7 +364,7 @@ def _rater_votes(
     for count, again_kind in ((retest, "retest"), (repeats, "rating")):
         if count and kind == "good":
             idx = rng.choice(n_s, size=min(count, n_s), replace=False)
-            again = _good_votes(stim.latent[idx] + stim.image_effect[idx], b, p["noise_sd"], rng)
+            again = _good_votes(mean[idx], b, noise_sd, rng)
             frames.append(
                 stim.table.iloc[idx].assign(
                     rater=name,
@@ -318,3 +413,83 @@ def paper_design(methods_bsd100: tuple[str, ...] | None = None) -> pd.DataFrame:
     for ds, n_img, methods in (("Set5", 5, all12), ("Set14", 14, all12), ("BSD100", 100, nine)):
         rows += [(ds, f"img{i:03d}", m) for i in range(n_img) for m in methods]
     return pd.DataFrame(rows, columns=["dataset", "image", "method"])
+
+
+def null_scores(
+    n_raters: int = 26,
+    n_images: int = 100,
+    replicates: int = 1,
+    n_methods: int = 2,
+    mos: float = 3.0,
+    method_image_sd: float = 0.3,
+    method_rater_sd: float = 0.3,
+    missing: float = 0.1,
+    rater_noise_spread: float = 0.0,
+    profile: str = "paper",
+    seed: int = 0,
+) -> np.ndarray:
+    """Votes of independent null studies as an array (replicates, raters, images, methods).
+
+    Every method has the same expected vote ``mos``; votes follow :func:`simulate_votes`' model
+    (rater bias, image effect, method x image and method x rater interactions, per-rater noise,
+    rounded and clipped to 1-5), all drawn afresh per replicate, and each (rater, image,
+    method) vote is missing (NaN) with probability ``missing``. Any difference a test finds
+    between two methods is a false positive: this is what calibration checks are run on.
+    """
+    if not 0.0 <= missing < 1.0:
+        raise ValueError("missing must be in [0, 1)")
+    p = dict(PROFILES[profile], mi=method_image_sd, mr=method_rater_sd)
+    mu = latent_for(mos, _total_sd(p))
+    rng = np.random.default_rng(seed)
+    b, r, i, m = replicates, n_raters, n_images, n_methods
+    latent = (
+        mu
+        + rng.normal(0, p["image_sd"], (b, 1, i, 1))
+        + rng.normal(0, p["rater_bias_sd"], (b, r, 1, 1))
+        + rng.normal(0, method_image_sd, (b, 1, i, m))
+        + rng.normal(0, method_rater_sd, (b, r, 1, m))
+    )
+    noise_sd = p["noise_sd"] * np.exp(rng.normal(0, rater_noise_spread, (b, r, 1, 1)))
+    latent += noise_sd * rng.standard_normal((b, r, i, m))
+    votes = np.clip(np.round(latent), 1, 5)
+    votes[rng.random(votes.shape) < missing] = np.nan
+    return votes
+
+
+def null_design(
+    n_raters: int = 26,
+    n_images: int = 100,
+    replicates: int = 1,
+    n_methods: int = 2,
+    **kwargs,
+) -> pd.DataFrame:
+    """:func:`null_scores` as a long vote table, one ``dataset`` per replicate.
+
+    Keyword arguments are those of :func:`null_scores` (``mos, method_image_sd,
+    method_rater_sd, missing, rater_noise_spread, profile, seed``). Replicates are named
+    ``null000, null001, ...``, so a per-dataset analysis (significance, Holm) treats each as its
+    own study; raters ``r01 ...``, images ``img000 ...``, methods ``m1, m2, ...``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater, dataset, image, method, score, kind, repeat, simulated_as`` ("good"),
+        ``paper_mos`` (the common expected vote), ``simulated_unknown`` (False).
+    """
+    votes = null_scores(n_raters, n_images, replicates, n_methods, **kwargs)
+    b, r, i, m = np.nonzero(~np.isnan(votes))
+    names = lambda codes, fmt, n: pd.Categorical.from_codes(codes, [fmt(k) for k in range(n)])  # noqa: E731
+    return pd.DataFrame(
+        {
+            "rater": names(r, lambda k: f"r{k + 1:02d}", votes.shape[1]),
+            "dataset": names(b, lambda k: f"null{k:03d}", votes.shape[0]),
+            "image": names(i, lambda k: f"img{k:03d}", votes.shape[2]),
+            "method": names(m, lambda k: f"m{k + 1}", votes.shape[3]),
+            "score": votes[b, r, i, m].astype("int64"),
+            "kind": "rating",
+            "repeat": 0,
+            "simulated_as": "good",
+            "paper_mos": float(kwargs.get("mos", 3.0)),
+            "simulated_unknown": False,
+        }
+    )

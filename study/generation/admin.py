@@ -41,7 +41,7 @@ class CampaignGenerationMixin:
         "generate_candidates",
         "retry_failed",
         "cancel_generation",
-        "compute_metrics",
+        "queue_missing_metrics",
     ]
 
     def get_urls(self):
@@ -93,7 +93,7 @@ class CampaignGenerationMixin:
         return HttpResponseRedirect(reverse("admin:study_campaign_change", args=[pk]))
 
     @admin.action(description="Compute missing metrics (images stay)", permissions=["change"])
-    def compute_metrics(self, request, queryset):
+    def queue_missing_metrics(self, request, queryset):
         for campaign in queryset:
             self.run_generation_action(request, campaign, "metrics", prefix=f"{campaign}: ")
 

@@ -114,7 +114,7 @@ def queue_metrics(campaign):
     ids = [c.pk for c in rows]
     for start in range(0, len(ids), METRIC_CHUNK):
         chunk = ids[start : start + METRIC_CHUNK]
-        transaction.on_commit(lambda chunk=chunk: tasks.compute_metrics.delay(chunk))
+        transaction.on_commit(lambda chunk=chunk: tasks.measure_candidates.delay(chunk))
     return len(ids)
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from sr_models.degrade import modcrop
 from sr_models.methods import get_method
-from sr_models.metric_panel import MetricFailure, compute_metrics
+from sr_models.metric_panel import MetricFailure, measure_pair
 from sr_models.metrics import psnr, ssim
 from study.generation import networks
 from study.generation.inputs import hr_for, lr_input, read_png
@@ -211,9 +211,7 @@ def measure(hr, sr, names, scale):
     A metric that fails on this image is missing with its reason; the others are kept."""
     if not names:
         return {}, {}
-    results = compute_metrics(
-        hr, sr, names, crop_border=scale, weights=settings.SRMOS_METRIC_WEIGHTS
-    )
+    results = measure_pair(hr, sr, names, crop_border=scale, weights=settings.SRMOS_METRIC_WEIGHTS)
     values = {k: v for k, v in results.items() if not isinstance(v, MetricFailure)}
     notes = {k: v.reason for k, v in results.items() if isinstance(v, MetricFailure)}
     return values, notes

@@ -125,7 +125,7 @@ def generate_candidate(self, candidate_id, method_kind=None):
     ]
     if made and candidate.method.kind == Method.NETWORK and candidate.campaign.metrics:
         # The metric panel is CPU work: a CPU worker does it, not the GPU one.
-        compute_metrics.delay(made)
+        measure_candidates.delay(made)
     Campaign.objects.get(pk=candidate.campaign_id).update_generation_status()
 
 
@@ -153,8 +153,9 @@ def _record(candidate_id, token, result):
     )
 
 
+# The registered name stays: messages queued by an older release must still find the task.
 @shared_task(name="study.tasks.compute_metrics", acks_late=True)
-def compute_metrics(candidate_ids):
+def measure_candidates(candidate_ids):
     """Compute the campaign's metrics that made candidates lack (a metric added afterwards),
     from their stored images; a second delivery finds nothing missing and does nothing."""
     from study.generation.render import measure_stored  # torch: workers only

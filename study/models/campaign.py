@@ -1,11 +1,12 @@
 """A campaign (the study's design and state) and its candidates, one per image and method."""
 
 from django.core.validators import URLValidator
-from django.db import IntegrityError, models, transaction
+from django.db import models
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from study.models.candidate import CALIBRATION_METHODS, Candidate
 from study.models.catalog import Dataset, Method, SourceImage, paper_order
 from study.models.design import (
     DESIGN_FIELDS,
@@ -17,11 +18,11 @@ from study.models.design import (
     refuse_frozen_m2m,
     scale_mismatches,
 )
-from study.models.jobs import JobQuerySet, JobRow
+from study.models.lifecycle import CampaignLifecycle
 from study.models.metrics import check_metrics, default_metrics
 from study.models.protocol import protocol_choices, protocol_of
 from study.models.texts import DEFAULT_CONSENT, DEFAULT_INSTRUCTIONS
-from study.models.tokens import completion_code, public_id, rater_token
+from study.models.tokens import completion_code, rater_token
 
 # Faster than anyone judges an image's quality, slower than a double key press (40-100 ms).
 VOTE_FLOOR_MS = 300
@@ -43,7 +44,7 @@ def get_campaign_for(request, pk, change=False):
     return get_object_or_404(Campaign.objects.for_user(request.user, change), pk=pk)
 
 
-class Campaign(models.Model):
+class Campaign(CampaignLifecycle, models.Model):
     DRAFT = "draft"
     GENERATING = "generating"
     READY = "ready"
@@ -247,29 +248,6 @@ class Campaign(models.Model):
             if attname in stored and stored[attname] != getattr(self, attname):
                 raise DesignFrozen(self.name, field)
 
-    def clone(self, name, seed=None):
-        """A new draft campaign with this one's design and texts (a new seed when given).
-
-        A kernel no longer in the registry becomes the default one in the copy (the caller
-        says so: compare the kernels).
-        """
-        skip = {"id", "name", "status", "created_at", "launched_at", "closed_at"}
-        skip |= {"generation_queued_at", "recruit_token", "completion_code", "seed"}
-        values = {
-            f.attname: getattr(self, f.attname)
-            for f in self._meta.concrete_fields
-            if f.name not in skip
-        }
-        if values["kernel"] not in dict(KERNEL_CHOICES):
-            values["kernel"] = Campaign._meta.get_field("kernel").default
-        with transaction.atomic():
-            copy = Campaign.objects.create(
-                name=name, seed=self.seed if seed is None else seed, **values
-            )
-            copy.datasets.set(self.datasets.all())
-            copy.methods.set(self.methods.all())
-        return copy
-
     @property
     def kind(self):
         """The campaign's protocol object (study.models.protocol): what differs between ACR,
@@ -334,90 +312,6 @@ class Campaign(models.Model):
             # Conditional update: when the last two tasks finish together both may get here.
             Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.READY)
 
-    def launch(self):
-        """Make a ready campaign live with `rater_links` secret links.
-
-        Idempotent: on a live campaign it only adds the links that `rater_links` asks for
-        beyond those made already (raise the number, launch again).
-        """
-        # The last worker may not have moved the campaign to ready yet: its candidates are
-        # all done a moment before it updates the status.
-        self.update_generation_status()
-        with transaction.atomic():
-            campaign = Campaign.objects.select_for_update().get(pk=self.pk)
-            if campaign.status == self.CLOSED:
-                raise ValueError(
-                    f"Campaign {campaign.name} is closed: its votes are final and it cannot be "
-                    "launched again. Clone it to run the same design as a new study."
-                )
-            if campaign.status not in (self.READY, self.LIVE):
-                raise ValueError(
-                    f"Campaign {campaign.name} is {campaign.get_status_display().lower()}; "
-                    "only a campaign whose candidates are all generated can be launched."
-                )
-            missing = campaign.rater_links - campaign.raters.links().count()
-            for _ in range(max(missing, 0)):
-                campaign.raters.create_with_trials(campaign)
-            if campaign.status == self.READY:
-                campaign.status = self.LIVE
-                campaign.launched_at = timezone.now()
-                campaign.save(update_fields=["status", "launched_at"])
-        self.refresh_from_db()
-
-    def close(self):
-        """End a live campaign: its links show "this study has ended", every vote is kept.
-
-        Returns (sessions, completed sessions, votes) of people for the researcher; raises ValueError
-        when the campaign is not live.
-        """
-        closed = Campaign.objects.filter(pk=self.pk, status=self.LIVE).update(
-            status=self.CLOSED, closed_at=timezone.now()
-        )
-        self.refresh_from_db()
-        if not closed:
-            raise ValueError(
-                f"Campaign {self.name} is {self.get_status_display().lower()}, not live: only a "
-                "live campaign can be closed."
-            )
-        # People only: previews and simulated sessions are not participants.
-        raters = self.raters.people()
-        votes = raters.filter(trials__score__isnull=False).count()
-        return raters.count(), raters.filter(completed_at__isnull=False).count(), votes
-
-    # Why a crowd participant cannot join (`enrol` returns one of these, or a session).
-    NOT_LIVE, NO_RECRUITMENT, FULL_UP = "not-live", "no-recruitment", "full"
-
-    def enrol(self, participant, **fields):
-        """The session of crowd participant `participant`, made now if they have none: a
-        Rater, or the reason they cannot join (NOT_LIVE, NO_RECRUITMENT, FULL_UP).
-
-        Joins of a capped campaign take turns (a row lock on PostgreSQL; SQLite's immediate
-        transactions already serialise writers), so simultaneous joins cannot all see one free
-        place and overfill the cap; the row is read again under the lock, so a cap or status
-        changed meanwhile counts. Two requests of one participant at once: the database's
-        unique constraint lets one make the session and the other takes it.
-        """
-        try:
-            with transaction.atomic():
-                campaign = self
-                if self.max_participants:
-                    campaign = Campaign.objects.select_for_update().get(pk=self.pk)
-                if campaign.status != self.LIVE:
-                    return self.NOT_LIVE
-                if not campaign.open_recruitment:
-                    return self.NO_RECRUITMENT
-                joined = campaign.raters.exclude(participant_id="")
-                rater = joined.filter(participant_id=participant).first()
-                if rater is not None:
-                    return rater
-                if campaign.max_participants and joined.count() >= campaign.max_participants:
-                    return self.FULL_UP
-                return campaign.raters.create_with_trials(
-                    campaign, participant_id=participant, opened_at=timezone.now(), **fields
-                )
-        except IntegrityError:
-            return self.raters.get(participant_id=participant)
-
     def refuse_generation(self):
         """Why candidates cannot be (re)made now, or "" when they can."""
         if self.status in (self.LIVE, self.CLOSED):
@@ -436,87 +330,6 @@ class Campaign(models.Model):
         except LookupError as exc:
             return [str(exc)]
         return [*kind.requirements(list(methods), self), *scale_mismatches(methods, self.scale)]
-
-
-# The paper's calibration anchors: nearest neighbour shown as "1 - bad", HR as "5 - excellent".
-CALIBRATION_METHODS = {"nearest": 1, "hr": 5}
-
-
-class CandidateQuerySet(JobQuerySet):
-    def done(self):
-        return self.filter(status=Candidate.DONE)
-
-
-class Candidate(JobRow, models.Model):
-    HEARTBEAT = True  # a takeover one lease after the worker dies, not after the time limit
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    STATUS_CHOICES = [
-        (QUEUED, "Queued"),
-        (RUNNING, "Running"),
-        (DONE, "Done"),
-        (FAILED, "Failed"),
-        (CANCELLED, "Cancelled"),
-    ]
-
-    campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="candidates")
-    RATING = "rating"
-    CALIBRATION = "calibration"
-    role = models.CharField(
-        max_length=12, default=RATING, choices=[(RATING, "Rated"), (CALIBRATION, "Calibration")]
-    )
-    image = models.ForeignKey(SourceImage, models.PROTECT, related_name="candidates")
-    method = models.ForeignKey(Method, models.PROTECT, related_name="candidates")
-    public_id = models.CharField(max_length=32, unique=True, default=public_id, editable=False)
-    file = models.FileField(max_length=300, blank=True)
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
-    psnr = models.FloatField(null=True, blank=True, help_text="dB, Y channel, scale px border crop")
-    ssim = models.FloatField(null=True, blank=True)
-    metrics = models.JSONField(
-        default=dict, blank=True, help_text="The campaign's other metrics: name -> value."
-    )
-    metric_notes = models.JSONField(
-        default=dict, blank=True, help_text="name -> why that metric is missing for this image."
-    )
-    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # The running attempt: its random token and until when its worker is known alive (a
-    # heartbeat renews it). A redelivered task takes over a candidate whose lease has run out.
-    claim = models.CharField(max_length=32, blank=True, editable=False)
-    lease_expires = models.DateTimeField(null=True, blank=True)
-    seconds = models.FloatField(
-        null=True, blank=True, help_text="Worker time to make it (a batch's time is shared)."
-    )
-    notes = models.CharField(max_length=300, blank=True, help_text="E.g. the HR was modcropped.")
-
-    objects = CandidateQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["campaign_id", "image_id", "method_id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["campaign", "image", "method"], name="unique_candidate"
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.campaign.name}: {self.image} x {self.method.slug}"
-
-    def missing_metrics(self):
-        """The campaign's metrics this candidate has no value for (never computed, or failed:
-        a failure may have been mended since, e.g. a weight file supplied)."""
-        return [m for m in self.campaign.metrics if m not in self.metrics]
-
-    def output_path(self):
-        # Deterministic, so a retried task overwrites instead of leaving an orphan.
-        return f"candidates/{self.campaign_id}/{self.public_id}.png"
 
 
 for _through in (Campaign.datasets.through, Campaign.methods.through):

@@ -44,6 +44,11 @@ class RaterManager(models.Manager.from_queryset(RaterQuerySet)):
 
 
 class Rater(models.Model):
+    """One session of one campaign: the person (or preview, or simulated pilot) behind a link,
+    their trials and their steps. A person who rates two campaigns has two Rater rows; the
+    name is the table's (kept for migrations and exports), the meaning is "a rater's session".
+    """
+
     campaign = models.ForeignKey(Campaign, models.CASCADE, related_name="raters")
     token = models.CharField(max_length=64, unique=True, default=rater_token, editable=False)
     label = models.CharField(max_length=100, blank=True)

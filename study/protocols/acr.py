@@ -27,6 +27,7 @@ class ACR(Protocol):
     )
     calibration_preview = "bad and excellent images"
     question = "How good is the quality of this image?"
+    simulated_scale = "acr"  # study.analysis.simulate: votes around the paper's MOS
     LABELS = ["Bad", "Poor", "Fair", "Good", "Excellent"]
 
     def answers(self):
@@ -114,6 +115,8 @@ class ACR(Protocol):
             plots_enabled=options.get("plots_enabled", True),
             method_order=options.get("method_order"),
             downloads=options.get("downloads", True),
+            score_name=self.score_name,
+            tables=options.get("tables"),
         )
 
     def draw_figures(self, campaign, frame, out_dir, formats, **options):

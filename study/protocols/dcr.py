@@ -25,6 +25,7 @@ class DCR(ACR):
     task = "rate how annoying any degradation of each one is, compared with its reference"
     score_name = "dmos"
     instructions = INSTRUCTIONS
+    simulated_scale = "dcr"  # impairment against the reference (study.analysis.simulate)
     report_note = (
         "Degradation category rating: each score rates the impairment against the HR reference "
         "(5 imperceptible ... 1 very annoying), so a method's mean is a DMOS, not an absolute "

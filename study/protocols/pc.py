@@ -165,6 +165,7 @@ class PairedComparison(Protocol):
             mos=mos,
             downloads=options.get("downloads", True),
             plots_enabled=options.get("plots_enabled", True),
+            tables=options.get("tables"),
         )
 
     def draw_figures(self, campaign, frame, out_dir, formats, **options):

@@ -29,10 +29,11 @@ def _design(campaign):
     return pd.DataFrame(list(rows), columns=["candidate", *KEY])
 
 
-def _panel(campaign, sessions, options):
+def _panel(protocol, campaign, sessions, options):
     """{rater name: {"rating"|"retest": {candidate pk: score}}, rater name: label suffix}."""
     design = _design(campaign)
     kw = {"n_raters": sessions, "profile": options.profile, "bad_raters": options.bad}
+    kw["scale"] = protocol.simulated_scale
     first = simulate_votes(design, seed=options.seed, **kw)
     # Retest showings get an independent second draw of the same panel.
     again = simulate_votes(design, seed=options.seed + 1, **kw)
@@ -66,7 +67,7 @@ def rated_sessions(protocol, campaign, sessions, options):
     """ACR/DCR: each simulated session scores every trial at once (a bulk `record_votes`)."""
     added = 0
     with transaction.atomic():
-        for name, (kind, scores) in _panel(campaign, sessions, options).items():
+        for name, (kind, scores) in _panel(protocol, campaign, sessions, options).items():
             rater = _new_session(campaign, name, kind)
             trials = rater.trials.values_list("position", "kind", "candidate_id")
             added += rater.record_votes({p: scores[k][c] for p, k, c in trials})

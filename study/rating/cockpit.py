@@ -17,7 +17,7 @@ from study.models import Campaign, Rater, session_estimate
 from study.models.campaign import get_campaign_for
 from study.rating.approvals import PLATFORMS, Thresholds, approval_csv, approval_rows
 from study.rating.funnel import campaign_funnel
-from study.rating.simulated import add_simulated_raters
+from study.rating.simulated import add_simulated_raters, caveat
 
 # The request being answered, so the campaign page's read-only fields can print absolute links.
 _request = ContextVar("srmos_admin_request", default=None)
@@ -117,6 +117,8 @@ class CampaignCrowdMixin:
                     f"{d['raters']} simulated raters ({d['bad']} careless) added to {campaign}: "
                     f"{votes} votes, labelled simulated in every export.",
                 )
+                if caveat(campaign):
+                    self.message_user(request, caveat(campaign), messages.WARNING)
                 return self._back(campaign)
         context = {
             **self.admin_site.each_context(request),

@@ -2,8 +2,27 @@
 (`Protocol.simulate`, study.protocols.simulation). Their sessions have platform "simulated",
 which every export carries (`rater_platform`), so they can never pass for people."""
 
+from study.analysis.simulate import known_profile
 from study.models import Campaign
 from study.protocols.simulation import Options
+
+
+def unknown_methods(campaign):
+    """The campaign's methods simulated raters know no profile for (the SRGAN paper did not
+    rate them): their simulated votes are placeholders and reports give no verdict on them."""
+    return sorted(slug for slug in campaign.methods.values_list("slug", flat=True)
+                  if not known_profile(slug))  # fmt: skip
+
+
+def caveat(campaign):
+    """What the researcher is told after adding simulated raters ("" when nothing)."""
+    unknown = unknown_methods(campaign)
+    if not unknown:
+        return ""
+    return (
+        f"No simulated profile for {', '.join(unknown)} (the SRGAN paper did not rate "
+        "them): their simulated votes are placeholders, and the report gives no verdict on them."
+    )
 
 
 def add_simulated_raters(campaign, raters, profile="paper", bad=2, seed=0, mix_with_real=False):

@@ -135,6 +135,16 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
     return paths
 
 
+def report_tables(campaign):
+    """The live report's tables as DataFrames, and its manifest as a dict, under their file
+    names: computed in memory, without the figures or the download-only files."""
+    tables = {}
+    campaign.kind.write_report(
+        campaign, _votes_to_report(campaign), None, **_options(campaign, tables=tables)
+    )
+    return tables
+
+
 def draw_report_figures(campaign, out_dir, formats=("svg",)):
     """The report's figures of a campaign (SVG only by default, as the report page shows them);
     for a paired comparison, the JOD scale with its intervals."""

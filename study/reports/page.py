@@ -20,14 +20,20 @@ from django.db.models import Count, Max
 
 from study.analysis.objective import FIT_FAILED
 from study.models import Trial
-from study.reports.frames import draw_report_figures, export_report
+from study.reports.frames import draw_report_figures, report_tables
 
 NA = "–"
 # p-values read as the papers print them: three decimals, tiny ones as a bound.
-P_COLUMNS = {"p", "p_holm", "p_bh", "wilcoxon_p"}
+P_COLUMNS = {"p", "p_holm", "p_bh", "wilcoxon_p", "srocc_p", "krocc_p", "spearman_p"}
 # The paper's Table 2 prints PSNR to 2 decimals, SSIM to 4 and MOS to 2.
 TABLE2_DIGITS = {"psnr": 2, "ssim": 4, "mos": 2}
-MOS_SCALE = {c: 2 for c in ("mos", "std", "median", "ci95_low", "ci95_high")}
+MOS_SCALE = {
+    c: 2
+    for c in (
+        *("mos", "dmos", "std", "median", "se_general"),
+        *("ci95_low", "ci95_high", "ci95_low_general", "ci95_high_general"),
+    )
+}
 # Text even when empty throughout (pandas then reads them as float NaN).
 TEXT_COLUMNS = {"note", "flags"}
 
@@ -51,17 +57,29 @@ SECTIONS = [
     ),
     Section(
         "mos.csv",
-        "MOS per method and dataset",
-        "95% CI: t(0.975, n-1) s / sqrt(n).",
-        ("dataset", "method", "mos", "ci95_low", "ci95_high", "n", "n_raters", "std", "median"),
+        "Mean score per method and dataset (MOS; DMOS for DCR)",
+        "Two 95% intervals: ci95_low_general / ci95_high_general generalise over raters and "
+        "images (crossed random effects, Satterthwaite df), the one a claim about other people "
+        "and other images needs; ci95_low / ci95_high are the ITU t-interval over the votes, "
+        "t(0.975, n-1) s / sqrt(n), which takes these raters and images as fixed.",
+        (
+            *("dataset", "method", "mos", "dmos", "ci95_low_general", "ci95_high_general"),
+            *("ci95_low", "ci95_high", "n", "n_raters", "std", "median"),
+        ),
         MOS_SCALE,
     ),
     Section(
         "significance.csv",
-        "Paired Wilcoxon signed-rank tests",
-        "Paired per rater and image; raw, Holm and Benjamini-Hochberg p.",
-        ("dataset", "method_a", "method_b", "mos_a", "mos_b", "mean_diff", "p_holm", "p"),
-        {"mos_a": 2, "mos_b": 2, "mean_diff": 2},
+        "Differences between methods, over raters and images",
+        "Crossed random-effects t test on each pair's per rater x image differences (raters and "
+        "images random, method x rater and method x image interactions; moments, Satterthwaite "
+        "df), 95% CI of the difference, Holm per dataset: the verdicts above. The SRGAN paper's "
+        "Wilcoxon test (raters and images fixed) is significance_paper.csv in the zip.",
+        (
+            *("dataset", "method_a", "method_b", "mos_a", "mos_b", "mean_diff"),
+            *("ci95_low", "ci95_high", "p_holm", "p"),
+        ),
+        {"mos_a": 2, "mos_b": 2, "mean_diff": 2, "ci95_low": 2, "ci95_high": 2, "se": 2},
     ),
     Section(
         "friedman.csv",
@@ -90,13 +108,17 @@ SECTIONS = [
         "Each metric mapped onto MOS by the VQEG logistic; agreement = SROCC oriented so that "
         "higher agrees better; the full report (zip) adds bootstrap intervals and the "
         "significance of the differences between metrics (metric_comparison.csv).",
-        ("dataset", "level", "metric", "rank", "agreement", "plcc", "rmse", "outlier_ratio", "n"),
+        (
+            *("dataset", "level", "metric", "rank", "agreement", "plcc", "rmse"),
+            *("outlier_ratio", "n", "n_reference", "n_missing"),
+        ),
     ),
     Section(
         "jod.csv",
         "JOD scale from the paired comparisons (Thurstone Case V)",
         "1 JOD = 75% of raters prefer one over the other (pwcmp); the reference method at 0; "
-        "95% CIs from resampling raters.",
+        "95% intervals over raters and images (resamples of raters, images and comparisons "
+        "combined, Satterthwaite df).",
         ("dataset", "method", "jod", "ci95_low", "ci95_high", "n", "n_raters", "note"),
         {"jod": 2, "ci95_low": 2, "ci95_high": 2, "se": 2},
     ),
@@ -115,12 +137,12 @@ SECTIONS = [
     Section(
         "power.csv",
         "Smallest detectable MOS difference",
-        key_columns=("dataset", "n_raters", "planned", "min_detectable_diff"),
+        key_columns=("dataset", "n_raters", "n_images", "planned", "min_detectable_diff"),
         decimals={"min_detectable_diff": 2, "min_detectable_diff_corrected": 2},
     ),
 ]
 PLOTS = [
-    ("mos_ci.svg", "MOS with 95% confidence intervals"),
+    ("mos_ci.svg", "MOS with 95% intervals over raters and images"),
     ("score_distribution.svg", "Distribution of scores per method"),
     ("mos_vs_psnr.svg", "MOS against PSNR"),
     ("metric_panel.svg", "MOS against each metric, with the fitted logistic"),
@@ -150,9 +172,7 @@ def report_context(campaign, version=None):
     key = f"srmos-report-{campaign.pk}-{version}"
     context = cache.get(key)
     if context is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = export_report(campaign, tmp, plots_enabled=False, downloads=False)
-            context = context_from_files(paths)
+        context = context_from_tables(report_tables(campaign))
         context["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
         cache.set(key, context, timeout=3600)
     return {**context, "version": version}
@@ -173,10 +193,12 @@ def figures_context(campaign, version=None):
     return {"plots": plots}
 
 
-def context_from_files(paths):
-    """The page's tables and manifest from the files of ``write_report`` (name -> path)."""
-    sections = [table_section(s, pd.read_csv(paths[s.file])) for s in SECTIONS if s.file in paths]
-    manifest = json.loads(paths["manifest.json"].read_text())
+def context_from_tables(tables):
+    """The page's tables and manifest from the report's tables in memory (name -> DataFrame,
+    and the manifest's dict), as ``frames.report_tables`` gives them."""
+    sections = [table_section(s, tables[s.file]) for s in SECTIONS if s.file in tables]
+    # The manifest as the zip's manifest.json holds it (numbers and text only).
+    manifest = json.loads(json.dumps(tables["manifest.json"], default=str))
     return {"sections": sections, "manifest": manifest}
 
 

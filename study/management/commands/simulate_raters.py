@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from study.analysis.simulate import PROFILES
 from study.management.commands._helpers import get_campaign
-from study.rating.simulated import add_simulated_raters
+from study.rating.simulated import add_simulated_raters, caveat
 
 
 class Command(BaseCommand):
@@ -37,3 +37,5 @@ class Command(BaseCommand):
                 f"added {raters} simulated raters ({bad} bad) to {campaign.name}: {added} votes"
             )
         )
+        if caveat(campaign):
+            self.stderr.write(self.style.WARNING(f"warning: {caveat(campaign)}"))
