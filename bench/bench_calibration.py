@@ -34,13 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from study.analysis import paper_design, simulate_votes  # noqa: E402
 from study.analysis.crossed import crossed_mean, t_test  # noqa: E402
+from study.analysis.null_studies import null_scores  # noqa: E402
+from study.analysis.paper_tests import pairwise_tests, signed_rank_test  # noqa: E402
 from study.analysis.schema import ratings  # noqa: E402
-from study.analysis.significance import (  # noqa: E402
-    crossed_tests,
-    pairwise_tests,
-    signed_rank_test,
-)
-from study.analysis.simulate import null_scores  # noqa: E402
+from study.analysis.significance import crossed_tests  # noqa: E402
 
 # raters, images, method x image sd, method x rater sd, missing, rater noise spread
 DESIGNS = [

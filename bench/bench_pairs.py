@@ -10,7 +10,7 @@ each as its MOS plus independent noise of sd ``--noise-sd`` (0.55, the per-vote 
 Designs: ``full`` (rounds of all 36 pairs, each round in random order), ``random`` (uniform pairs),
 ``active`` (one pair at a time: ``next_pairs`` greedy, the posterior updated after each vote) and
 ``active-mst`` (ASAP's batch: a maximum spanning tree of 8 pairs, then their votes). After every
-``--step`` comparisons the votes so far are scaled with ``study.analysis.jod.thurstone_scale``
+``--step`` comparisons the votes so far are scaled with ``study.analysis.scaling.thurstone_scale``
 (``--prior``, default the analysis default "normal"; "pwcmp" is pwcmp's own prior); the error is
 the RMSE over the methods between estimated and true JOD, both centred on their mean. Averaged
 over ``--reps`` seeded repetitions, "comparisons needed" is where the mean RMSE curve first falls
@@ -43,7 +43,7 @@ from scipy import stats  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from study.analysis import active_sampling as act  # noqa: E402
-from study.analysis.jod import PRIORS, SIGMA, thurstone_scale  # noqa: E402
+from study.analysis.scaling import PRIORS, SIGMA, thurstone_scale  # noqa: E402
 from study.analysis.simulate import PAPER_MOS  # noqa: E402
 
 DESIGNS = ("full", "random", "active", "active-mst")

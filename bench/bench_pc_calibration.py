@@ -31,7 +31,7 @@ from scipy import stats  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study.analysis import jod  # noqa: E402
+from study.analysis import jod_bootstrap, scaling  # noqa: E402
 from study.analysis.simulate_pc import rejection_rates, simulate_arrays  # noqa: E402
 
 # (raters, images, comparisons per rater or None: full design, image_sd, rater_sd)
@@ -56,12 +56,12 @@ def pigeonhole_rate(raters, images, per_rater, image_sd, rater_sd, reps, n_boot)
         lose = np.where(s["a_won"], s["b"], s["a"])
         cell = np.zeros((raters, images, 3, 3))
         np.add.at(cell, (s["rater"], s["image"], win, lose), 1)
-        q = jod.thurstone_scale(cell.sum(axis=(0, 1)))
+        q = scaling.thurstone_scale(cell.sum(axis=(0, 1)))
         w = np.random.default_rng(rep)
         wr = w.multinomial(raters, np.full(raters, 1 / raters), n_boot)
         wk = w.multinomial(images, np.full(images, 1 / images), n_boot)
         c = np.einsum("br,bk,rkij->bij", wr, wk, cell)
-        boot = jod._fit_batch(c, ("thurstone", "normal", 0), q, True)
+        boot = jod_bootstrap._fit_batch(c, ("thurstone", "normal", 0), q, True)
         ia, ib = np.triu_indices(3, 1)
         se = (boot[:, ia] - boot[:, ib]).std(axis=0, ddof=1)
         hits.append(2 * stats.norm.sf(np.abs(q[ia] - q[ib]) / se) < 0.05)

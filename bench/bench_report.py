@@ -117,9 +117,9 @@ def breakdown(votes, obj, order) -> dict[str, float]:
     from study.analysis import report as r_
     from study.analysis.mos import summarize
     from study.analysis.objective import objective_correlation
+    from study.analysis.paper_tests import friedman, pairwise_tests
     from study.analysis.power import power_table
     from study.analysis.reliability import reliability_table
-    from study.analysis.significance import friedman, pairwise_tests
 
     out: dict[str, float] = {}
 

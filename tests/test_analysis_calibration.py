@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from study.analysis.crossed import crossed_mean, t_test
+from study.analysis.null_studies import null_design, null_scores
 from study.analysis.significance import crossed_tests
-from study.analysis.simulate import null_design, null_scores
 
 pytestmark = pytest.mark.slow
 

@@ -9,14 +9,14 @@ from PIL import Image
 from scipy import stats
 
 from study.analysis import mos_per_stimulus, mos_table, paper_design, simulate_votes
+from study.analysis.mapping import fit_logistic, logistic_d, vqeg_logistic
+from study.analysis.metric_comparison import summary_sentence
 from study.analysis.metric_panel import (
     compare_metrics,
     metric_performance,
     p1401_errors,
-    summary_sentence,
 )
 from study.analysis.metric_panel_plots import panel_figure
-from study.analysis.objective import fit_logistic, logistic_d, vqeg_logistic
 from study.analysis.panel_report import write_metric_panel
 from study.analysis.schema import VotesError
 

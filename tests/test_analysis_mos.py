@@ -17,7 +17,7 @@ from study.analysis import (
     to_sureal_dataset,
 )
 from study.analysis.crossed import crossed_mean, t_test
-from study.analysis.simulate import null_design
+from study.analysis.null_studies import null_design
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,9 @@ from study.analysis import (
     simulate_votes,
     vqeg_logistic,
 )
-from study.analysis.objective import RankNull, correlate, fit_logistic, logistic_d
+from study.analysis.mapping import fit_logistic, logistic_d
+from study.analysis.objective import correlate
+from study.analysis.ranks import RankNull
 
 # SRGAN paper, Table 2: PSNR (dB) / SSIM per set and method.
 TABLE2 = {

@@ -14,34 +14,31 @@ import pytest
 from scipy import integrate, stats
 
 from study.analysis import active_sampling as act
-from study.analysis.jod import (
-    BT_UNIT,
-    SIGMA,
-    _fit_batch,
-    _resamples,
-    bradley_terry_scale,
-    bradley_terry_strengths,
-    jod_differences,
-    jod_table,
-    mos_vs_jod,
-    rank_correlation,
-    thurstone_scale,
-    verdict,
-)
-from study.analysis.pairwise import (
-    AmbiguousChoiceError,
+from study.analysis.consistency import (
     agreement,
     circular_triads,
+    max_circular_triads,
+    rater_consistency,
+)
+from study.analysis.jod import jod_differences, jod_table, mos_vs_jod, rank_correlation, verdict
+from study.analysis.jod_bootstrap import _fit_batch, _resamples
+from study.analysis.pairwise import (
+    AmbiguousChoiceError,
     comparison_counts,
     comparisons,
     count_matrix,
     identified,
     link_components,
-    max_circular_triads,
-    rater_consistency,
     validate_comparisons,
 )
 from study.analysis.pc_report import write_comparison_report
+from study.analysis.scaling import (
+    BT_UNIT,
+    SIGMA,
+    bradley_terry_scale,
+    bradley_terry_strengths,
+    thurstone_scale,
+)
 from study.analysis.schema import VotesError
 from study.analysis.simulate_pc import simulate_comparisons, simulated_choices
 
@@ -280,7 +277,7 @@ def test_mos_and_jod_are_put_side_by_side():
     assert out["spearman_rho"].iloc[0] == pytest.approx(1.0) and (out["n_methods"] == 4).all()
     # Exact: 2 of the 4! orders are as extreme as a perfect one (scipy's t: p = 0).
     assert out["spearman_p"].iloc[0] == pytest.approx(2 / 24)
-    assert out["spearman_p_method"].iloc[0] == "exact permutation (all 24 orders)"
+    assert out["spearman_p_method"].iloc[0] == "exact permutation (24 orderings)"
     with pytest.raises(VotesError, match="per image"):
         mos_vs_jod(mos, jod_table(v, per_image=True, n_boot=0))
 

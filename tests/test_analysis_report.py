@@ -17,7 +17,7 @@ from study.analysis import (
     write_report,
 )
 from study.analysis.__main__ import main
-from study.analysis.simulate import null_design
+from study.analysis.null_studies import null_design
 
 EXPECTED = {
     "votes.csv",

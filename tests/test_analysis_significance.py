@@ -8,15 +8,9 @@ from statsmodels.stats.multitest import multipletests
 
 from study.analysis import friedman, pairwise_tests
 from study.analysis.crossed import crossed_mean, t_test
-from study.analysis.significance import (
-    bh,
-    crossed_tests,
-    holm,
-    rank_biserial_paired,
-    signed_rank_test,
-    verdicts,
-)
-from study.analysis.simulate import null_design, null_scores
+from study.analysis.null_studies import null_design, null_scores
+from study.analysis.paper_tests import rank_biserial_paired, signed_rank_test
+from study.analysis.significance import bh, crossed_tests, holm, verdicts
 from tests.conftest import synthetic_votes
 
 DATASETS = [

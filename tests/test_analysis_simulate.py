@@ -6,12 +6,11 @@ import pytest
 
 from study.analysis import mos_table, paper_design, simulate_votes, validate_votes
 from study.analysis.crossed import crossed_mean
+from study.analysis.null_studies import null_design, null_scores
 from study.analysis.simulate import (
     expected_vote,
     known_profile,
     latent_for,
-    null_design,
-    null_scores,
     paper_mos,
     unknown_methods,
 )

@@ -247,7 +247,7 @@ def test_it_leaves_torchs_thread_count_to_the_caller():
 
 
 def test_the_analysis_orients_and_names_the_metrics_alike():
-    from study.analysis.metric_panel import LABELS, LOWER_IS_BETTER
+    from study.analysis.panel_base import LABELS, LOWER_IS_BETTER
 
     assert {n for n, s in METRICS.items() if s.direction == "lower"} <= LOWER_IS_BETTER
     assert {n: LABELS[n] for n in METRICS} == {n: s.label for n, s in METRICS.items()}

@@ -4,8 +4,11 @@ No Django or ORM import anywhere in this package: ``python -m study.analysis --v
 --out DIR`` works on any long-format CSV. See docs/analysis.md.
 """
 
+from .mapping import vqeg_logistic
 from .mos import mos_per_stimulus, mos_table
-from .objective import method_ranking, objective_correlation, vqeg_logistic
+from .null_studies import null_design, null_scores
+from .objective import method_ranking, objective_correlation
+from .paper_tests import friedman, pairwise_tests
 from .power import detectable_difference, power_table
 from .reliability import alpha_bootstrap_ci, icc, krippendorff_alpha, reliability_table
 from .report import draw_figures, table2, write_report
@@ -28,8 +31,8 @@ from .session_checks import (
     straightlining,
     vote_flags,
 )
-from .significance import crossed_tests, friedman, pairwise_tests, verdicts
-from .simulate import null_design, null_scores, paper_design, simulate_votes, unknown_methods
+from .significance import crossed_tests, verdicts
+from .simulate import paper_design, simulate_votes, unknown_methods
 from .subject_model import p910_mle
 from .sureal_io import to_sureal_dataset
 

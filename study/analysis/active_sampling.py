@@ -41,8 +41,8 @@ import pandas as pd
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.special import log_ndtr
 
-from .jod import SIGMA
 from .pairwise import comparisons
+from .scaling import SIGMA
 from .schema import VotesError
 
 # Prior sd of a score, JOD. ASAP-approx's (variance 0.5 in units of the comparison noise) is

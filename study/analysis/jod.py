@@ -15,366 +15,16 @@ x image interaction (tests/test_analysis_jod_calibration.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import permutations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
-from scipy.sparse.csgraph import connected_components
-from scipy.special import expit, log_ndtr
 
+from .jod_bootstrap import _fit_block, _interval, _over, _spread, _tests
 from .order import order_methods
-from .pairwise import check_counts, comparisons, identified, link_components, per_unit_counts
+from .pairwise import comparisons, per_unit_counts
+from .ranks import RankNull, rank_correlations
+from .scaling import MODELS, PRIORS, _note
 from .schema import VotesError
-from .significance import holm
-
-SIGMA = float(1.0 / stats.norm.ppf(0.75))  # 1.482602: Phi(1 / SIGMA) = 0.75
-BT_UNIT = float(np.log(3.0))  # logistic 75% point: 1 JOD in Bradley-Terry log-strength
-PRIORS = {
-    "normal": "independent N(0, 4^2) JOD^2 prior on the distance of every compared pair",
-    "pwcmp": "pwcmp's distance prior ('gaussian' in pw_scale.m, its default since 2017-09)",
-    "none": "plain maximum likelihood",
-}
-NORMAL_SD = 4.0  # JOD; a pair 8 JOD apart is preferred 99.99997% of the time
-MODELS = ("thurstone", "bradley_terry")
-BOUND = 30.0  # JOD from the reference, a cap for diverging scores: Phi(30 / SIGMA) = 1 - 1e-91
-_EPS = 1e-8  # pwcmp's epsilon in the prior's normalisation
-_FLOOR = 0.1  # pwcmp adds 0.1 to the prior before its log
-_LOG_PHI0 = -0.5 * np.log(2.0 * np.pi)
-
-
-def _thurstone_nll(x, free, i, j, win, lose, k, m, prior):
-    """Negative log-posterior of pwcmp's pw_scale and its gradient over the free scores."""
-    q = np.zeros(len(free))
-    q[free] = x
-    z = (q[i] - q[j]) / SIGMA
-    lp, lq = log_ndtr(z), log_ndtr(-z)
-    rp, rq = np.exp(_LOG_PHI0 - 0.5 * z * z - lp), np.exp(_LOG_PHI0 - 0.5 * z * z - lq)
-    nll = -(win * lp + lose * lq).sum()
-    g = -(win * rp - lose * rq) / SIGMA  # d nll / d (q_i - q_j), per ordered pair
-    if prior == "pwcmp":
-        a = np.exp(lp[:, None] * k[None, :] + lq[:, None] * m[None, :])  # pair e at answer f
-        s = a.sum(axis=0) + _EPS
-        pr = ((a + _EPS) / s).sum(axis=1)
-        nll -= np.log(pr + _FLOOR).sum()
-        da = a * (k[None, :] * rp[:, None] - m[None, :] * rq[:, None]) / SIGMA
-        w = 1.0 / (pr + _FLOOR)
-        c = (w[:, None] * (a + _EPS)).sum(axis=0) / s**2
-        g -= (da * (w[:, None] / s[None, :] - c[None, :])).sum(axis=1)
-    elif prior == "normal":  # each ordered pair, as the likelihood: counted twice
-        nll += (q[i] - q[j]) @ (q[i] - q[j]) / (2 * NORMAL_SD**2)
-        g += (q[i] - q[j]) / NORMAL_SD**2
-    grad = np.bincount(i, g, len(free)) - np.bincount(j, g, len(free))
-    return nll, grad[free]
-
-
-def thurstone_scale(counts, prior: str = "normal", reference: int = 0) -> np.ndarray:
-    r"""Thurstone Case V maximum-likelihood (or MAP) scores in JOD from a count matrix.
-
-    A port of pwcmp's ``pw_scale`` (Perez-Ortiz & Mantiuk 2017): likelihood
-    :math:`\prod_{e} P_e^{c_{ij}} (1 - P_e)^{c_{ji}}` over every ordered pair :math:`e = (i, j)`
-    compared at least once (so, as in pwcmp, each unordered pair counts twice), with
-    :math:`P_e = \Phi((q_i - q_j)/1.4826)`. ``prior="pwcmp"`` multiplies in pwcmp's distance
-    prior (its ``'gaussian'``): with unanimous answers moved one vote towards a split
-    (:math:`k_f`: 0 -> 1, n -> n - 1) and :math:`a_{ef} = P_e^{k_f}(1 - P_e)^{n_f - k_f}`,
-    :math:`\pi_e = \sum_f (a_{ef} + \epsilon)/(\sum_{e'} a_{e'f} + \epsilon)`, and the
-    log-posterior adds :math:`\sum_e \log(\pi_e + 0.1)`: a distance is likely when the other
-    pairs' answers make it likely. That keeps a unanimous pair finite when votes are few (up to
-    ~10 a pair in our tests) but not when a method wins 30 of 30 against all others: the term is
-    then flat. ``prior="normal"`` (ours, the default) adds :math:`-d_e^2/(2 \cdot 4^2)` per
-    ordered pair instead, which keeps every distance finite and barely moves well-measured ones.
-    Disconnected components are tied as pwcmp does (:func:`link_components`). ``reference`` (an
-    index) is fixed at 0 (pwcmp's ``fix0``); a diverging score (no prior, or pwcmp's failing)
-    stops where the likelihood no longer moves, at most 30 JOD from it.
-
-    References
-    ----------
-    Perez-Ortiz & Mantiuk (2017), arXiv:1712.03686; pwcmp, github.com/mantiuk/pwcmp, pw_scale.m
-    (the prior as revised 2017-09-13, with analytic gradients).
-    """
-    if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
-    c = link_components(counts)
-    i, j = np.nonzero(c + c.T)
-    win, lose = c[i, j], c[j, i]
-    n = win + lose
-    k = win.copy()
-    k[lose == 0] -= 1  # unanimous for i: n -> n - 1
-    k[win == 0] = 1  # unanimous against i: 0 -> 1
-    free = np.arange(len(c)) != reference
-    data = (i, j, win, lose, k, n - k)
-    if prior != "pwcmp":  # convex: one start
-        return _minimise(_thurstone_nll, free, (*data, prior), BOUND)[0]
-    # The prior makes the objective multimodal: from pwcmp's start (zeros) L-BFGS can stop in a
-    # basin that shrinks every distance, and from the ML scores a unanimous pair stays diverged
-    # (the prior is flat there). The third start, ML with half a vote added to both sides of
-    # every compared pair, is finite and near the data; the best of the three is kept.
-    half = (i, j, win + 0.5, lose + 0.5, k, n - k, "none")
-    starts = [
-        None,
-        *(_minimise(_thurstone_nll, free, d, BOUND)[0][free] for d in ((*data, "none"), half)),
-    ]
-    fits = [_minimise(_thurstone_nll, free, (*data, prior), BOUND, x0) for x0 in starts]
-    return min(fits, key=lambda f: f[1])[0]
-
-
-def _minimise(fun, free: np.ndarray, args: tuple, bound: float, x0=None) -> tuple:
-    """All scores (the fixed one at 0, the free ones minimising ``fun``, clipped to +-``bound``)
-    and the minimum. Unbounded L-BFGS: its bounded variant is 20x slower on a busy machine."""
-    res = optimize.minimize(
-        fun,
-        np.zeros(free.sum()) if x0 is None else x0,
-        args=(free, *args),
-        jac=True,
-        method="L-BFGS-B",
-        options={"gtol": 1e-9, "ftol": 1e-15, "maxiter": 5000},
-    )
-    q = np.zeros(len(free))
-    q[free] = np.clip(res.x, -bound, bound)
-    return q, res.fun
-
-
-def _bt_nll(x, free, c, alpha):
-    s = np.zeros(len(free))
-    s[free] = x
-    d = s[:, None] - s[None, :]
-    nll = (c * np.logaddexp(0.0, -d)).sum() + alpha * (s**2).sum()
-    r = c * expit(-d)  # c_ij * P(j beats i)
-    grad = -(r.sum(axis=1) - r.sum(axis=0)) + 2 * alpha * s
-    return nll, grad[free]
-
-
-def bradley_terry_strengths(counts, alpha: float = 0.0) -> np.ndarray:
-    """Bradley-Terry log-strengths (natural units) by maximum likelihood.
-
-    Minimises :math:`\\sum_{ij} c_{ij} \\log(1 + e^{-(s_i - s_j)}) + \\alpha \\sum_i s_i^2`, the
-    objective of ``choix.opt_pairwise`` (its ``alpha``). With ``alpha = 0`` the scores are
-    centred (mean 0); a method that never lost (or never won) then diverges (stops where the
-    likelihood no longer moves).
-    """
-    c = check_counts(counts)
-    free = np.arange(len(c)) != (0 if alpha == 0 else -1)  # alpha = 0: fix one, centre after
-    s = _minimise(_bt_nll, free, (c, alpha), BOUND * BT_UNIT)[0]
-    return s - s.mean() if alpha == 0 else s
-
-
-def bradley_terry_scale(counts, alpha: float = 0.0, reference: int = 0) -> np.ndarray:
-    """Bradley-Terry scores in JOD: :math:`(s - s_{ref})/\\ln 3`, so 75% preference is 1 JOD."""
-    s = bradley_terry_strengths(counts, alpha)
-    return (s - s[reference]) / BT_UNIT
-
-
-def scale(counts, model: str = "thurstone", prior: str = "normal", reference: int = 0):
-    """JOD scores of a count matrix by ``model`` (``prior`` applies to Thurstone only)."""
-    if model == "thurstone":
-        return thurstone_scale(counts, prior, reference)
-    if model == "bradley_terry":
-        return bradley_terry_scale(counts, 0.0, reference)
-    raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-
-
-def _note(total: np.ndarray, model: str, prior: str) -> str:
-    """Why a block's scores are not plain, finite maximum-likelihood estimates."""
-    notes = []
-    if connected_components((total + total.T) > 0, directed=False)[0] > 1:
-        notes.append("comparison graph disconnected: components tied at their best method (pwcmp)")
-    if not identified(total):
-        split = ((total > 0) & (total.T > 0)).any()
-        if model == "thurstone" and (prior == "normal" or (prior == "pwcmp" and split)):
-            notes.append("unanimous or one-way comparisons: those distances rest on the prior")
-        else:
-            notes.append("unanimous or one-way comparisons: ML diverges, scores are arbitrary")
-    return "; ".join(notes)
-
-
-def _newton_batch(c: np.ndarray, ref: int, x0: np.ndarray, tol: float = 1e-10) -> np.ndarray:
-    """:func:`thurstone_scale` with the normal prior for a batch of connected count matrices.
-
-    The objective is convex (log Phi is concave, the prior quadratic), so damped Newton from the
-    full data's scores reaches the optimum L-BFGS finds in a handful of steps, all resamples at
-    once: that is what makes thousands of resamples per block cheap.
-    """
-    n_b, m, _ = c.shape
-    i, j = np.nonzero(~np.eye(m, dtype=bool))  # every ordered pair, as thurstone_scale counts
-    win, lose = c[:, i, j], c[:, j, i]
-    prior = ((win + lose) > 0) / NORMAL_SD**2  # on the pairs compared in that resample
-    free = np.arange(m) != ref
-    u = np.zeros((len(i), m))
-    u[np.arange(len(i)), i], u[np.arange(len(i)), j] = 1.0, -1.0
-    uf = u[:, free]
-    q = np.tile(np.asarray(x0, dtype=float), (n_b, 1))
-
-    def objective(q):
-        d = q @ u.T
-        z = d / SIGMA
-        return -(win * log_ndtr(z) + lose * log_ndtr(-z)).sum(1) + 0.5 * (prior * d * d).sum(1)
-
-    f = objective(q)
-    for _ in range(100):
-        d = q @ u.T
-        z = d / SIGMA
-        rp = np.exp(_LOG_PHI0 - 0.5 * z * z - log_ndtr(z))  # phi / Phi: inverse Mills ratios
-        rq = np.exp(_LOG_PHI0 - 0.5 * z * z - log_ndtr(-z))
-        g = -(win * rp - lose * rq) / SIGMA + prior * d
-        h = (win * rp * (z + rp) + lose * rq * (rq - z)) / SIGMA**2 + prior
-        hess = np.einsum("bp,pf,pg->bfg", h, uf, uf)
-        step = -np.linalg.solve(hess, (g @ uf)[..., None])[..., 0]
-        t = np.ones(n_b)
-        for _ in range(40):  # halve the step where it does not descend
-            trial = q.copy()
-            trial[:, free] += t[:, None] * step
-            f_new = objective(trial)
-            worse = f_new > f + 1e-12 * np.abs(f)
-            if not worse.any():
-                break
-            t[worse] /= 2
-        q, f = trial, f_new
-        if np.abs(t[:, None] * step).max() < tol:
-            break
-    return np.clip(q, -BOUND, BOUND)
-
-
-def _fit_batch(c: np.ndarray, how: tuple, x0: np.ndarray, connected: bool) -> np.ndarray:
-    """Scores (:func:`scale` with ``how``) of every count matrix in ``c`` (resamples x M x M)."""
-    model, prior, ref = how
-    out = np.full(c.shape[:2], np.nan)
-    loop = np.ones(len(c), dtype=bool)
-    if model == "thurstone" and prior == "normal" and connected:
-        # A resample that lost a pair may have split the graph: those go through the loop,
-        # which links components as pwcmp does.
-        full = (c.sum(axis=0) + c.sum(axis=0).T) > 0
-        lost = (((c + c.swapaxes(1, 2)) > 0) != full).any(axis=(1, 2))
-        for b in np.flatnonzero(lost):
-            lost[b] = connected_components(c[b] + c[b].T > 0, directed=False)[0] > 1
-        loop = lost
-        if (~loop).any():
-            out[~loop] = _newton_batch(c[~loop], ref, x0)
-    for b in np.flatnonzero(loop):
-        out[b] = scale(c[b], model, prior, ref)
-    return out
-
-
-def _resamples(per_rater, per_image, n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    """Count matrices of ``n_boot`` resamples of raters, of images and of comparisons, seeded.
-
-    A resample of raters weights each rater's matrix by how often the rater was drawn (pwcmp's
-    ``pw_scale_bootstrp``), one of images each image's; resampling comparisons independently
-    is a multinomial draw over the cells of the pooled matrix.
-    """
-    rng = np.random.default_rng(seed)
-    m = per_rater.shape[1]
-    out = {}
-    for name, units in (("raters", per_rater), ("images", per_image)):
-        w = rng.multinomial(len(units), np.full(len(units), 1 / len(units)), size=n_boot)
-        out[name] = (w @ units.reshape(len(units), -1)).reshape(n_boot, m, m)
-    total = per_rater.sum(axis=0).ravel()
-    out["comparisons"] = rng.multinomial(total.sum(), total / total.sum(), size=n_boot)
-    out["comparisons"] = out["comparisons"].reshape(n_boot, m, m)
-    return out
-
-
-def _over(n_raters: int, n_images: int) -> str:
-    """What an interval generalises over, given how many raters and images a block has."""
-    if n_raters > 1 and n_images > 1:
-        return "raters and images"
-    if n_raters > 1:
-        return "raters (one image)"
-    return "images (one rater)" if n_images > 1 else "comparisons (one rater, one image)"
-
-
-def _spread(scores: dict, contrast: np.ndarray, sizes: dict, n_boot: int) -> dict:
-    r"""Standard errors of ``contrast @ q`` generalising over raters and images, and their df.
-
-    Each resampling's variance (times n/(n - 1), the bootstrap's small-sample shrinkage) counts
-    the comparisons' own binomial noise once: resampling comparisons, :math:`v_c`, only that;
-    resampling raters, :math:`v_r`, adds the method x rater component; images, :math:`v_i`, the
-    method x image one. So :math:`v = v_c + (v_r - v_c)_+ + (v_i - v_c)_+` counts every source
-    once, each component kept non-negative: the moment combination of one-way bootstraps for
-    crossed designs (McCullagh 2000). Owen's (2007) pigeonhole bootstrap, resampling both at once,
-    counts the noise about three times (a comparison's weight has variance
-    (2 - 1/R)(2 - 1/K) - 1): valid but conservative (0.3% false positives at the 5% level on
-    a null without interactions, bench/bench_pc_calibration.py). Welch-Satterthwaite degrees of
-    freedom (each kept component with R - 1, K - 1 or N - 1), so few raters or images widen the
-    t interval. A block with one image (one rater) cannot generalise over images (raters): the
-    other variance alone, as ``over`` says.
-
-    Returns
-    -------
-    dict
-        ``se, se_raters, se_images`` (the combined and the one-way standard errors) and ``df``,
-        one per contrast.
-    """
-    nan = np.full(len(contrast), np.nan)
-    if n_boot < 2:
-        return {"se": nan, "se_raters": nan, "se_images": nan, "df": nan}
-    v, dof = {}, {}
-    for name, s in scores.items():
-        n = sizes[name]
-        v[name] = (s @ contrast.T).var(axis=0, ddof=1) * (n / (n - 1) if n > 1 else 0.0)
-        dof[name] = max(n - 1, 1)
-    if sizes["raters"] > 1 and sizes["images"] > 1:
-        kept = {k: v[k] > v["comparisons"] for k in ("raters", "images")}
-        total = v["comparisons"] + sum(np.where(kept[k], v[k] - v["comparisons"], 0) for k in kept)
-        # Var(v) / 2 term by term: a kept component brings its variance in and cancels one v_c.
-        coef_c = 1 - kept["raters"].astype(int) - kept["images"].astype(int)
-        noise = coef_c**2 * v["comparisons"] ** 2 / dof["comparisons"]
-        noise = noise + sum(np.where(kept[k], v[k] ** 2 / dof[k], 0) for k in kept)
-    else:
-        one = "raters" if sizes["raters"] > 1 else "images" if sizes["images"] > 1 else None
-        total = v[one or "comparisons"]
-        noise = total**2 / dof[one or "comparisons"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = np.where(noise > 0, total**2 / noise, np.nan)
-    return {
-        "se": np.sqrt(total),
-        "se_raters": np.sqrt(v["raters"]),
-        "se_images": np.sqrt(v["images"]),
-        "df": df,
-    }
-
-
-def _interval(est, se, df) -> dict:
-    """95% t interval ``est +- t(0.975, df) se`` (a point where se is 0: the reference)."""
-    with np.errstate(invalid="ignore"):
-        half = np.where(se > 0, stats.t.ppf(0.975, df) * se, 0.0)
-    return {"ci95_low": est - half, "ci95_high": est + half}
-
-
-def _fit_block(per_rater, per_image, ref: int, how: tuple) -> tuple:
-    """Scores of a block's pooled counts and of its resamples (warm-started from them).
-
-    ``how`` is ``(model, prior, n_boot, seed)``. Returns the scores, a dict of resampled scores
-    per kind (empty without resamples) and the sizes (raters, images, comparisons).
-    """
-    model, prior, n_boot, seed = how
-    total = per_rater.sum(axis=0)
-    q = scale(total, model, prior, ref)
-    connected = connected_components((total + total.T) > 0, directed=False)[0] == 1
-    scores = {}
-    for name, c in (_resamples(per_rater, per_image, n_boot, seed) if n_boot else {}).items():
-        scores[name] = _fit_batch(c, (model, prior, ref), q, connected)
-    sizes = {"raters": len(per_rater), "images": len(per_image), "comparisons": int(total.sum())}
-    return q, scores, sizes
-
-
-def pair_tests(
-    per_rater, per_image, n_boot: int = 1000, seed: int = 0, model="thurstone", prior="normal"
-) -> dict:
-    """:func:`jod_differences` of one block from its count tensors, without pandas.
-
-    ``per_rater`` (raters x M x M) and ``per_image`` (images x M x M) hold the same comparisons
-    (``c[u, i, j]``: times i beat j). For simulations that run thousands of blocks
-    (:func:`study.analysis.simulate_pc.rejection_rates`).
-
-    Returns
-    -------
-    dict
-        ``jod`` (M scores, the first at 0), ``a, b`` (pair indices, a < b), then per pair
-        ``diff, se, ci95_low, ci95_high, se_raters, se_images, df, p, p_holm``.
-    """
-    q, scores, sizes = _fit_block(per_rater, per_image, 0, (model, prior, n_boot, seed))
-    ia, ib = np.triu_indices(len(q), 1)
-    return {"jod": q, "a": ia, "b": ib, **_tests(q, ia, ib, scores, sizes, n_boot)}
 
 
 def _scaled(v, model, prior, per_image, reference, n_boot, seed, method_order):
@@ -475,23 +125,6 @@ def jod_table(
     cols = ["method", "jod", "se", "ci95_low", "ci95_high", "se_raters", "se_images", "df", "n"]
     info = ["n_raters", "n_images", "over", "model", "prior", "reference", "n_boot", "note"]
     return out[[*by, *cols, *info]]
-
-
-def _tests(q, ia, ib, scores, sizes, n_boot) -> dict:
-    """Differences q_a - q_b, their spread and t interval, and two-sided p (Holm over pairs)."""
-    m = len(q)
-    contrast = np.zeros((len(ia), m))
-    contrast[np.arange(len(ia)), ia], contrast[np.arange(len(ia)), ib] = 1.0, -1.0
-    d = q[ia] - q[ib]
-    spread = _spread(scores, contrast, sizes, n_boot)
-    se, df = spread.pop("se"), spread["df"]
-    # From the standard error (t with Satterthwaite's df), as the metric panel's tests: a count
-    # of resamples past zero bottoms out at 2 / (B + 1), which Holm over the 66 pairs of 12
-    # methods never brings under 0.05 with 1,000 resamples.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(se > 0, 2 * stats.t.sf(np.abs(d) / se, df), 1.0)
-    p = p if n_boot > 1 else np.full(len(d), np.nan)
-    return {"diff": d, "se": se, **_interval(d, se, df), **spread, "p": p, "p_holm": holm(p)}
 
 
 def jod_differences(
@@ -601,40 +234,23 @@ def verdicts(differences: pd.DataFrame, alpha: float = 0.05) -> list[str]:
     return out
 
 
-EXACT_MAX = 9  # 9! = 362,880 orders: enumerated in well under a second
-N_PERMUTATIONS = 9999
-
-
 def rank_correlation(x, y, seed: int = 0) -> tuple[float, float, str]:
-    """Spearman's rho and its two-sided permutation p, with the method that gave p.
-
-    Up to ``EXACT_MAX`` values every order of ``y`` against ``x`` is enumerated, so p is exact
-    (at n = 5 it cannot go below 2/120: both perfect orders); beyond, ``N_PERMUTATIONS`` seeded
-    random orders, :math:`p = (1 + \\#\\{|\\rho^*| \\ge |\\rho|\\})/(1 + B)` (Phipson & Smyth
-    2010). The t approximation scipy reports is far too small on a handful of methods.
+    """Spearman's rho over methods and its two-sided p, with the method that gave p
+    (:class:`.ranks.RankNull`: every order enumerated up to nine methods, so at n = 5 p cannot
+    go below 2/120; seeded random orders beyond). The t approximation scipy reports is far too
+    small on a handful of methods.
 
     Returns
     -------
     tuple
         ``(rho, p, method)``; NaN rho and p with fewer than three values or a constant one.
     """
-    rx, ry = stats.rankdata(x), stats.rankdata(y)
-    n = len(rx)
-    cx, cy = rx - rx.mean(), ry - ry.mean()
-    norm = np.sqrt((cx @ cx) * (cy @ cy))
-    if n < 3 or norm == 0:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return np.nan, np.nan, "not computed (fewer than 3 methods, or a constant scale)"
-    rho = float(cx @ cy / norm)
-    if n <= EXACT_MAX:
-        orders = np.array(list(permutations(range(n))))
-        method = f"exact permutation (all {len(orders):,} orders)"
-    else:
-        orders = np.argsort(np.random.default_rng(seed).random((N_PERMUTATIONS, n)), axis=1)
-        method = f"permutation ({N_PERMUTATIONS:,} seeded random orders)"
-    null = np.abs(cy[orders] @ cx / norm)
-    hits = int((null >= abs(rho) - 1e-12).sum())
-    p = hits / len(orders) if n <= EXACT_MAX else (1 + hits) / (1 + len(orders))
-    return rho, float(p), method
+    null = RankNull(y, seed)
+    (rho, p), _ = rank_correlations(x, y, null)
+    return rho, p, null.method
 
 
 def mos_vs_jod(mos: pd.DataFrame, jod: pd.DataFrame) -> pd.DataFrame:

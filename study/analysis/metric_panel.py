@@ -6,7 +6,7 @@ and so is a stimulus that lacks any metric's value (a metric with no value at al
 of the panel instead, so that it cannot empty it). The statistics, ranks, comparisons, the
 manifest's sentences and the figure all come from that one judgement (:func:`judge_panel`).
 
-Each metric is mapped onto MOS by a monotonic VQEG logistic (:func:`.objective.fit_logistic`:
+Each metric is mapped onto MOS by a monotonic VQEG logistic (:func:`.mapping.fit_logistic`:
 5 parameters; 4 with b4 = 0, or a straight line, where the 5-parameter curve would bend back
 within the data; a straight line, d = 2, where the fit fails, as the note says) and judged on
 monotonicity (SROCC, KROCC of the raw metric, raw sign, with permutation p-values over few
@@ -27,45 +27,18 @@ uncertainty; KROCC's interval is Fisher's z with se sqrt(0.437 / (n - 4)), as ob
 from __future__ import annotations
 
 import warnings
-from itertools import combinations
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .mapping import fit_logistic, logistic_d, vqeg_logistic
+from .metric_comparison import _comparison_rows, _comparison_table
 from .mos import ci_halfwidth
-from .objective import (
-    RankNull,
-    _fisher_ci,
-    excluded_counts,
-    fit_logistic,
-    is_constant,
-    is_reference,
-    logistic_d,
-    mark_excluded,
-    rank_correlations,
-    vqeg_logistic,
-)
+from .objective import _fisher_ci, excluded_counts, is_constant, is_reference, mark_excluded
+from .panel_base import _STATS, D_LOGISTIC, LOWER_IS_BETTER, Fit, Scope
+from .ranks import RankNull, rank_correlations
 from .schema import STIMULUS, VotesError
-from .significance import holm
-
-D_LOGISTIC = 5  # parameters of the VQEG logistic: P.1401's d in N - d
-LOWER_IS_BETTER = frozenset({"gmsd", "lpips", "dists", "niqe", "brisque"})
-LABELS = {
-    "psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "vif": "VIFp", "fsim": "FSIMc",
-    "gmsd": "GMSD", "haarpsi": "HaarPSI", "lpips": "LPIPS", "dists": "DISTS",
-    "brisque": "BRISQUE", "niqe": "NIQE",
-}  # fmt: skip
-_CRITERIA = {
-    "srocc": ("SROCC", "higher"), "plcc": ("PLCC", "higher"), "rmse": ("rmse", "lower"),
-    "rmse_star": ("rmse*", "lower"), "outlier_ratio": ("outlier ratio", "lower"),
-}  # fmt: skip
-_STATS = tuple(_CRITERIA)
-
-
-def label(metric: str) -> str:
-    return LABELS.get(metric, metric.upper())
 
 
 def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -143,29 +116,6 @@ def _points(m: pd.DataFrame, metrics, level: str) -> pd.DataFrame:
         m = m.reset_index()
     m = m.assign(ci95=ci_halfwidth(m["std"].to_numpy(), m["n"].to_numpy(), "t"))
     return m
-
-
-class Fit(NamedTuple):
-    """One metric judged on a scope's points: its values, the mapping's parameters (of
-    :func:`.objective.vqeg_logistic`; b1 = 0 is a straight line) or None, the mapped values
-    or None, and the point estimates (a row of ``metric_panel.csv``, raw SROCC sign)."""
-
-    x: np.ndarray
-    params: np.ndarray | None
-    pred: np.ndarray | None
-    judged: dict
-
-
-class Scope(NamedTuple):
-    """A dataset ("all" pooled) at one level: MOS, ci95 and a :class:`Fit` per metric on its
-    judged points, and the counts of points left out (``n_reference``, ``n_missing``)."""
-
-    dataset: str
-    level: str
-    y: np.ndarray
-    ci: np.ndarray
-    fits: dict
-    counts: dict
 
 
 def _judge(x: np.ndarray, y: np.ndarray, ci95: np.ndarray, null: RankNull) -> Fit:
@@ -380,77 +330,6 @@ def metric_performance(
     ]
 
 
-def _boot_p(point: float, boot: np.ndarray) -> float:
-    """Two-sided p of a zero difference from its bootstrap standard error (normal approximation)."""
-    boot = np.asarray(boot)[np.isfinite(boot)]
-    se = boot.std(ddof=1) if len(boot) > 1 else np.nan
-    return float(2 * stats.norm.sf(abs(point) / se)) if se > 0 else np.nan
-
-
-def _pair_rows(a, b, va, vb, ba, bb, n) -> list[dict]:
-    """The tests of P.1401 §7.6-7.7 and the paired bootstrap, a row per criterion and test."""
-    rows = [(c, "paired bootstrap", _boot_p(va[c] - vb[c], ba[c] - bb[c])) for c in _STATS]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (np.arctanh(va["plcc"]) - np.arctanh(vb["plcc"])) / np.sqrt(2 / (n - 3))
-        rows.append(("plcc", "Fisher z (P.1401 7.6.1)", 2 * stats.norm.sf(abs(z))))
-        for c, clause in (("rmse", "7.6.4"), ("rmse_star", "7.7")):
-            (hi, d_hi), (lo, d_lo) = sorted([(va[c], va["d"]), (vb[c], vb["d"])], reverse=True)
-            p = stats.f.sf(np.float64(hi) ** 2 / lo**2, n - d_hi, n - d_lo)
-            rows.append((c, f"F-test (P.1401 {clause})", p))
-        pa, pb = va["outlier_ratio"], vb["outlier_ratio"]
-        z = (pa - pb) / np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / n)
-        rows.append(("outlier_ratio", "z-test (P.1401 7.6.2)", 2 * stats.norm.sf(abs(z))))
-    return [
-        {"metric_a": a, "metric_b": b, "n": n, "criterion": c, "value_a": va[c],
-         "value_b": vb[c], "difference": va[c] - vb[c], "test": test, "p_value": p}
-        for c, test, p in rows
-    ]  # fmt: skip
-
-
-_COMPARISON = [
-    "dataset", "level", "metric_a", "metric_b", "n", "criterion", "value_a", "value_b",
-    "difference", "test", "p_value", "p_holm", "better",
-]  # fmt: skip
-
-
-def _oriented(fit: Fit, boot: dict | None, sign: int, n_boot: int) -> tuple[dict, dict]:
-    """A metric's point estimates and resampled `_STATS` with SROCC oriented (higher agrees)."""
-    point = {k: fit.judged[k] for k in (*_STATS, "d")} | {"srocc": sign * fit.judged["srocc"]}
-    boot = boot or {k: np.full(n_boot, np.nan) for k in _STATS}
-    return point, boot | {"srocc": sign * boot["srocc"]}
-
-
-def _comparison_rows(scope: Scope, boot: dict, lower_better) -> list[dict]:
-    """metric_comparison.csv's rows of one scope: every pair of metrics, on its points."""
-    n = len(scope.y)
-    if n <= D_LOGISTIC:
-        return []
-    n_boot = len(next(iter(boot.values()))["srocc"]) if boot else 1
-    oriented = {
-        m: _oriented(fit, boot.get(m), -1 if m in lower_better else 1, n_boot)
-        for m, fit in scope.fits.items()
-    }
-    rows = []
-    for a, b in combinations(scope.fits, 2):
-        (va, ba), (vb, bb) = oriented[a], oriented[b]
-        pair = _pair_rows(a, b, va, vb, ba, bb, n)
-        rows += [{"dataset": scope.dataset, "level": scope.level} | r for r in pair]
-    return rows
-
-
-def _comparison_table(rows: list[dict], alpha: float) -> pd.DataFrame:
-    """The comparisons with Holm's adjustment per family and the better metric where p_holm <
-    alpha."""
-    out = pd.DataFrame(rows, columns=_COMPARISON)
-    family = out.groupby(["dataset", "level", "criterion", "test"], sort=False)["p_value"]
-    out["p_holm"] = family.transform(lambda p: holm(p.to_numpy()))
-    higher = out["criterion"].map(lambda c: _CRITERIA[c][1] == "higher")
-    a_wins = np.where(higher, out["difference"] > 0, out["difference"] < 0)
-    winner = np.where(a_wins, out["metric_a"], out["metric_b"])
-    out["better"] = np.where(out["p_holm"] < alpha, winner, "")
-    return out
-
-
 def compare_metrics(
     stim: pd.DataFrame,
     objective: pd.DataFrame,
@@ -484,45 +363,3 @@ def compare_metrics(
     return judge_panel(
         stim, objective, metrics, lower_better, n_boot, seed, levels, compare=True, alpha=alpha
     )[1]
-
-
-def summary_sentence(
-    comparisons: pd.DataFrame,
-    metric_a: str,
-    metric_b: str,
-    dataset: str | None = None,
-    level: str = "stimulus",
-    criterion: str = "srocc",
-    test: str = "paired bootstrap",
-) -> str:
-    """One sentence for a paper: which of two metrics predicts MOS better, with the evidence.
-
-    E.g. "On this study, LPIPS predicts MOS better than PSNR (SROCC 0.81 vs 0.52 on 1,008
-    stimuli, paired bootstrap p = 0.003)." ``dataset`` defaults to the pooled "all" (or the only
-    dataset). Its numbers are ``metric_comparison.csv``'s, so those of ``metric_panel.csv``
-    (SROCC oriented so that higher agrees better: the panel's ``agreement``).
-    """
-    c, pair = comparisons, [metric_a, metric_b]
-    c = c[(c["level"] == level) & (c["criterion"] == criterion) & (c["test"] == test)]
-    c = c[c["metric_a"].isin(pair) & c["metric_b"].isin(pair)]
-    if dataset is None and len(c):
-        dataset = "all" if (c["dataset"] == "all").any() else c["dataset"].iloc[0]
-    c = c[c["dataset"] == dataset]
-    if c.empty:
-        raise ValueError(f"no {test} comparison of {metric_a} and {metric_b} on {criterion}")
-    r = c.iloc[0]
-    values = {r["metric_a"]: r["value_a"], r["metric_b"]: r["value_b"]}
-    first = r["better"] or metric_a
-    second = metric_b if first == metric_a else metric_a
-    where = "On this study" if dataset == "all" else f"On {dataset}"
-    points = f"{int(r['n']):,} {'stimuli' if level == 'stimulus' else 'conditions'}"
-    evidence = f"{_CRITERIA[criterion][0]} {values[first]:.2f} vs {values[second]:.2f} on {points}"
-    evidence += f", {test} "
-    evidence += "p < 0.001" if r["p_holm"] < 0.001 else f"p = {r['p_holm']:.3f}"
-    evidence += " after Holm's adjustment" if r["p_holm"] != r["p_value"] else ""
-    if r["better"]:
-        return f"{where}, {label(first)} predicts MOS better than {label(second)} ({evidence})."
-    return (
-        f"{where}, {label(first)} and {label(second)} predict MOS about equally well "
-        f"({evidence}: not significant)."
-    )

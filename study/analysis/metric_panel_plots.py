@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metric_panel import LOWER_IS_BETTER, Fit, _fits, label
-from .objective import vqeg_logistic
+from .mapping import vqeg_logistic
+from .metric_panel import _fits
+from .panel_base import LOWER_IS_BETTER, Fit, label
 from .plots import _figure, _margins
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .metric_panel import judge_panel, label, summary_sentence
+from .metric_comparison import summary_sentence
+from .metric_panel import judge_panel
 from .objective import OBJECTIVE_COLUMNS
+from .panel_base import label
 from .schema import STIMULUS
 
 PANEL_FILES = ("metric_panel.csv", "metric_comparison.csv")

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .consistency import agreement, rater_consistency
 from .jod import jod_differences, jod_table, mos_vs_jod, verdict, verdicts
-from .pairwise import agreement, comparisons, rater_consistency
+from .pairwise import comparisons
 from .simulate import known_profile
 
 REPORT_VERSION = "srmos-comparisons-2"  # 2: intervals over raters and images, verdicts

@@ -60,18 +60,26 @@ def t_power(nc: float, df: float, alpha: float = 0.05) -> float:
     """Power of a two-sided t test with ``df`` degrees of freedom at noncentrality ``nc``
     (the true difference over its standard error).
 
-    Each tail is taken where scipy's noncentral t is accurate: far in a tail its ``cdf`` can
+    Each tail is taken where scipy's noncentral t is accurate: far in a tail its ``sf`` can
     return NaN (scipy 1.17 at df ~ 5, Bonferroni levels), where the other parametrisation
     still answers; a tail neither can compute is below 1e-300 and counts 0.
     """
-    tc = stats.t.ppf(1 - alpha / 2, df)
-    nc = abs(nc)  # the test is symmetric
+    return _power(abs(nc), df, stats.t.ppf(1 - alpha / 2, df))  # the test is symmetric
 
-    def tail(above: float, below: float) -> float:
-        return above if np.isfinite(above) else (below if np.isfinite(below) else 0.0)
 
-    upper = tail(stats.nct.sf(tc, df, nc), 1.0 - stats.nct.cdf(tc, df, nc))
-    lower = tail(stats.nct.sf(tc, df, -nc), stats.nct.cdf(-tc, df, nc))
+def _power(nc: float, df: float, tc: float) -> float:
+    """:func:`t_power` at the critical value ``tc`` (a solver computes it once)."""
+
+    def tail(above, below) -> float:
+        # The other parametrisation only where the first gave up (it costs as much again).
+        value = above()
+        if np.isfinite(value):
+            return value
+        value = below()
+        return value if np.isfinite(value) else 0.0
+
+    upper = tail(lambda: stats.nct.sf(tc, df, nc), lambda: 1.0 - stats.nct.cdf(tc, df, nc))
+    lower = tail(lambda: stats.nct.sf(tc, df, -nc), lambda: stats.nct.cdf(-tc, df, nc))
     if not np.isfinite(upper) or upper == 0.0 and nc > tc:
         upper = stats.norm.sf(tc - nc)  # scipy gives up far beyond tc, where power is ~1
     return float(min(max(upper + lower, 0.0), 1.0))
@@ -82,13 +90,18 @@ def required_noncentrality(df: float, alpha: float = 0.05, power: float = 0.8) -
     """The noncentrality at which :func:`t_power` reaches ``power`` (solved exactly)."""
     if not (np.isfinite(df) and df > 0):
         return np.nan
-    f = lambda nc: t_power(nc, df, alpha) - power  # noqa: E731
-    lo = hi = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    tc = stats.t.ppf(1 - alpha / 2, df)
+    f = lambda nc: _power(nc, df, tc) - power  # noqa: E731
+    # The normal answer is a lower bound (t's heavier tails need more); the t answer with one
+    # df is far above any study's. Brent's method then needs a handful of power evaluations;
+    # 1e-9 in noncentrality is far below the 2 decimals a detectable difference is read to.
+    lo = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    hi = lo * (1 + 2.0 / df)
     while f(lo) > 0:
         lo /= 2
     while f(hi) < 0:
         hi *= 2
-    return float(optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
+    return float(optimize.brentq(f, lo, hi, xtol=1e-9, rtol=1e-12))
 
 
 def planned_se(var_rater: float, var_image: float, var_resid: float, r: int, i: int):

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy
 
 from . import plots
+from .manifest import _excluded, _manifest
 from .mos import summarize, with_general_interval
 from .objective import method_ranking, objective_correlation, validate_objective
 from .order import sort_rows
 from .panel_report import draw_metric_panel, panel_metrics, write_metric_panel
+from .paper_tests import friedman, pairwise_tests
+from .pilots import simulation
 from .power import power_table
 from .reliability import reliability_table
 from .schema import VotesError, ratings, validate_votes
-from .screening import BT500_VERSION, FLAG_COLUMNS, _p913, mos_with_and_without, screen_raters
-from .session_checks import STRAIGHTLINE_MIN_VOTES, gold_votes, retest_agreement
-from .significance import crossed_tests, friedman, pairwise_tests
-from .simulate import known_profile
+from .screening import _p913, mos_with_and_without, screen_raters
+from .session_checks import retest_agreement
+from .significance import crossed_tests
 from .subject_model import p910_mle
 from .sureal_io import write_sureal_json
-
-REPORT_VERSION = "srmos-analysis-1"
 
 
 def table2(
@@ -195,77 +192,6 @@ def write_report(
     return files
 
 
-_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
-
-
-def _marked(col: pd.Series, test: Callable[[str], bool]) -> np.ndarray:
-    """``test`` of each value's stripped, lower-cased text, judged once per distinct value (a
-    marker column of a million votes holds a handful)."""
-    hits = [x for x in col.dropna().unique() if test(str(x).strip().lower())]
-    return col.isin(hits).to_numpy()
-
-
-def simulated_votes(v: pd.DataFrame) -> np.ndarray:
-    """Which votes come from simulated raters (a boolean per row of ``v``).
-
-    Recognised markers: ``rater_platform`` or ``platform`` equal to "simulated" (srmos'
-    exports), a truthy ``simulated`` column (True, 1, "yes"), or a non-empty ``simulated_as``
-    (the output of :func:`study.analysis.simulate_votes`). A rater with one simulated vote
-    counts as simulated.
-    """
-    mark = np.zeros(len(v), dtype=bool)
-    for col in ("rater_platform", "platform"):
-        if col in v.columns:
-            mark |= _marked(v[col], lambda x: x == "simulated")
-    if "simulated" in v.columns:
-        mark |= _marked(v["simulated"], lambda x: x in _TRUE)
-    if "simulated_as" in v.columns:
-        mark |= _marked(v["simulated_as"], lambda x: x not in ("", "nan"))
-    raters = v.loc[mark, "rater"].unique()
-    return v["rater"].isin(raters).to_numpy()
-
-
-def simulation(v: pd.DataFrame) -> dict:
-    """What the report must say about simulated votes in ``v``.
-
-    Returns ``simulated`` (any), ``n_raters`` (simulated raters), ``unknown`` (method -> reason
-    for the methods whose simulated votes are placeholders: flagged ``simulated_unknown``, or,
-    without that column, a method the simulator has no profile for), ``prefix`` (for figure
-    titles) and ``notes`` (the manifest's sentences).
-    """
-    sim = simulated_votes(v)
-    n_sim, n_all = int(v.loc[sim, "rater"].nunique()), int(v["rater"].nunique())
-    if "simulated_unknown" in v.columns:
-        unknown_rows = sim & _marked(v["simulated_unknown"], lambda x: x in _TRUE)
-    else:
-        known = {m: known_profile(m) for m in v.loc[sim, "method"].astype(str).unique()}
-        unknown_rows = sim & v["method"].astype(str).map(known).eq(False).to_numpy()
-    unknown = {
-        str(m): f"{m} has no simulated profile (the SRGAN paper did not rate it): its simulated "
-        "votes are placeholders, so no verdict"
-        for m in sorted(v.loc[unknown_rows, "method"].astype(str).unique())
-    }
-    notes = []
-    if n_sim:
-        notes.append(
-            f"SIMULATED: {n_sim} of {n_all} raters are simulated, not people; every table and "
-            "figure of this report "
-            + ("describes simulated votes." if n_sim == n_all else "mixes them with real votes.")
-        )
-    if unknown:
-        notes.append(
-            f"No verdict on {', '.join(unknown)}: simulated without a known profile, their "
-            "votes are placeholders (significance.csv says so in note)."
-        )
-    return {
-        "simulated": bool(n_sim),
-        "n_raters": n_sim,
-        "unknown": unknown,
-        "prefix": plots.SIMULATED_PREFIX if n_sim else "",
-        "notes": notes,
-    }
-
-
 def _mos(
     r: pd.DataFrame, ci: str, order: Sequence[str] | None, unknown: dict[str, str]
 ) -> pd.DataFrame:
@@ -329,11 +255,6 @@ def _write_raters(
     put("retest.csv", retest_overall)
     put("subject_model.csv", sort_rows(quality, ["dataset", "image", "method"], method_order))
     return raters, quality
-
-
-def _excluded(raters: pd.DataFrame) -> list[str]:
-    """The raters ``mos_screened.csv`` leaves out: every flagged one."""
-    return raters.loc[raters["flagged"], "rater"].tolist()
 
 
 def _write_comparisons(
@@ -451,63 +372,3 @@ def _draw_plots(
             stim = summarize(r, ("dataset", "image", "method"), "t", method_order)
             files.update(draw_metric_panel(stim, obj, out, formats, prefix))
     return files
-
-
-def _manifest(
-    v: pd.DataFrame,
-    r: pd.DataFrame,
-    stim: pd.DataFrame,
-    raters: pd.DataFrame,
-    quality: pd.DataFrame,
-    ci: str,
-    pairing: str,
-    notes: list[str],
-    min_var: float = 0.1,
-) -> dict:
-    """The contents of ``manifest.json``: counts, estimators, flags, versions and notes.
-
-    ``n_gold_votes`` and ``n_gold_misses`` count the gold votes of :func:`gold_votes` (a
-    threshold in ``expected``, e.g. ``">=4"`` on an HR trial, or a ``gold`` kind vote), the same
-    votes ``raters.csv`` judges; ``flags["gold"]`` counts the raters who missed one.
-    """
-    gold = gold_votes(v)
-    gold = gold[gold["role"] == "gold"]
-    return {
-        "report": REPORT_VERSION,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "n_votes": len(v),
-        "n_rating_votes": len(r),
-        "kinds": v["kind"].value_counts().to_dict(),
-        "n_raters": int(r["rater"].nunique()),
-        "n_stimuli": len(stim),
-        "n_gold_votes": len(gold),
-        "n_gold_misses": int((~gold["passed"]).sum()),
-        "estimators": {
-            "mos_ci": ci,
-            "bt500": f"{BT500_VERSION}/zero_std=skip",
-            "rater_flags": (
-                "bt500, corr_with_others < 0.75, gold missed (outside its >=/<= threshold, "
-                f"or off by > 1), score variance < {min_var:g} over >= {STRAIGHTLINE_MIN_VOTES} votes"
-            ),
-            "subject_model": quality.attrs["estimator"],
-            "subject_model_iterations": quality.attrs["n_iter"],
-            "significance": (
-                "crossed t (raters and images random; moments, Satterthwaite df), Holm and BH "
-                "per dataset"
-            ),
-            "significance_paper": (
-                f"wilcoxon signed-rank, pairing={pairing}, raters and images fixed, Holm and BH "
-                "per dataset"
-            ),
-            "mos_ci_general": "crossed random raters and images (moments), Satterthwaite df",
-        },
-        "flags": {name: int(raters[col].sum()) for col, name in FLAG_COLUMNS.items()},
-        "excluded_in_mos_screened": _excluded(raters),
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "scipy": scipy.__version__,
-        },
-        "notes": notes,
-    }

@@ -1,7 +1,7 @@
 r"""Simulated paired comparisons: Thurstone Case V observers with method x image and method x
 rater interactions, for calibration checks of :mod:`.jod` and for simulated pilot raters.
 
-The observer model, in JOD (1 JOD = 75% preference, :data:`.jod.SIGMA`): rater r compares
+The observer model, in JOD (1 JOD = 75% preference, :data:`.scaling.SIGMA`): rater r compares
 methods a and b on image k and prefers a with probability
 :math:`\Phi((\theta_{rka} - \theta_{rkb})/\sigma)`, where
 :math:`\theta_{rkm} = q_m + u_{km} + v_{rm}`: the method's quality :math:`q_m`, how much image k
@@ -27,7 +27,8 @@ import pandas as pd
 from scipy import stats
 from scipy.special import ndtr
 
-from .jod import SIGMA, pair_tests
+from .jod_bootstrap import pair_tests
+from .scaling import SIGMA
 from .simulate import DATASET_ALIASES, METHOD_ALIASES, PAPER_MOS, PROFILES, _norm
 
 COLUMNS = ["rater", "dataset", "image", "method_a", "method_b", "choice"]
@@ -129,7 +130,7 @@ def simulate_comparisons(
 
 def count_tensors(s: Mapping[str, np.ndarray], n_raters: int, n_images: int, n_methods: int):
     """Per-rater and per-image count matrices (``c[u, i, j]``: i beat j) of
-    :func:`simulate_arrays` output, as :func:`.jod.pair_tests` takes them."""
+    :func:`simulate_arrays` output, as :func:`.jod_bootstrap.pair_tests` takes them."""
     win = np.where(s["a_won"], s["a"], s["b"])
     lose = np.where(s["a_won"], s["b"], s["a"])
     per_rater = np.zeros((n_raters, n_methods, n_methods))

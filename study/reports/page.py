@@ -18,7 +18,7 @@ import pandas as pd
 from django.core.cache import cache
 from django.db.models import Count, Max
 
-from study.analysis.objective import FIT_FAILED
+from study.analysis.mapping import FIT_FAILED
 from study.models import Trial
 from study.reports.frames import draw_report_figures, report_tables
 
