@@ -52,13 +52,11 @@ def signed_rank_test(d: np.ndarray, zero_method: str = "wilcox") -> tuple[float,
     """
     d = np.asarray(d, dtype=float)
     nz = d[d != 0]
-    if (
-        zero_method == "wilcox"
-        and len(nz)
-        and len(d) <= 13
-        and (len(nz) < len(d) or len(np.unique(np.abs(nz))) < len(nz))
-    ):
+    method = signed_rank_method(d, zero_method)
+    if method.startswith("exact sign-flip"):
         return _signed_rank_permutation(d)
+    if method.startswith("sign-flip permutation"):
+        return _signed_rank_permutation(d, SIGN_FLIPS)
     if zero_method != "wilcox" or len(d) <= 50:
         res = stats.wilcoxon(d, zero_method=zero_method)
         return float(res.statistic), float(res.pvalue)
@@ -79,7 +77,27 @@ def signed_rank_test(d: np.ndarray, zero_method: str = "wilcox") -> tuple[float,
     return float(min(r_plus, r_minus)), float(min(p, 1.0))
 
 
-def _signed_rank_permutation(d: np.ndarray) -> tuple[float, float]:
+# Few pairs with ties or zeros (per-rater means of 14-50 raters): scipy falls back to the normal
+# approximation there; seeded random sign flips give a p that holds at that size.
+EXACT_FLIPS_MAX = 13
+SIGN_FLIPS = 9_999
+
+
+def signed_rank_method(d: np.ndarray, zero_method: str = "wilcox") -> str:
+    """How :func:`signed_rank_test` finds p for the differences ``d``, in words."""
+    d = np.asarray(d, dtype=float)
+    nz = d[d != 0]
+    tied = len(nz) < len(d) or len(np.unique(np.abs(nz))) < len(nz)
+    if zero_method == "wilcox" and len(nz) and tied and len(d) <= 50:
+        if len(d) <= EXACT_FLIPS_MAX:
+            return f"exact sign-flip ({2 ** len(d):,} flips)"
+        return f"sign-flip permutation ({SIGN_FLIPS:,} random flips, seeded)"
+    if zero_method != "wilcox" or len(d) <= 50:
+        return "exact (no ties)" if not tied and len(d) <= 50 else "normal approximation"
+    return "normal approximation"
+
+
+def _signed_rank_permutation(d: np.ndarray, n_random: int = 0) -> tuple[float, float]:
     r"""scipy's small-sample path (n <= 13 with ties or zeros): the exact sign-flip distribution.
 
     All :math:`2^n` sign flips of ``d`` give the null distribution of :math:`T_+`; the two-sided
@@ -93,11 +111,20 @@ def _signed_rank_permutation(d: np.ndarray) -> tuple[float, float]:
     ranks[nzmask] = stats.rankdata(np.abs(d[nzmask]))
     positive = d > 0
     observed = ranks[positive].sum()
-    flips = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
+    if n_random:
+        flips = np.random.default_rng(0).random((n_random, n)) < 0.5
+    else:
+        flips = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
     null = np.where(flips, ~positive, positive) @ ranks  # T+ after flipping the marked signs
     gamma = abs(np.finfo(float).eps * 100 * observed)
-    p_less = np.count_nonzero(null <= observed + gamma) / len(null)
-    p_greater = np.count_nonzero(null >= observed - gamma) / len(null)
+    less, greater = (
+        np.count_nonzero(null <= observed + gamma),
+        np.count_nonzero(null >= observed - gamma),
+    )
+    if n_random:  # the observed signs count as one of the flips (Phipson & Smyth 2010)
+        p_less, p_greater = (less + 1) / (n_random + 1), (greater + 1) / (n_random + 1)
+    else:
+        p_less, p_greater = less / len(null), greater / len(null)
     r_minus = ranks[d < 0].sum()
     return float(min(observed, r_minus)), float(min(1.0, 2 * min(p_less, p_greater)))
 
@@ -193,6 +220,7 @@ def pairwise_tests(
         "statistic",
         "p",
         "effect",
+        "p_method",
         "note",
     ]
     out = pd.DataFrame(rows, columns=cols)
@@ -205,7 +233,8 @@ def pairwise_tests(
         out["p_holm"] = out.groupby("dataset")["p"].transform(lambda p: holm(p.to_numpy()))
         out["p_bh"] = out.groupby("dataset")["p"].transform(lambda p: bh(p.to_numpy()))
     out["significant_holm"] = out["p_holm"] < 0.05
-    return out[[*cols[:12], "p_holm", "p_bh", "effect", "significant_holm", "note"]]
+    head = [*cols[:12], "p_method", "p_holm", "p_bh", "effect", "significant_holm", "note"]
+    return out[head]
 
 
 def _wilcoxon(ds, a, b, wide, pairing, zero_method) -> dict:
@@ -228,6 +257,7 @@ def _wilcoxon(ds, a, b, wide, pairing, zero_method) -> dict:
         "statistic": np.nan,
         "p": np.nan,
         "effect": rank_biserial_paired(d),
+        "p_method": "",
         "note": "",
     }
     if len(d) == 0:
@@ -236,6 +266,7 @@ def _wilcoxon(ds, a, b, wide, pairing, zero_method) -> dict:
         row["note"] = "all paired differences are zero: test undefined"
     else:
         row["statistic"], row["p"] = signed_rank_test(d, zero_method)
+        row["p_method"] = signed_rank_method(d, zero_method)
         if np.isnan(row["p"]):
             row["note"] = "test undefined for these pairs"
     return row
@@ -258,12 +289,14 @@ def _mwu(ds, a, b, g) -> dict:
         "statistic": np.nan,
         "p": np.nan,
         "effect": np.nan,
+        "p_method": "",
         "note": "",
     }
     if np.ptp(np.concatenate([x, y])) == 0:
         row["note"] = "all votes equal: test undefined"
         return row
     res = stats.mannwhitneyu(x, y, alternative="two-sided")
+    row["p_method"] = "scipy mannwhitneyu (exact without ties up to 8 per side, else normal)"
     row["statistic"], row["p"] = float(res.statistic), float(res.pvalue)
     row["effect"] = 2 * res.statistic / (len(x) * len(y)) - 1
     return row
