@@ -9,6 +9,7 @@ CELERY_BROKER_URL=redis://... for a real deployment.
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,14 @@ def env_int(name, default):
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+
+
+def env_limit(name, default, unit=1):
+    """A positive integer times `unit` (e.g. megabytes to bytes)."""
+    value = env_int(name, default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name}={value} must be at least 1")
+    return value * unit
 
 
 def env_list(name, default):
@@ -84,11 +93,15 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "study",
 ]
 
 MIDDLEWARE = [
+    # First: a body over the limit is refused before anything reads it (config/limits.py).
+    "config.limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the login into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -166,13 +181,62 @@ STORAGES = {
 # Large zip uploads of datasets go to disk, not memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10000
+# Bounded input (config/limits.py, study/datasets/archives.py). Request bodies: the small limit
+# for everyone (votes and logins are tiny; kept under FILE_UPLOAD_MAX_MEMORY_SIZE so no anonymous
+# body reaches the temporary directory), the large one for staff on admin pages (zips, models).
+SRMOS_MAX_REQUEST_BYTES = env_limit("SRMOS_MAX_REQUEST_MB", 2, unit=2**20)
+SRMOS_MAX_UPLOAD_BYTES = env_limit("SRMOS_MAX_UPLOAD_MB", 1024, unit=2**20)
+# Imports: pixels per image (Pillow's MAX_IMAGE_PIXELS is set from it, and refuses rather than
+# warns), bytes per zip member (128 MB holds a BMP of the most pixels) and per zip once
+# uncompressed.
+SRMOS_MAX_IMAGE_PIXELS = env_limit("SRMOS_MAX_IMAGE_PIXELS", 40_000_000)
+SRMOS_MAX_ZIP_MEMBER_BYTES = env_limit("SRMOS_MAX_ZIP_MEMBER_MB", 128, unit=2**20)
+SRMOS_MAX_ZIP_BYTES = env_limit("SRMOS_MAX_ZIP_MB", 2048, unit=2**20)
 
 LOGIN_URL = "admin:login"
 
-# Behind a TLS-terminating proxy (the usual deployment): secure cookies and https:// links.
-if env_bool("BEHIND_TLS_PROXY", False):
+# Behind a TLS-terminating proxy (the usual deployment): secure cookies, https:// links, and
+# plain http redirected to https (except the container's own health check, which has no TLS).
+# HSTS is off unless asked for: browsers remember it, so the operator turns it on deliberately
+# (here or at the proxy; docs/deployment.md, "Security").
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SRMOS_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SRMOS_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SRMOS_HSTS_PRELOAD", False)
+
+# Scripts and everything else from this site only; inline styles stay allowed (the progress bar's
+# width, matplotlib's SVG figures). No frame-ancestors: MTurk frames the join page, and
+# X-Frame-Options guards the rest. Images may come from a storage host (S3) named here.
+SRMOS_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:", *env_list("SRMOS_CSP_IMG_SRC", [])],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+}
+
+# Admin login throttling (django-axes): after SRMOS_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is refused for SRMOS_LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "config.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SRMOS_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SRMOS_LOGIN_COOLOFF_MINUTES", 15))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME <= timedelta(0):
+    raise ImproperlyConfigured(
+        "SRMOS_LOGIN_FAILURE_LIMIT and SRMOS_LOGIN_COOLOFF_MINUTES must be at least 1"
+    )
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+AXES_RESET_ON_SUCCESS = True
 
 # Celery. The embedded default is kombu's filesystem transport: a real worker process, no server.
 BROKER_DIR = DATA_DIR / "broker"

@@ -14,11 +14,13 @@ Routes (`load_model(path, route)`; `route=None` detects it from the file's conte
                with the state dict in `path`.
   srmos        this project's checkpoint (sr_models.checkpoint, format "srmos-sr/1").
 
-What runs code: state dicts are read with `torch.load(weights_only=True)` or safetensors
-(spandrel's own reader, an allow-list unpickler, is not used). TorchScript deserialises
-TorchScript (torch operators, no Python). `torch.export.load` would fully unpickle pickled
-weights, constants or example inputs, so an archive holding any is refused. The "class" route
-imports the researcher's module, which runs whatever that module runs.
+What runs code: nothing before `sr_models.model_files.file_kind` has checked the file (an
+archive both torch's and Python's zip readers read alike, holding only the members its writer
+writes). State dicts are read with `torch.load(weights_only=True)` or safetensors (spandrel's
+own reader, an allow-list unpickler, is not used). TorchScript deserialises TorchScript (torch
+operators, no Python). `torch.export.load` would fully unpickle pickled weights, constants or
+example inputs, so an archive naming any is refused. The "class" route imports the researcher's
+module, which runs whatever that module runs.
 
 Every model is wrapped (sr_models.inference.ExternalSR) to take and return RGB float [0, 1]
 NCHW, applying the convention {"input_range": "0,1" | "-1,1", "channel_order": "rgb" | "bgr",
@@ -32,26 +34,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import io
 import json
-import re
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
-from torch.torch_version import TorchVersion
 
 from sr_models.checkpoint import FORMAT, generator_from_checkpoint
 from sr_models.errors import CheckpointError
 from sr_models.inference import ExternalSR, upscale_with  # noqa: F401  (this module's API)
+from sr_models.model_files import check_export_payloads, file_kind, read_state
 from sr_models.validate import probe_scale
 
 ROUTES = ("spandrel", "torchscript", "export", "class", "srmos")
-_EXPORT_FILES = ("/archive_format", "serialized_exported_program.json")  # new, legacy archives
 STANDARD_CONVENTION = {"input_range": "0,1", "channel_order": "rgb", "output_range": "0,1"}
 _ALLOWED = {"input_range": ("0,1", "-1,1"), "channel_order": ("rgb", "bgr")}
 _ALLOWED["output_range"] = _ALLOWED["input_range"]
@@ -140,46 +137,12 @@ def _first_line(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {text[:limit]}"
 
 
-def _read_state(path: Path):
-    """A state dict or checkpoint read without running pickled code."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if path.suffix == ".safetensors" or head[8:9] == b"{":
-        try:
-            return load_file(path, device="cpu")
-        except Exception as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    try:
-        with torch.serialization.safe_globals([TorchVersion]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        if found := re.search(r"GLOBAL (\S+)", str(exc)):
-            raise CheckpointError(
-                f"{path}: holds pickled Python objects ({found.group(1)}), not only tensors; "
-                "save the weights alone: torch.save(model.state_dict(), path)"
-            ) from None
-        why = _first_line(exc, 80)
-        raise CheckpointError(f"{path}: unreadable PyTorch file ({why}); upload it again") from None
-
-
-def detect_route(path: Path) -> tuple[str, object]:
+def detect_route(path: Path, kind: str | None = None) -> tuple[str, object]:
     """The route for `path` from its contents, and the state dict when one was read."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            return "torchscript", None
-        if any(n.endswith(_EXPORT_FILES) for n in names):
-            return "export", None
-    elif not (head[:1] == b"\x80" or head[8:9] == b"{" or path.suffix == ".safetensors"):
-        what = "a damaged zip archive" if head[:2] == b"PK" else "not a model file"
-        raise CheckpointError(
-            f"{path}: {what} (neither a PyTorch, TorchScript, torch.export nor safetensors "
-            "file); upload the model's weights file"
-        )
-    state = _read_state(path)
+    kind = kind or file_kind(path)
+    if kind in ("torchscript", "export"):
+        return kind, None
+    state = read_state(path, kind)
     if isinstance(state, dict) and state.get("format") == FORMAT:
         return "srmos", state
     return "spandrel", state
@@ -195,7 +158,7 @@ def _detects(arch, state: dict) -> bool:
 def _spandrel(path: Path, state) -> _Found:
     from spandrel import MAIN_REGISTRY, ImageModelDescriptor, canonicalize_state_dict
 
-    state = _read_state(path) if state is None else state
+    state = read_state(path) if state is None else state
     if not isinstance(state, dict) or not state:
         raise CheckpointError(f"{path}: not a state dict; save model.state_dict() with torch.save")
     state = canonicalize_state_dict(state)
@@ -231,7 +194,9 @@ def _spandrel(path: Path, state) -> _Found:
     )
 
 
-def _torchscript(path: Path) -> _Found:
+def _torchscript(path: Path, kind: str) -> _Found:
+    if kind != "torchscript":
+        raise CheckpointError(f"{path}: not a TorchScript file; write one with torch.jit.save")
     try:
         net = torch.jit.load(path, map_location="cpu")
     except Exception as exc:
@@ -239,37 +204,10 @@ def _torchscript(path: Path) -> _Found:
     return _Found(net=net.eval(), architecture=getattr(net, "original_name", "TorchScript"))
 
 
-def _pickles(z: zipfile.ZipFile, name: str) -> bool:
-    """Whether torch.export.load would unpickle Python objects from archive member `name`."""
-    if name.endswith("_config.json") and "/data/" in name:
-        entries = json.loads(z.read(name)).get("config", {}).values()
-        plain = ("weight_", "tensor_")  # raw tensor bytes; the other prefixes are pickles
-        return any(
-            e.get("use_pickle") or not e.get("path_name", "").startswith(plain) for e in entries
-        )
-    if not name.endswith(".pt"):
-        return False
-    try:
-        torch.load(io.BytesIO(z.read(name)), weights_only=True)
-    except Exception:
-        return True
-    return False
-
-
-def _export(path: Path) -> _Found:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-            pickled = [name for name in names if _pickles(z, name)]
-    except (zipfile.BadZipFile, ValueError, AttributeError) as exc:  # not a zip, bad json
-        raise CheckpointError(f"{path}: not a torch.export file ({_first_line(exc)})") from None
-    if not any(n.endswith(_EXPORT_FILES) for n in names):
+def _export(path: Path, kind: str) -> _Found:
+    if kind != "export":
         raise CheckpointError(f"{path}: not a torch.export file; write one with torch.export.save")
-    if pickled:
-        raise CheckpointError(
-            f"{path}: {pickled[0]} holds pickled Python objects, which torch.export.load "
-            "would run; export weights, constants and example inputs as plain tensors"
-        )
+    check_export_payloads(path)
     try:
         program = torch.export.load(path)
         net = program.module()
@@ -313,7 +251,7 @@ def _class(path: Path, class_path: str | None, kwargs) -> _Found:
         ) from None
     from spandrel import canonicalize_state_dict
 
-    state = _read_state(path)
+    state = read_state(path)
     try:
         net.load_state_dict(canonicalize_state_dict(state))
     except Exception as exc:
@@ -356,15 +294,16 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found; check the path or upload it again")
+    kind = file_kind(path)  # before torch reads anything, whatever the route
     state = None
     if route is None:
-        route, state = detect_route(path)
+        route, state = detect_route(path, kind)
     if route not in ROUTES:
         raise CheckpointError(f"{path}: unknown route {route!r}; use one of {', '.join(ROUTES)}")
     found = {
         "spandrel": lambda: _spandrel(path, state),
-        "torchscript": lambda: _torchscript(path),
-        "export": lambda: _export(path),
+        "torchscript": lambda: _torchscript(path, kind),
+        "export": lambda: _export(path, kind),
         "class": lambda: _class(path, class_path, kwargs),
         "srmos": lambda: _srmos(path),
     }[route]()

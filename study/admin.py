@@ -83,7 +83,14 @@ class CampaignAdmin(
         ),
         (
             "Quality control",
-            {"fields": ["gold_items", "retest_share", "straightline_min_variance"]},
+            {
+                "fields": [
+                    "gold_items",
+                    "retest_share",
+                    "straightline_min_variance",
+                    "rushed_sessions",
+                ]
+            },
         ),
         (
             "Crowd recruitment",

@@ -6,6 +6,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -93,7 +94,7 @@ def test_the_session_length_is_estimated_and_said_in_the_consent_text(
     # Once people have voted (20 votes or more), their median viewing time replaces the guess.
     Rater.objects.create_with_trials(live_campaign)
     for r in live_campaign.raters.all():
-        Trial.objects.filter(rater=r).update(duration_ms=20000, score=3, answered_at=timezone.now())
+        Trial.objects.filter(rater=r).update(server_ms=20000, score=3, answered_at=timezone.now())
     live_campaign.refresh_from_db()
     minutes, trials, seconds, measured = session_estimate(live_campaign)
     assert measured and seconds == 20.0 and minutes == 3
@@ -136,9 +137,11 @@ def test_the_funnel_counts_each_stage_and_session_time(live_campaign, client, re
 
 def test_approval_lists_follow_the_chosen_thresholds(live_campaign, client, researcher):
     Campaign.objects.filter(pk=live_campaign.pk).update(open_recruitment=True)
-    for pid in ("P-good", "P-bad"):
-        client.get(f"/join/{live_campaign.recruit_token}/?PROLIFIC_PID={pid}&SESSION_ID=s{pid}")
-    client.get(
+    # Three people, three computers (the open link takes one session per client).
+    for n, pid in enumerate(("P-good", "P-bad")):
+        person = Client(REMOTE_ADDR=f"10.0.2.{n + 1}")
+        person.get(f"/join/{live_campaign.recruit_token}/?PROLIFIC_PID={pid}&SESSION_ID=s{pid}")
+    Client(REMOTE_ADDR="10.0.2.9").get(
         f"/join/{live_campaign.recruit_token}/?workerId=W1&assignmentId=A1&hitId=H1"
         "&turkSubmitTo=https://www.mturk.com"
     )

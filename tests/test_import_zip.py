@@ -69,11 +69,10 @@ def report_rows(html):
 
 
 @pytest.fixture
-def small_pixel_limit(monkeypatch):
-    """A zip with a "bomb": Pillow refuses over twice MAX_IMAGE_PIXELS; 120x120 is one here."""
-    upload = bad_zip()
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)
-    return upload
+def small_pixel_limit(settings):
+    """A zip with a "bomb": 120x120 is one under a limit of 4,000 pixels."""
+    settings.SRMOS_MAX_IMAGE_PIXELS = 4000
+    return bad_zip()
 
 
 def test_it_checks_every_file_and_imports_nothing_when_one_is_bad(

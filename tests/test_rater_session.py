@@ -258,10 +258,12 @@ def test_open_link_refusals_are_friendly(launch, client):
     assert missing.status_code == 400 and "must carry" in missing.content.decode()
     assert client.get(base + "?participant=<script>").status_code == 400
     client.get(base + "?participant=first")
-    assert "This study is full" in client.get(base + "?participant=second").content.decode()
+    # Another person, on another computer: the cap, not the one-session-per-client rule, says no.
+    other = Client(REMOTE_ADDR="10.0.0.2")
+    assert "This study is full" in other.get(base + "?participant=second").content.decode()
     assert client.get("/join/nope/").status_code == 404
     campaign.close()
-    assert "This study has ended" in client.get(base + "?participant=third").content.decode()
+    assert "This study has ended" in other.get(base + "?participant=third").content.decode()
 
 
 def test_an_unlaunched_campaign_shows_a_friendly_page(make_campaign, client):

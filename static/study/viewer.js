@@ -3,6 +3,9 @@
    pan, wheel or +/- to zoom, Shift+drag to select the figure's crop, B to blink A and B. */
 (function () {
   "use strict";
+  // The source image choice submits at once; a listener, as the CSP runs no inline handler.
+  var choice = document.getElementById("image-choice");
+  if (choice) choice.addEventListener("change", function () { choice.form.submit(); });
   var viewer = document.getElementById("viewer");
   if (!viewer) return;
   var scale = parseInt(viewer.dataset.scale, 10);

@@ -3,32 +3,34 @@
 Every file is checked and decoded before anything is written; one bad file imports nothing
 unless the caller asks to skip bad files, and a failure while writing removes the files already
 written. The report names each file and what happened to it.
+
+Memory stays bounded by one image: a file is read when it is checked and read again when it is
+stored (a zip member is inflated on demand, `study.datasets.archives`). An image is taken by its
+content, PNG, JPEG or BMP only, whatever its name says (an EPS would run Ghostscript, a TIFF
+brings decoders nobody asked for), and refused above SRMOS_MAX_IMAGE_PIXELS before it is decoded.
 """
 
 import hashlib
 import io
-import re
 import warnings
-import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from sr_models.evaluate import match_files
+from study.datasets.archives import open_zip
 from study.models import Dataset, LowResImage, SourceImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-# A zip entry larger than this once uncompressed is refused unread (a zip bomb).
-MAX_ENTRY_BYTES = 256 * 1024 * 1024
-MAX_ZIP_BYTES = 2 * 1024 * 1024 * 1024
-# Folders of a zip (or `--lr-dir` names) that hold LR images, e.g. `LRx4/` or `lr_x4/`.
-LR_FOLDER = re.compile(r"^lr[_-]?(x(?P<scale>\d))?$", re.IGNORECASE)
+# Pillow's names for the formats taken; anything else is refused by content.
+IMAGE_FORMATS = ["PNG", "JPEG", "BMP"]
 
 
 @dataclass
@@ -79,47 +81,72 @@ class ImportFailed(Exception):
 class _Decoded:
     name: str
     stem: str
-    png: bytes
     width: int
     height: int
     sha256: str
     notes: str
+    read: Callable[[], bytes]
+
+    def png(self):
+        """The image as an RGB PNG, read again: only one image is in memory at a time."""
+        data = self.read()
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ValueError(f"{self.name} changed while it was being imported")
+        image = open_image(self.name, data)
+        out = io.BytesIO()
+        (image if image.mode == "RGB" else image.convert("RGB")).save(out, format="PNG")
+        return out.getvalue()
 
 
-def decode_image(name, data):
-    """Decode and normalise one file to an RGB PNG; raises ValueError with the reason."""
+def open_image(name, data):
+    """The decoded image in `data` (PNG, JPEG or BMP by content); raises ValueError with the
+    reason, before decoding anything larger than SRMOS_MAX_IMAGE_PIXELS."""
     if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError("not an image file (PNG, JPEG or BMP)")
+    limit = settings.SRMOS_MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as probe:
+                if probe.width * probe.height > limit:
+                    raise Image.DecompressionBombError(f"{probe.width}x{probe.height}")
                 probe.verify()
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"decompression bomb: too many pixels for an image ({exc})") from None
+        raise ValueError(
+            f"decompression bomb: more pixels than SRMOS_MAX_IMAGE_PIXELS ({limit:,}): {exc}"
+        ) from None
+    except UnidentifiedImageError:
+        # The report and the error name the file; this says what is wrong with it.
+        raise ValueError(
+            "not a readable image: its content is not PNG, JPEG or BMP, whatever its name says"
+        ) from None
     except OSError as exc:
         if "truncated" in str(exc).lower():
             raise ValueError(f"not a readable image: truncated ({exc})") from None
         raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
     except Exception as exc:
         raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
-    notes = []
-    if image.mode != "RGB":
-        notes.append(f"converted from {image.mode} to RGB")
-        image = image.convert("RGB")
-    out = io.BytesIO()
-    image.save(out, format="PNG")
+    return image
+
+
+def decode_image(name, data):
+    """Check one file (its bytes, or a function that reads them) and describe it; raises
+    ValueError with the reason. The PNG to store is made later, by `_Decoded.png`."""
+    read = data if callable(data) else lambda: data
+    raw = read()
+    image = open_image(name, raw)
+    notes = "" if image.mode == "RGB" else f"converted from {image.mode} to RGB"
     return _Decoded(
         name=name,
         stem=Path(name).stem,
-        png=out.getvalue(),
         width=image.width,
         height=image.height,
-        sha256=hashlib.sha256(data).hexdigest(),
-        notes="; ".join(notes),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        notes=notes,
+        read=read,
     )
 
 
@@ -268,13 +295,14 @@ def _store(dataset_name, decoded, lows, scale, description, is_calibration):
                     sha256=item.sha256,
                     notes=item.notes[:300],
                 )
-                image.file.save(f"{item.stem}.png", ContentFile(item.png), save=False)
+                image.file.save(f"{item.stem}.png", ContentFile(item.png()), save=False)
                 written.append(image.file.name)
                 image.save()
                 low = lows.get(item.stem)
                 if low:
                     path = default_storage.save(
-                        f"datasets/{dataset.name}/lr_x{scale}/{item.stem}.png", ContentFile(low.png)
+                        f"datasets/{dataset.name}/lr_x{scale}/{item.stem}.png",
+                        ContentFile(low.png()),
                     )
                     written.append(path)
                     LowResImage.objects.create(
@@ -288,10 +316,11 @@ def _store(dataset_name, decoded, lows, scale, description, is_calibration):
 
 
 def read_folder(folder):
+    """(name, read) pairs of a folder's files: each is read when it is checked or stored."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    files = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()]
+    files = [(p.name, p.read_bytes) for p in sorted(folder.iterdir()) if p.is_file()]
     if not files:
         raise ValueError(f"{folder} holds no files")
     return files
@@ -302,62 +331,20 @@ def import_folder(dataset_name, folder, lr_folder=None, **kwargs):
     return import_files(dataset_name, read_folder(folder), lr_files=lr_files, **kwargs)
 
 
-def read_zip(upload, report):
-    """(images, lr_images, lr_scale) from a zip; unsafe or oversized entries go to `report`.
-
-    Nothing is extracted to disk: entries are read into memory after their declared size has
-    been checked. Entries in a folder named like `LR`, `LRx4` or `lr_x4` are LR images.
-    """
-    try:
-        archive = zipfile.ZipFile(upload)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"not a zip file ({exc})") from None
-    images, lows, scale = [], [], None
-    total = 0
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            name = info.filename
-            path = PurePosixPath(name.replace("\\", "/"))
-            if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
-                report.add(name, "error", "unsafe path in the zip (absolute or with ..)")
-                continue
-            if path.parts[0] == "__MACOSX" or path.name.startswith("."):
-                report.add(name, "ignored", "system file")
-                continue
-            total += info.file_size
-            if info.file_size > MAX_ENTRY_BYTES or total > MAX_ZIP_BYTES:
-                report.add(name, "error", "too large once uncompressed (a zip bomb?)")
-                continue
-            try:
-                data = archive.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                report.add(name, "error", f"corrupt zip entry ({exc})")
-                continue
-            folder = LR_FOLDER.match(path.parent.name) if len(path.parts) > 1 else None
-            if folder:
-                lows.append((path.name, data))
-                scale = int(folder["scale"]) if folder["scale"] else scale
-            else:
-                images.append((path.name, data))
-    return images, lows, scale
-
-
 def import_zip(dataset_name, upload, skip_bad=False, lr_scale=None, **kwargs):
     """Import a dataset from an uploaded zip (a file object); unsafe entries are bad files.
 
     Takes `import_files`' keyword arguments (`description`, `progress`...)."""
     report = ImportReport(dataset=dataset_name)
-    images, lows, scale = read_zip(upload, report)
-    if not images and not report.errors:
-        raise ValueError("the zip holds no files")
-    return import_files(
-        dataset_name,
-        images,
-        skip_bad=skip_bad,
-        lr_files=lows,
-        lr_scale=lr_scale or scale,
-        report=report,
-        **kwargs,
-    )
+    with open_zip(upload, report) as (images, lows, scale):
+        if not images and not report.errors:
+            raise ValueError("the zip holds no files")
+        return import_files(
+            dataset_name,
+            images,
+            skip_bad=skip_bad,
+            lr_files=lows,
+            lr_scale=lr_scale or scale,
+            report=report,
+            **kwargs,
+        )

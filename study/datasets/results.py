@@ -9,12 +9,12 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from sr_models.evaluate import match_files
+from study.datasets.archives import open_zip
 from study.datasets.importing import (
     ImportReport,
     counter,
     decode_image,
     join_notes,
-    read_zip,
     removing_files_on_failure,
 )
 from study.models import Dataset, ImportedResult, Method
@@ -119,12 +119,12 @@ def import_results_zip(dataset_name, method_slug, upload, skip_bad=False, **kwar
 
     LR folders in the zip are read as results too: a results zip has no LR images."""
     report = ImportReport(dataset=dataset_name)
-    images, lows, _ = read_zip(upload, report)
-    if not images and not lows and not report.errors:
-        raise ValueError("the zip holds no files")
-    return import_results(
-        dataset_name, method_slug, images + lows, skip_bad=skip_bad, report=report, **kwargs
-    )
+    with open_zip(upload, report) as (images, lows, _):
+        if not images and not lows and not report.errors:
+            raise ValueError("the zip holds no files")
+        return import_results(
+            dataset_name, method_slug, images + lows, skip_bad=skip_bad, report=report, **kwargs
+        )
 
 
 def _store_results(method_slug, dataset, matched, lr_input):
@@ -146,7 +146,8 @@ def _store_results(method_slug, dataset, matched, lr_input):
                 method.save(update_fields=["lr_input"])
             for image, item in matched:
                 path = default_storage.save(
-                    f"results/{method.slug}/{dataset.name}/{image.name}.png", ContentFile(item.png)
+                    f"results/{method.slug}/{dataset.name}/{image.name}.png",
+                    ContentFile(item.png()),
                 )
                 written.append(path)
                 old = ImportedResult.objects.filter(method=method, image=image).first()

@@ -2,8 +2,9 @@
 
 `register()` stores the file once (sha256) and queues the check; the worker's task
 (`study.generation.tasks.validate_model`) claims the row, runs `study.generation.networks.check`
-and settles it: a refusal keeps its message and no method; a pass creates the Method and marks the
-row valid in one transaction, so nothing is ever half-registered. A second delivery of the task
+and settles it: a refusal keeps its message and no method, and deletes the file from storage
+(unless another registration of the same content passed or waits); a pass creates the Method and
+marks the row valid in one transaction, so nothing is ever half-registered. A second delivery of the task
 finds the row claimed or settled and does nothing.
 """
 

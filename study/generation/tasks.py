@@ -16,6 +16,7 @@ import traceback
 
 from celery import shared_task
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
@@ -234,7 +235,17 @@ def _settle_registration(registration, token, findings, refusal):
             return  # another worker took the row over; it settles it
         except IntegrityError:
             refusal = f"a method named {registration.slug!r} was created meanwhile; register again"
-    mine.settle(token, ModelRegistration.REFUSED, error=refusal)
+    if mine.settle(token, ModelRegistration.REFUSED, error=refusal):
+        _discard_refused_file(registration.file)
+
+
+def _discard_refused_file(path):
+    """Delete a refused model file from storage, unless a registration that may still pass or
+    has passed holds the same content (stored once per sha256). A refused file is a file no
+    worker should load again, and an upload of untrusted bytes should not linger."""
+    others = ModelRegistration.objects.filter(file=path).exclude(status=ModelRegistration.REFUSED)
+    if not others.exists():
+        default_storage.delete(path)
 
 
 class _Lost(Exception):

@@ -175,6 +175,21 @@ class Campaign(CampaignLifecycle, models.Model):
         help_text="The server refuses a vote that arrives sooner than this after its image was "
         "handed to the page (milliseconds): a double key press cannot score an unseen image.",
     )
+    sessions_per_client = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Open link: sessions one browser at one network address may start, unfinished "
+        "ones included (0: no limit). Raise it for a lab where people share a computer.",
+    )
+    rushed_sessions = models.CharField(
+        max_length=10,
+        choices=[
+            ("flag", "Flag the session, show the completion code"),
+            ("withhold", "Flag the session and withhold the completion code"),
+        ],
+        default="flag",
+        help_text="A session finished faster than min_view_ms per image allows, by the server's "
+        "clock (a script, or a rater clicking through).",
+    )
     break_every = models.PositiveIntegerField(
         default=100, help_text="Suggest a break every N images (0: never)."
     )

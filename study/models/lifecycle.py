@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from study.models.design import KERNEL_CHOICES
+from study.models.tokens import participant_key
 
 
 class CampaignLifecycle:
@@ -85,34 +86,44 @@ class CampaignLifecycle:
 
     # Why a crowd participant cannot join (`enrol` returns one of these, or a session).
     NOT_LIVE, NO_RECRUITMENT, FULL_UP = "not-live", "no-recruitment", "full"
+    CLIENT_LIMIT = "client-limit"
 
-    def enrol(self, participant, **fields):
+    def enrol(self, participant, client_key="", **fields):
         """The session of crowd participant `participant`, made now if they have none: a
-        Rater, or the reason they cannot join (NOT_LIVE, NO_RECRUITMENT, FULL_UP).
+        Rater, or the reason they cannot join (NOT_LIVE, NO_RECRUITMENT, FULL_UP,
+        CLIENT_LIMIT).
 
-        Joins of a capped campaign take turns (a row lock on PostgreSQL; SQLite's immediate
-        transactions already serialise writers), so simultaneous joins cannot all see one free
-        place and overfill the cap; the row is read again under the lock, so a cap or status
-        changed meanwhile counts. Two requests of one participant at once: the database's
-        unique constraint lets one make the session and the other takes it.
+        One person, one session: ids are compared as `participant_key` (case, punctuation and
+        spaces removed), and one client (`client_key`: network address and browser) starts at
+        most `sessions_per_client` sessions, unfinished ones included. Joins take turns (a row
+        lock on PostgreSQL; SQLite's immediate transactions already serialise writers), so
+        simultaneous joins cannot all see one free place; the row is read again under the
+        lock, so a cap or status changed meanwhile counts. Two requests of one participant at
+        once: the database's unique constraint lets one make the session, the other takes it.
         """
+        key = participant_key(participant)
         try:
             with transaction.atomic():
-                campaign = self
-                if self.max_participants:
-                    campaign = type(self).objects.select_for_update().get(pk=self.pk)
+                campaign = type(self).objects.select_for_update().get(pk=self.pk)
                 if campaign.status != self.LIVE:
                     return self.NOT_LIVE
                 if not campaign.open_recruitment:
                     return self.NO_RECRUITMENT
-                joined = campaign.raters.exclude(participant_id="")
-                rater = joined.filter(participant_id=participant).first()
+                joined = campaign.raters.exclude(participant_key="")
+                rater = joined.filter(participant_key=key).first()
                 if rater is not None:
                     return rater
                 if campaign.max_participants and joined.count() >= campaign.max_participants:
                     return self.FULL_UP
+                limit = campaign.sessions_per_client
+                if limit and client_key and joined.filter(client_key=client_key).count() >= limit:
+                    return self.CLIENT_LIMIT
                 return campaign.raters.create_with_trials(
-                    campaign, participant_id=participant, opened_at=timezone.now(), **fields
+                    campaign,
+                    participant_id=participant,
+                    client_key=client_key,
+                    opened_at=timezone.now(),
+                    **fields,
                 )
         except IntegrityError:
-            return self.raters.get(participant_id=participant)
+            return self.raters.get(participant_key=key)

@@ -4,13 +4,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import models, transaction
-from django.db.models import Exists, Q
+from django.db.models import Count, Exists, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
 from study.analysis import vote_flags
 from study.models.campaign import Campaign, Candidate
-from study.models.tokens import rater_token
+from study.models.tokens import participant_key, rater_token
 
 # Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
 GOLD_EXPECTATIONS = {"hr": ">=4", "nearest": "<=2"}
@@ -32,6 +32,7 @@ class RaterQuerySet(models.QuerySet):
 class RaterManager(models.Manager.from_queryset(RaterQuerySet)):
     def create_with_trials(self, campaign, label="", **fields):
         """A new session with its trials, designed by the campaign's protocol."""
+        fields.setdefault("participant_key", participant_key(fields.get("participant_id", "")))
         rater = self.create(campaign=campaign, label=label, seed=secrets.randbits(31), **fields)
         trials = [
             Trial(rater=rater, position=position, **spec)
@@ -59,6 +60,18 @@ class Rater(models.Model):
     participant_id = models.CharField(
         max_length=200, blank=True, help_text="From the crowd platform (PROLIFIC_PID, workerId...)."
     )
+    participant_key = models.CharField(
+        max_length=200,
+        blank=True,
+        editable=False,
+        help_text="The participant id as one person: case, punctuation and spaces removed.",
+    )
+    client_key = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="A digest of the network address and browser that opened the open link.",
+    )
     # How the session came: LINK (a secret link made at launch), a crowd platform ("prolific",
     # "mturk", "other"), PREVIEW or SIMULATED.
     platform = models.CharField(max_length=20, default="link")
@@ -82,9 +95,10 @@ class Rater(models.Model):
         ordering = ["campaign_id", "created_at", "pk"]
         constraints = [
             # One session per crowd participant and campaign.
+            # "ATTACKER00" and "attacker00." are one person (participant_key).
             models.UniqueConstraint(
-                fields=["campaign", "participant_id"],
-                condition=~Q(participant_id=""),
+                fields=["campaign", "participant_key"],
+                condition=~Q(participant_key=""),
                 name="one_session_per_participant",
             ),
         ]
@@ -184,7 +198,7 @@ class Rater(models.Model):
         # Conditional on the campaign being open in the same statement: a vote in flight when
         # the researcher closes the study is refused, not stored after the close.
         stored = Trial.objects.filter(self._open(), pk=current.pk, score__isnull=True).update(
-            **self._vote_fields(current, score, now, duration_ms)
+            **self._vote_fields(current, score, now, duration_ms, int(seen_ms))
         )
         if not stored and not self._is_open_now():
             raise VoteRejected("This study has ended; your last score was not stored.")
@@ -211,7 +225,8 @@ class Rater(models.Model):
         for trial in trials:
             for name, value in self._vote_fields(trial, int(scores[trial.position]), now).items():
                 setattr(trial, name, value)
-        Trial.objects.bulk_update(trials, ["score", "answered_at", "duration_ms", "flags"], 500)
+        fields = ["score", "answered_at", "duration_ms", "server_ms", "flags"]
+        Trial.objects.bulk_update(trials, fields, 500)
         if trials and self.started_at is None:
             Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
             self.started_at = now
@@ -219,9 +234,16 @@ class Rater(models.Model):
             self._complete(now)
         return len(trials)
 
-    def _vote_fields(self, trial, score, now, duration_ms=None):
-        flags = vote_flags(trial.expected, score, duration_ms, self.campaign.min_view_ms)
-        return {"score": score, "answered_at": now, "duration_ms": duration_ms, "flags": flags}
+    def _vote_fields(self, trial, score, now, duration_ms=None, server_ms=None):
+        # Too fast by the server's clock: the page's own figure is any number a script sends.
+        flags = vote_flags(trial.expected, score, server_ms, self.campaign.min_view_ms)
+        return {
+            "score": score,
+            "answered_at": now,
+            "duration_ms": duration_ms,
+            "server_ms": server_ms,
+            "flags": flags,
+        }
 
     def _open(self):
         return Exists(Campaign.objects.filter(pk=self.campaign_id, status__in=self.open_statuses()))
@@ -233,10 +255,28 @@ class Rater(models.Model):
 
     def _complete(self, now):
         if self.completed_at is None:
+            qc = self.quality()
+            if self.rushed(now):
+                qc = {**qc, "rushed": True, "flags": [*qc.get("flags", []), "rushed"]}
             Rater.objects.filter(pk=self.pk, completed_at__isnull=True).update(
-                completed_at=now, qc=self.quality()
+                completed_at=now, qc=qc
             )
-            self.completed_at = now
+            self.completed_at, self.qc = now, qc
+
+    def rushed(self, now):
+        """Finished faster than the campaign allows, by the server's clock: the images were on
+        screen (from hand-out to vote) for less than min_view_ms each, all together."""
+        timed = self.trials.filter(server_ms__isnull=False).aggregate(
+            n=Count("id"), t=Sum("server_ms")
+        )
+        if not self.campaign.min_view_ms or not timed["n"]:
+            return False
+        return timed["t"] < self.campaign.min_view_ms * timed["n"]
+
+    def code_withheld(self):
+        """Whether the done page withholds the completion code (a rushed session, when the
+        campaign says so)."""
+        return bool(self.qc.get("rushed")) and self.campaign.rushed_sessions == "withhold"
 
     def quality(self):
         """This session's quality-control summary; reported to the researcher, never applied."""
@@ -336,7 +376,14 @@ class Trial(models.Model):
     )
     shown_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Viewing time measured by the page before the vote."
+        null=True,
+        blank=True,
+        help_text="Viewing time the page claims (kept beside the server's figure, never trusted).",
+    )
+    server_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Viewing time measured by the server: from handing the image out to the vote.",
     )
     flags = models.CharField(max_length=100, blank=True)
 

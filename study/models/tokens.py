@@ -14,3 +14,9 @@ def rater_token():
 
 def completion_code():
     return secrets.token_hex(4).upper()
+
+
+def participant_key(participant_id):
+    """One person's id however it is typed: case-folded, letters and digits only. Prolific's
+    24 hex digits and MTurk's worker ids pass through unchanged but for case."""
+    return "".join(ch for ch in participant_id.casefold() if ch.isalnum())

@@ -37,8 +37,8 @@ def session_estimate(campaign):
     """(minutes, trials, seconds per vote, measured?) for one rater's session.
 
     Trials: what the protocol asks per session (candidates, or comparisons) plus retests plus
-    the calibration examples. Seconds per vote: the median viewing time of people's votes once
-    20 exist, else a pilot's typical 6 s.
+    the calibration examples. Seconds per vote: the median viewing time of people's votes (by
+    the server's clock) once 20 exist, else a pilot's typical 6 s.
     """
     rated = campaign.candidates.filter(role=Candidate.RATING, status=Candidate.DONE).count()
     if not rated:
@@ -49,12 +49,12 @@ def session_estimate(campaign):
         trials += min(campaign.calibration_images, campaign.calibration_dataset.images.count())
     # The (upper) median in the database: the welcome page asks, and a paper-size campaign has
     # tens of thousands of votes, so two small queries instead of fetching every duration.
-    timed = Trial.objects.filter(rater__campaign=campaign, duration_ms__isnull=False).exclude(
+    timed = Trial.objects.filter(rater__campaign=campaign, server_ms__isnull=False).exclude(
         rater__platform__in=Rater.NOT_PEOPLE
     )
     n = timed.count()
     measured = n >= 20
     seconds = PILOT_SECONDS_PER_VOTE
     if measured:
-        seconds = timed.order_by("duration_ms").values_list("duration_ms", flat=True)[n // 2] / 1000
+        seconds = timed.order_by("server_ms").values_list("server_ms", flat=True)[n // 2] / 1000
     return max(1, round(trials * seconds / 60)), trials, seconds, measured

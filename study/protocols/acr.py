@@ -12,7 +12,7 @@ from study.models.texts import DEFAULT_INSTRUCTIONS
 from study.protocols import simulation
 
 VOTE_COLUMNS = ["rater", "dataset", "image", "method", "score", "kind", "repeat", "timestamp"]
-EXTRA_COLUMNS = ["duration_ms", "flags", "rater_platform", "expected", "position"]
+EXTRA_COLUMNS = ["duration_ms", "server_ms", "flags", "rater_platform", "expected", "position"]
 
 
 class ACR(Protocol):
@@ -62,7 +62,7 @@ class ACR(Protocol):
     def quality(self, rater):
         votes = list(
             rater.trials.answered().values_list(
-                "candidate_id", "score", "kind", "flags", "duration_ms", "expected"
+                "candidate_id", "score", "kind", "flags", "server_ms", "expected"
             )
         )
         return session_quality(
@@ -71,7 +71,8 @@ class ACR(Protocol):
 
     def votes(self, campaign, people_only=False):
         """``rater`` (``r`` + the session's id), ``dataset, image, method, score, kind, repeat,
-        timestamp, duration_ms, flags, rater_platform, expected, position, lr``."""
+        timestamp, duration_ms`` (the page's claim), ``server_ms`` (measured), ``flags,
+        rater_platform, expected, position, lr``."""
         rows = (
             Trial.objects.for_analysis(campaign, people_only)
             .order_by("rater_id", "position")
@@ -85,6 +86,7 @@ class ACR(Protocol):
                 "repeat",
                 "answered_at",
                 "duration_ms",
+                "server_ms",
                 "flags",
                 "rater__platform",
                 "expected",

@@ -121,14 +121,15 @@ class PairedComparison(Protocol):
 
     def quality(self, rater):
         pairs = rater.trials.answered().values_list(
-            "candidate_id", "partner_id", "score", "kind", "duration_ms"
+            "candidate_id", "partner_id", "score", "kind", "server_ms"
         )
         return pair_session_quality(pairs, rater.display_checks)
 
     def votes(self, campaign, people_only=False, offset=0):
         """The answered comparisons in the long format study.analysis.pairwise takes:
         ``rater, dataset, image, method_a, method_b, choice`` (the chosen method), ``kind,
-        position, timestamp, duration_ms, rater_platform``, in the order they were answered
+        position, timestamp, duration_ms`` (claimed), ``server_ms`` (measured), ``rater_platform``,
+        in the order they were answered
         (replayable); ``offset`` leaves out the first ones (those a cached state has seen)."""
         trials = Trial.objects.for_analysis(campaign, people_only).filter(partner__isnull=False)
         rows = trials.order_by("answered_at", "pk")[offset:].values_list(
@@ -142,13 +143,14 @@ class PairedComparison(Protocol):
             "position",
             "answered_at",
             "duration_ms",
+            "server_ms",
             "rater__platform",
         )
         records = [
             (Trial.rater_key(r[0]), *r[1:5], r[3] if r[5] == A else r[4], *r[6:]) for r in rows
         ]
         return pd.DataFrame(
-            records, columns=[*COLUMNS, "timestamp", "duration_ms", "rater_platform"]
+            records, columns=[*COLUMNS, "timestamp", "duration_ms", "server_ms", "rater_platform"]
         )
 
     def write_report(self, campaign, frame, out_dir, **options):

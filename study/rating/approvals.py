@@ -5,9 +5,9 @@ decision and reason; MTurk: the batch-results columns AssignmentId, WorkerId, Ap
 which the researcher reviews and uploads.
 """
 
-import csv
-import io
 from dataclasses import dataclass
+
+from study.spreadsheet import csv_text
 
 PLATFORMS = ("prolific", "mturk")
 
@@ -55,17 +55,21 @@ def approval_rows(campaign, platform, thresholds):
 
 
 def approval_csv(campaign, platform, thresholds):
-    """The platform's bulk file as text."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    """The platform's bulk file as text. Ids come from the platform's URL, written by anyone:
+    a formula-like cell is neutralised (study.spreadsheet)."""
+    rows = approval_rows(campaign, platform, thresholds)
     if platform == "mturk":
-        writer.writerow(["AssignmentId", "WorkerId", "Approve", "Reject"])
-        for rater, decision, why in approval_rows(campaign, platform, thresholds):
-            assignment = rater.platform_data.get("assignmentId", "")
-            approve, reject = ("x", "") if decision == "approve" else ("", why)
-            writer.writerow([assignment, rater.participant_id, approve, reject])
+        header = ["AssignmentId", "WorkerId", "Approve", "Reject"]
+        lines = [
+            (
+                rater.platform_data.get("assignmentId", ""),
+                rater.participant_id,
+                *(("x", "") if decision == "approve" else ("", why)),
+            )
+            for rater, decision, why in rows
+        ]
     else:
-        writer.writerow(["participant_id", "decision", "reason"])
-        for rater, decision, why in approval_rows(campaign, platform, thresholds):
-            writer.writerow([rater.participant_id, decision, why])
-    return buffer.getvalue()
+        header = ["participant_id", "decision", "reason"]
+        lines = [(rater.participant_id, decision, why) for rater, decision, why in rows]
+    # CRLF, as the csv module writes by default and the platforms' own files have.
+    return csv_text([header, *lines], lineterminator="\r\n")

@@ -67,6 +67,9 @@ def display_check(request, token):
             max_age=DISPLAY_COOKIE_AGE,
             httponly=True,
             samesite="Lax",
+            # Over https (BEHIND_TLS_PROXY makes the proxy's https count) never sent in clear; the
+            # embedded default on http://127.0.0.1 still gets it.
+            secure=request.is_secure(),
         )
         return response
     return render_display_check(request, rater, too_small=check)

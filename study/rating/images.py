@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse
 
 from study.models import Candidate, Method, Rater
 from study.rating.access import get_rater
+from study.rating.padding import blinded_bytes
 
 
 def _png_response(candidate):
@@ -21,8 +22,9 @@ def _png_response(candidate):
             data = fh.read()
     except FileNotFoundError:
         raise Http404("No such image.") from None
-    # Plain bytes: no file name or Content-Disposition, nothing but "a PNG".
-    response = HttpResponse(data, content_type="image/png")
+    # Plain bytes: no file name or Content-Disposition, nothing but "a PNG" of the same length
+    # as every other version of its source image, and never twice the same bytes.
+    response = HttpResponse(blinded_bytes(candidate, data), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -176,6 +176,9 @@ def done(request, token):
     if rater.trials.pending().exists():
         return redirect("study:session", token=token)
     campaign = rater.campaign
+    if rater.code_withheld():
+        # Finished faster than the study allows (server clock): no code, no platform return.
+        return render(request, "study/done.html", {"rater": rater, "withheld": True})
     code = campaign.completion_code
     redirect_url = ""
     if campaign.completion_url:

@@ -14,6 +14,7 @@ from study.analysis import VotesError
 from study.models import Campaign
 from study.models.campaign import get_campaign_for
 from study.reports import frames, page
+from study.spreadsheet import csv_text, safe_csv
 
 REPORT_TEMPLATE = "admin/study/campaign/report.html"
 
@@ -111,17 +112,21 @@ class CampaignReportMixin:
         return _no_store(JsonResponse({"version": version, "html": html}))
 
     def export_view(self, request, pk, kind):
-        campaign = get_campaign_for(request, pk)
+        # A rater link opens a session and votes in it: only those who may change the campaign
+        # get them; the other exports are what a view-only researcher may read anyway.
+        campaign = get_campaign_for(request, pk, change=kind == "links")
+        # Participant ids, dataset and image names reach these files: a formula-like text cell
+        # is neutralised for the spreadsheet (study.spreadsheet); numbers stay numbers.
         if kind == "links":
             rows = [
-                f"{r.pk},{request.build_absolute_uri(r.get_absolute_url())}"
+                (r.pk, request.build_absolute_uri(r.get_absolute_url()))
                 for r in campaign.raters.links()
             ]
-            body, ctype, ext = "rater,url\n" + "\n".join(rows) + "\n", "text/csv", "rater-links.csv"
+            body, ctype, ext = csv_text([("rater", "url"), *rows]), "text/csv", "rater-links.csv"
         elif kind == "votes":
-            body, ctype, ext = frames.votes_csv(campaign), "text/csv", "votes.csv"
+            body, ctype, ext = safe_csv(frames.votes_csv(campaign)), "text/csv", "votes.csv"
         elif kind == "mos":
-            body, ctype, ext = frames.mos_csv(campaign), "text/csv", "mos.csv"
+            body, ctype, ext = safe_csv(frames.mos_csv(campaign)), "text/csv", "mos.csv"
         elif kind == "report":
             try:
                 body = frames.report_zip(campaign)

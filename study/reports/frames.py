@@ -13,6 +13,7 @@ from study.analysis import validate_votes
 from study.analysis.pairwise import validate_comparisons
 from study.models import Candidate, Method
 from study.models.catalog import paper_order
+from study.spreadsheet import safe_csv
 
 
 def votes_frame(campaign, people_only=False):
@@ -163,11 +164,16 @@ def _votes_to_report(campaign):
 
 
 def report_zip(campaign):
+    """The full report as a zip for download. Its CSV files are study.analysis's own, with
+    formula-like text cells neutralised for the spreadsheet (study.spreadsheet)."""
     with tempfile.TemporaryDirectory() as tmp:
         export_report(campaign, tmp)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(Path(tmp).rglob("*")):
-                if path.is_file():
+                if path.suffix == ".csv":
+                    text = path.read_text(encoding="utf-8")
+                    zf.writestr(str(path.relative_to(tmp)), safe_csv(text))
+                elif path.is_file():
                     zf.write(path, path.relative_to(tmp))
         return buffer.getvalue()

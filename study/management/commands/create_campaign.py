@@ -21,6 +21,7 @@ SETTINGS = [
     "gold_items",
     "retest_share",
     "min_view_ms",
+    "rushed_sessions",
     "vote_floor_ms",
     "break_every",
     "straightline_min_variance",
