@@ -32,7 +32,13 @@ def served_length(candidate):
         versions = Candidate.objects.filter(
             campaign_id=candidate.campaign_id, image_id=candidate.image_id, status=Candidate.DONE
         ).exclude(file="")
-        largest = max(default_storage.size(c.file.name) for c in versions)
+        sizes = []
+        for version in versions:
+            try:
+                sizes.append(default_storage.size(version.file.name))
+            except (FileNotFoundError, OSError):
+                continue  # a file gone from storage is not served either (404)
+        largest = max(sizes, default=0)
         length = -(-(largest + OVERHEAD + 1) // ROUND) * ROUND
         cache.set(key, length, timeout=24 * 3600)
     return length
