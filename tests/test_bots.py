@@ -160,3 +160,11 @@ def test_one_browser_cannot_make_up_ids_for_more_sessions(campaign_of):
     # A lab that shares computers raises the limit.
     Campaign.objects.filter(pk=campaign.pk).update(sessions_per_client=3)
     assert fresh.get(join, {"participant": "LAB2"}).status_code == 302
+
+
+def test_an_id_of_punctuation_alone_is_refused(campaign_of):
+    campaign = campaign_of("acr", open_recruitment=True)
+    reply = Client(REMOTE_ADDR="10.9.2.1").get(
+        f"/join/{campaign.recruit_token}/", {"PROLIFIC_PID": "..", "SESSION_ID": "x"}
+    )
+    assert reply.status_code == 400 and not campaign.raters.exclude(participant_id="").exists()

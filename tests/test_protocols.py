@@ -228,3 +228,16 @@ def test_a_pilot_gives_no_verdict_on_a_method_the_simulator_does_not_know(
     rows = pd.read_csv(tmp_path / table)
     with_it = rows[(rows["method_a"] == "lanczos") | (rows["method_b"] == "lanczos")]
     assert with_it["p_holm"].isna().all() and not with_it["significant_holm"].any()
+
+
+def test_calibration_examples_are_captioned_by_quality_in_every_protocol():
+    from study.protocols.dcr import DCR_PROTOCOL
+    from study.protocols.pc import PC_PROTOCOL
+
+    captions = {p.code: (p.calibration_label(1), p.calibration_label(5)) for p in
+                (ACR_PROTOCOL, DCR_PROTOCOL, PC_PROTOCOL)}  # fmt: skip
+    assert captions == {
+        "acr": ("Bad", "Excellent"),
+        "dcr": ("Very annoying", "Imperceptible"),
+        "pc": ("Bad", "Excellent"),  # never "A looks better": an anchor is no answer
+    }

@@ -46,7 +46,8 @@ def signed_rank_test(d: np.ndarray, zero_method: str = "wilcox") -> tuple[float,
     """Two-sided Wilcoxon signed-rank test of paired differences ``d``: (statistic, p).
 
     Identical to :func:`scipy.stats.wilcoxon` with its defaults (``method="auto"``, no continuity
-    correction). scipy switches to the normal approximation above 50 pairs; there this computes
+    correction), except for 14-50 pairs with ties or zeros, where scipy takes the normal
+    approximation and this takes 9,999 seeded sign flips (:func:`signed_rank_method` says which). scipy switches to the normal approximation above 50 pairs; there this computes
     the same statistic, tie-corrected variance and p directly, which is much faster than scipy's
     generic path when hundreds of method pairs are tested.
     """

@@ -14,7 +14,8 @@ def fill_keys(apps, schema_editor):
     for rater in Rater.objects.exclude(participant_id="").order_by("pk"):
         key = "".join(ch for ch in rater.participant_id.casefold() if ch.isalnum())
         if (rater.campaign_id, key) in seen:
-            key = f"{key}#{rater.pk}"
+            suffix = f"#{rater.pk}"
+            key = key[: 200 - len(suffix)] + suffix
         seen.add((rater.campaign_id, key))
         Rater.objects.filter(pk=rater.pk).update(participant_key=key)
 

@@ -107,6 +107,11 @@ class Protocol:
         """Whether the trial page shows the image's HR reference beside it."""
         return False
 
+    def calibration_label(self, score) -> str:
+        """The caption of a calibration example anchored at ``score`` (nearest neighbour 1, HR
+        5): the scale's label where the protocol has a 1-5 scale."""
+        return dict(self.scale()).get(score, "")
+
     def calibration_items(self, rater, calibration) -> list[dict]:
         """The calibration page's examples, from (candidate, anchor score) pairs."""
         return []

@@ -116,6 +116,10 @@ class PairedComparison(Protocol):
     def trial_context(self, rater):
         return {"pair_layout": rater.pair_layout()}
 
+    def calibration_label(self, score):
+        # The anchors are qualities, not answers: a comparison's 1 means "A looks better".
+        return {1: "Bad", 5: "Excellent"}.get(score, "")
+
     def calibration_items(self, rater, calibration):
         return [{"candidate": c, "score": score, "reference": None} for c, score in calibration]
 

@@ -47,7 +47,8 @@ def join(request, recruit_token):
         context = {"campaign": campaign, "consent": consent_for_display(campaign)}
         return render(request, "study/preview.html", context)
     source, participant = _participant(params)
-    if not participant or not PARTICIPANT_RE.match(participant):
+    # An id of punctuation alone is no one: its participant key would be empty.
+    if not participant_key(participant) or not PARTICIPANT_RE.match(participant):
         if campaign.status != Campaign.LIVE:
             return not_live(request, campaign)
         return render(request, "study/join_error.html", {"campaign": campaign}, status=400)

@@ -130,13 +130,12 @@ def _render_calibration(request, rater, calibration):
         return reverse("study:calibration_image", args=[rater.token, candidate.public_id])
 
     protocol = rater.campaign.kind
-    labels = dict(protocol.scale())
     items = [
         {
             "src": src(item["candidate"]),
             "width": item["candidate"].width,
             "height": item["candidate"].height,
-            "label": labels.get(item["score"], ""),
+            "label": protocol.calibration_label(item["score"]),
             "score": item["score"],
             "ref_src": src(item["reference"]) if item["reference"] else "",
         }
