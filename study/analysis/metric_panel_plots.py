@@ -68,9 +68,11 @@ def panel_figure(
         ax.set_visible(False)
     for ax, m in zip(axes.flat, drawn, strict=False):
         _panel(ax, m, scope.fits[m], scope.y, ranks[m], agreement[m], m in lower_better)
-    _margins(fig, 0.5, 0.15, 0.45, 0.45, wspace=0.35, hspace=0.75)
+    # A heading needs its own line above the first row's two-line titles.
+    _margins(fig, 0.5, 0.15, 0.45, 0.7 if prefix else 0.45, wspace=0.35, hspace=0.75)
     if prefix:
-        fig.suptitle(f"{prefix}MOS against each metric", fontsize=9)
+        height = fig.get_size_inches()[1]
+        fig.suptitle(f"{prefix}MOS against each metric", fontsize=9, y=1 - 0.08 / height, va="top")
     path = Path(path)
     fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix == ".svg" else None)
     return path
