@@ -18,7 +18,7 @@ from study.generation.admin import CampaignGenerationMixin
 from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
 from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
-from study.models.metrics import metric_choices
+from study.models.metrics import default_metrics, metric_choices
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
 from study.rating.cockpit import CampaignCrowdMixin
 from study.reports.admin import CampaignReportMixin
@@ -250,8 +250,11 @@ class CampaignAdmin(
 
 
 class CampaignForm(forms.ModelForm):
+    # A form field of its own ignores the model field's default: the docs' panel (GMSD and
+    # HaarPSI) is ticked on a new campaign here too, as create_campaign and the demo give it.
     metrics = forms.MultipleChoiceField(
         choices=metric_choices,
+        initial=default_metrics,
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text="Computed by the workers for every candidate, beside PSNR/SSIM; one ticked "

@@ -1,6 +1,7 @@
 """The protocol seam: every protocol in one object, a fourth one added as one module."""
 
 import io
+import re
 import zipfile
 
 import pandas as pd
@@ -241,3 +242,30 @@ def test_calibration_examples_are_captioned_by_quality_in_every_protocol():
         "dcr": ("Very annoying", "Imperceptible"),
         "pc": ("Bad", "Excellent"),  # never "A looks better": an anchor is no answer
     }
+
+
+def test_a_second_batch_of_simulated_raters_with_the_same_seed_draws_new_raters(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks
+):
+    from study.rating.simulated import add_simulated_raters
+
+    campaign = generate_and_launch(
+        make_campaign(name="batches"), django_capture_on_commit_callbacks
+    )
+    add_simulated_raters(campaign, 3, bad=0, seed=0)
+    add_simulated_raters(campaign, 3, bad=0, seed=0)
+    sessions = [
+        tuple(r.trials.order_by("candidate_id", "repeat").values_list("score", flat=True))
+        for r in Rater.objects.simulated().order_by("pk")
+    ]
+    assert len(sessions) == 6 and len(set(sessions)) == 6  # no session is another's copy
+
+
+def test_a_campaign_made_in_the_admin_starts_with_the_documented_metric_panel(client, researcher):
+    from study.models.metrics import default_metrics
+
+    client.force_login(researcher)
+    page = client.get("/admin/study/campaign/add/").content.decode()
+    for name in default_metrics():
+        assert f'value="{name}"' in page
+        assert re.search(rf'<input[^>]*value="{name}"[^>]*checked', page)

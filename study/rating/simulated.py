@@ -6,6 +6,8 @@ from study.analysis.simulate import known_profile
 from study.models import Campaign
 from study.protocols.simulation import Options
 
+BATCH_STRIDE = 1_000_003  # a prime far beyond any seed a researcher types
+
 
 def unknown_methods(campaign):
     """The campaign's methods simulated raters know no profile for (the SRGAN paper did not
@@ -44,4 +46,9 @@ def add_simulated_raters(campaign, raters, profile="paper", bad=2, seed=0, mix_w
             "label them rater_platform=simulated). Use a copy of the campaign, or allow mixing "
             "(simulate_raters --mix-with-real-votes) if that is what you want."
         )
-    return campaign.kind.simulate(campaign, raters, Options(profile, bad, seed))
+    # A second batch with the same seed draws new raters, not the first batch again (that would
+    # narrow every interval with copies); batches stay reproducible in the order they were added.
+    batch = campaign.raters.simulated().count()
+    return campaign.kind.simulate(
+        campaign, raters, Options(profile, bad, seed + BATCH_STRIDE * batch)
+    )
