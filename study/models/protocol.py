@@ -113,8 +113,9 @@ class Protocol:
         return dict(self.scale()).get(score, "")
 
     def calibration_items(self, rater, calibration) -> list[dict]:
-        """The calibration page's examples, from (candidate, anchor score) pairs."""
-        return []
+        """The calibration page's examples, from (candidate, anchor score) pairs: each alone by
+        default (DCR puts its reference beside it)."""
+        return [{"candidate": c, "score": score, "reference": None} for c, score in calibration]
 
     def quality(self, rater) -> dict:
         """The session's quality-control summary (reported, never applied)."""

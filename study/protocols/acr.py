@@ -56,9 +56,6 @@ class ACR(Protocol):
             for pk, repeat in order
         ]
 
-    def calibration_items(self, rater, calibration):
-        return [{"candidate": c, "score": score, "reference": None} for c, score in calibration]
-
     def quality(self, rater):
         votes = list(
             rater.trials.answered().values_list(

@@ -120,23 +120,20 @@ class PairedComparison(Protocol):
         # The anchors are qualities, not answers: a comparison's 1 means "A looks better".
         return {1: "Bad", 5: "Excellent"}.get(score, "")
 
-    def calibration_items(self, rater, calibration):
-        return [{"candidate": c, "score": score, "reference": None} for c, score in calibration]
-
     def quality(self, rater):
         pairs = rater.trials.answered().values_list(
             "candidate_id", "partner_id", "score", "kind", "server_ms"
         )
         return pair_session_quality(pairs, rater.display_checks)
 
-    def votes(self, campaign, people_only=False, offset=0):
+    def votes(self, campaign, people_only=False):
         """The answered comparisons in the long format study.analysis.pairwise takes:
         ``rater, dataset, image, method_a, method_b, choice`` (the chosen method), ``kind,
         position, timestamp, duration_ms`` (claimed), ``server_ms`` (measured), ``rater_platform``,
         in the order they were answered
-        (replayable); ``offset`` leaves out the first ones (those a cached state has seen)."""
+        (replayable)."""
         trials = Trial.objects.for_analysis(campaign, people_only).filter(partner__isnull=False)
-        rows = trials.order_by("answered_at", "pk")[offset:].values_list(
+        rows = trials.order_by("answered_at", "pk").values_list(
             "rater_id",
             "candidate__image__dataset__name",
             "candidate__image__name",
