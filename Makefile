@@ -29,8 +29,14 @@ demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo --bind $(BIND)
 
+# TEST_JOBS=2 runs the files in two isolated pytest processes side by side (.ci/test-split).
+TEST_JOBS ?= 1
 test: install-dev
+ifeq ($(TEST_JOBS),1)
 	SRMOS_DATA_DIR=$(CURDIR)/data/test $(PY) -m pytest $(PYTEST_ARGS)
+else
+	PYTEST_ARGS="$(PYTEST_ARGS)" TEST_JOBS=$(TEST_JOBS) PY=$(PY) .ci/test-split
+endif
 
 lint: install-dev
 	$(VENV)/bin/ruff format --check .

@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_votes.py
 
-Creates (and afterwards drops) the database `srmos_bench` on that server, a campaign with one
+Creates (and afterwards drops) the database `srmos_bench` (--database) on that server, a campaign with one
 rater per simulated client, serves it with gunicorn, and reports throughput, p50/p95/p99
 latency and votes lost, next to a bare Django view (/healthz, no database) served the same way.
 """
@@ -34,7 +34,7 @@ def percentile(values, q):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def prepare(db_url, raters, trials_per_rater):
+def prepare(db_url, raters, trials_per_rater, schema_from_models=False):
     """Create the bench database and a live campaign; returns the rater tokens."""
     env = dict(
         os.environ,
@@ -48,7 +48,17 @@ django.setup()
 from django.utils import timezone
 from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
 from django.core.management import call_command
-call_command("migrate", verbosity=0)
+if {schema_from_models!r}:
+    # A tree whose new migrations are not merged yet: the schema straight from the models.
+    import importlib
+    from django.apps import apps
+    from django.db import connection
+    with connection.schema_editor() as editor:
+        for model in apps.get_models():
+            editor.create_model(model)
+    importlib.import_module("study.migrations.0002_builtin_methods").add_methods(apps, None)
+else:
+    call_command("migrate", verbosity=0)
 ds = Dataset.objects.create(name="bench")
 images = [SourceImage(dataset=ds, name=f"i{{i}}", original_name=f"i{{i}}.png", file="x.png",
           width=64, height=64, sha256=f"{{i:064d}}") for i in range({trials_per_rater})]
@@ -230,13 +240,14 @@ def main():
             "bench_votes needs DATABASE_URL=postgres://... (a PostgreSQL server to create srmos_bench on)"
         )
     base = server.rsplit("/", 1)[0]
-    db_url = f"{base}/srmos_bench"
+    db_url = f"{base}/{args.database}"
     psql = psql_command(server)
-    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
-    subprocess.run([*psql, "CREATE DATABASE srmos_bench"], check=True)
+    subprocess.run([*psql, f"DROP DATABASE IF EXISTS {args.database}"], check=True)
+    subprocess.run([*psql, f"CREATE DATABASE {args.database}"], check=True)
     trials = int(args.duration / args.interval) + 5
-    tokens = prepare(db_url, args.raters, trials)
+    tokens = prepare(db_url, args.raters, trials, args.schema_from_models)
 
+    load_before = os.getloadavg()
     gunicorn = start_gunicorn(db_url, args.port, args.workers, args.threads)
     try:
         # Give the workers time to boot before the clock starts.
@@ -247,8 +258,9 @@ def main():
     finally:
         gunicorn.terminate()
         gunicorn.wait(20)
+    args.load = (load_before, os.getloadavg())
     in_db = count_votes(db_url)
-    subprocess.run([*psql, "DROP DATABASE IF EXISTS srmos_bench"], check=True)
+    subprocess.run([*psql, f"DROP DATABASE IF EXISTS {args.database}"], check=True)
     print_results(args, bare, votes, in_db)
 
 
@@ -260,6 +272,14 @@ def parse_args():
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--database", default="srmos_bench", help="made and dropped again (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--schema-from-models",
+        action="store_true",
+        help="build the schema from the models instead of migrating (unmerged migrations)",
+    )
     return parser.parse_args()
 
 
@@ -318,6 +338,12 @@ def print_results(args, bare, votes, in_db):
     print(
         f"machine: {os.cpu_count()} CPU cores; gunicorn {args.workers} workers x {args.threads} threads; "
         f"{args.raters} raters, one request every {args.interval:.1f} s each, {args.duration:.0f} s"
+    )
+    # The machine may be shared: the load beside the figures says how quiet it was.
+    before, after = args.load
+    print(
+        f"load average (1/5/15 min) before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; "
+        f"after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}"
     )
     print(f"{'path':<24}{'req':>7}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, r in (("bare view (/healthz)", bare), ("vote (JSON POST)", votes)):

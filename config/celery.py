@@ -29,4 +29,4 @@ def route(name, args, kwargs, options, task=None, **kw):
 
 app.conf.task_routes = (route,)
 # The tasks live in study.generation.tasks and study.datasets.tasks (imports from the admin).
-app.autodiscover_tasks(["study.generation", "study.datasets"])
+app.autodiscover_tasks(["study.generation", "study.datasets", "study.reports"])

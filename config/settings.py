@@ -98,7 +98,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: a body over the limit is refused before anything reads it (config/limits.py).
+    # Outermost: a rater request that lost the database or broker gets 503 (config/outage.py).
+    "config.outage.OutageMiddleware",
+    # Then: a body over the limit is refused before anything reads it (config/limits.py).
     "config.limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
@@ -138,7 +140,13 @@ def _database():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{DATA_DIR / 'srmos.sqlite3'}"
     try:
-        db = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+        db = dj_database_url.parse(
+            url,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+            # A kept connection the database dropped (a restart) is replaced before the request
+            # uses it, instead of failing that request.
+            conn_health_checks=True,
+        )
     except Exception as exc:
         raise ImproperlyConfigured(
             f"DATABASE_URL={url!r} is not a valid database URL: {exc}"
@@ -175,7 +183,8 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Every file written whole or not at all (temporary name, fsync, rename): study/storage.py.
+    "default": {"BACKEND": "study.storage.AtomicFileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Large zip uploads of datasets go to disk, not memory.
@@ -192,6 +201,45 @@ SRMOS_MAX_UPLOAD_BYTES = env_limit("SRMOS_MAX_UPLOAD_MB", 1024, unit=2**20)
 SRMOS_MAX_IMAGE_PIXELS = env_limit("SRMOS_MAX_IMAGE_PIXELS", 40_000_000)
 SRMOS_MAX_ZIP_MEMBER_BYTES = env_limit("SRMOS_MAX_ZIP_MEMBER_MB", 128, unit=2**20)
 SRMOS_MAX_ZIP_BYTES = env_limit("SRMOS_MAX_ZIP_MB", 2048, unit=2**20)
+
+# Several machines (docs/deployment.md): with SRMOS_S3_BUCKET set, every file (images, candidates,
+# imported results, model files, uploaded zips) lives in that S3-compatible bucket, the only
+# storage web and workers share; each process's MEDIA_ROOT then stays empty. Keys are private:
+# raters get images streamed by the web server under opaque URLs (study.rating.images), never a
+# bucket URL, so no ACL is set and signed URLs, should anything ask for one, last a minute.
+# Names are kept as FileSystemStorage keeps them (an existing key is not overwritten by `save`:
+# a replaced imported result is written beside the old one, which is then deleted).
+SRMOS_S3_BUCKET = env_str("SRMOS_S3_BUCKET")
+if SRMOS_S3_BUCKET:
+    _s3_endpoint = env_str("SRMOS_S3_ENDPOINT_URL") or None
+    # MinIO, Ceph and moto want path-style addressing; AWS itself takes either.
+    _s3_style = env_str("SRMOS_S3_ADDRESSING_STYLE", "path" if _s3_endpoint else "") or None
+    STORAGES["default"] = {
+        "BACKEND": "study.storage_s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": SRMOS_S3_BUCKET,
+            "endpoint_url": _s3_endpoint,
+            "region_name": env_str("SRMOS_S3_REGION", "us-east-1"),
+            # Credentials: these two, or boto3's own chain (AWS_ACCESS_KEY_ID..., an instance role).
+            "access_key": env_str("SRMOS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("SRMOS_S3_SECRET_ACCESS_KEY") or None,
+            "addressing_style": _s3_style,
+            "signature_version": "s3v4",
+            "location": env_str("SRMOS_S3_PREFIX").strip("/"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": 60,
+            "file_overwrite": False,
+            # A file read from the bucket is held in memory up to this size, then in a temporary
+            # file (FILE_UPLOAD_TEMP_DIR or the system's), never under MEDIA_ROOT.
+            "max_memory_size": 32 * 2**20,
+        },
+    }
+# A worker's local copies of registered model files (torch loads from a path), one per content
+# hash, filled from storage and checked against the hash: deletable at any time.
+SRMOS_MODEL_FILE_CACHE = Path(
+    env_str("SRMOS_MODEL_FILE_CACHE", str(DATA_DIR / "cache" / "models"))
+).resolve()
 
 LOGIN_URL = "admin:login"
 
@@ -289,6 +337,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Generation: a running candidate's lease (seconds, renewed by its worker's heartbeat) and how
 # many equal-size candidates of one network method a GPU worker runs as one batch.
 SRMOS_GENERATION_LEASE = env_int("SRMOS_GENERATION_LEASE", 60)
+# Longest a web request may spend computing a live report (well under gunicorn's 30 s timeout);
+# beyond it the page answers from the cache, or "computing", while a cpu worker computes.
+SRMOS_REPORT_BUDGET_S = env_int("SRMOS_REPORT_BUDGET_S", 5)
 SRMOS_GPU_BATCH = env_int("SRMOS_GPU_BATCH", 8)
 # Registered models (docs/models.md): the most one forward on a tile may take, checked when a
 # model is registered; the LRU budget of models a worker keeps loaded is SRMOS_MODEL_CACHE_MB,
@@ -296,6 +347,32 @@ SRMOS_GPU_BATCH = env_int("SRMOS_GPU_BATCH", 8)
 SRMOS_MODEL_MEMORY_MB = env_int("SRMOS_MODEL_MEMORY_MB", 4096)
 if SRMOS_GENERATION_LEASE < 1 or SRMOS_GPU_BATCH < 1:
     raise ImproperlyConfigured("SRMOS_GENERATION_LEASE and SRMOS_GPU_BATCH must be at least 1")
+# The reconciler (study.generation.reconcile, study.datasets.tasks), run by Celery beat every
+# SRMOS_RECONCILE_INTERVAL seconds: it queues again the jobs whose worker died (lease run out) and
+# those whose message was lost (queued, the broker's queue empty, nothing taken for
+# SRMOS_REQUEUE_AFTER seconds: a broker restarted without persistence). The scheduler keeps its
+# schedule in memory: no file to write, and a restart simply runs the reconciler again.
+SRMOS_RECONCILE_INTERVAL = env_int("SRMOS_RECONCILE_INTERVAL", 30)
+SRMOS_REQUEUE_AFTER = env_int("SRMOS_REQUEUE_AFTER", 60)
+if SRMOS_RECONCILE_INTERVAL < 1 or SRMOS_REQUEUE_AFTER < 1:
+    raise ImproperlyConfigured(
+        "SRMOS_RECONCILE_INTERVAL and SRMOS_REQUEUE_AFTER must be at least 1"
+    )
+CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
+CELERY_BEAT_SCHEDULE = {
+    # The runs go to the cpu queue, behind any backlog there; a run that waited over an hour is
+    # skipped on delivery (a later one follows), so runs piled up while no cpu worker ran are
+    # not all run one after another.
+    name: {
+        "task": task,
+        "schedule": float(SRMOS_RECONCILE_INTERVAL),
+        "options": {"expires": float(max(3600, SRMOS_RECONCILE_INTERVAL))},
+    }
+    for name, task in [
+        ("reconcile-jobs", "study.tasks.reconcile_jobs"),
+        ("reconcile-imports", "study.tasks.reconcile_imports"),
+    ]
+}
 
 SRMOS_DEFAULT_SCALE = 4
 SRMOS_DEFAULT_KERNEL = "matlab-bicubic"

@@ -8,7 +8,6 @@ generator weights, its config and a summary of how it was trained.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 from torch.torch_version import TorchVersion
 
+from sr_models.atomic import atomic_file
 from sr_models.errors import CheckpointError
 from sr_models.espcn import ESPCN, ESPCNConfig
 from sr_models.srcnn import SRCNN, SRCNNConfig
@@ -59,9 +59,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write atomically (temp file + rename); any failure raises, never only logs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, resume="free space, then resume training from the last checkpoint") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path) -> dict:

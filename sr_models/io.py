@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sr_models.atomic import write_bytes
 from sr_models.errors import ImageError
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
@@ -100,13 +102,18 @@ def read_rgb(path: str | Path, convert: bool = False) -> np.ndarray:
 
 
 def write_png(path: str | Path, img: np.ndarray) -> None:
-    """Write an RGB (HxWx3) or grey (HxW) uint8 array as PNG, with no metadata chunks."""
+    """Write an RGB (HxWx3) or grey (HxW) uint8 array as PNG, with no metadata chunks.
+
+    The file appears whole or not at all (`sr_models.atomic`); a full disk raises `DiskFull`
+    naming the folder and the space needed."""
     img = np.asarray(img)
     if img.dtype != np.uint8:
         raise ValueError(f"{path}: expected a uint8 image, got {img.dtype}")
     if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
         raise ValueError(f"{path}: expected HxW or HxWx3, got shape {img.shape}")
-    Image.fromarray(np.ascontiguousarray(img)).save(Path(path), format="PNG")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -4,9 +4,10 @@ generation, rating, reports); the campaign page, which spans them all, is compos
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from study.datasets import admin as datasets_admin  # noqa: F401  (registers its ModelAdmins)
@@ -17,11 +18,30 @@ from study.generation import (
 from study.generation.admin import CampaignGenerationMixin
 from study.generation.viewer import CampaignViewerMixin
 from study.models import Campaign
+from study.models.campaign import get_campaign_for
 from study.models.design import DESIGN_FIELDS, DESIGN_M2M, DesignFrozen
 from study.models.metrics import default_metrics, metric_choices
 from study.rating import admin as rating_admin  # noqa: F401  (registers its ModelAdmins)
-from study.rating.cockpit import CampaignCrowdMixin
+from study.rating.cockpit import CampaignCrowdMixin, SimulateForm
+from study.rating.simulated import (
+    add_simulated_raters,
+    caveat,
+    next_seed,
+    seed_warning,
+    simulated_batches,
+)
 from study.reports.admin import CampaignReportMixin
+
+# The campaign page's row of actions, in the order of a study's life: (action, button label).
+ACTION_ROW = [
+    ("generate", "Generate"),
+    ("launch", "Launch"),
+    ("preview", "Preview"),
+    ("simulate", "Simulate raters"),
+    ("close", "Close"),
+    ("clone", "Clone"),
+    ("export", "Export report"),
+]
 
 
 @admin.register(Campaign)
@@ -118,6 +138,168 @@ class CampaignAdmin(
         ),
     ]
 
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:pk>/do/<str:action>/",
+                self.admin_site.admin_view(self.action_view),
+                name="study_campaign_action",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        if campaign is not None and self.has_change_permission(request, campaign):
+            extra_context = {**(extra_context or {}), **self.action_row(campaign)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def action_row(self, campaign):
+        """The campaign page's buttons: each enabled only when its action can run now, and
+        otherwise saying why in the campaign's own words (`Campaign.why_not`), as the list
+        actions and the commands do."""
+        facts = campaign.action_facts()
+        row = []
+        for action, label in ACTION_ROW:
+            url = reverse("admin:study_campaign_action", args=[campaign.pk, action])
+            if action == "preview":
+                url = reverse("admin:study_campaign_preview", args=[campaign.pk])
+            elif action == "export":
+                url = reverse("admin:study_campaign_export", args=[campaign.pk, "report"])
+            row.append(
+                {
+                    "action": action,
+                    "label": label,
+                    "why": campaign.why_not(action, facts),
+                    "url": url,
+                    "get": action == "export",
+                    "new_tab": action == "preview",
+                }
+            )
+        simulate = next(a for a in row if a["action"] == "simulate")
+        batches = [] if simulate["why"] else simulated_batches(campaign)
+        return {
+            "campaign_actions": row,
+            "simulate_seed": next_seed(campaign, batches),
+            "simulate_batches": batches,
+        }
+
+    def action_view(self, request, pk, action):
+        """One button of the campaign page's row (`action_row`): the same code and words as the
+        list actions."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        campaign = get_campaign_for(request, pk, change=True)
+        back = HttpResponseRedirect(reverse("admin:study_campaign_change", args=[pk]))
+        if action == "generate":
+            self.run_generation_action(request, campaign, "generate")
+            return back
+        if action == "simulate":
+            data = {
+                "raters": request.POST.get("simulate-raters", ""),
+                "seed": request.POST.get("simulate-seed", ""),
+                "profile": "paper",
+                "repeat_seed": request.POST.get("repeat_seed", ""),
+            }
+            # The paper's share of careless raters (2 of 26); the full page sets it freely.
+            raters = data["raters"]
+            data["bad"] = str(round(int(raters) * 2 / 26)) if raters.isdigit() else "0"
+            return self.simulate(request, campaign, data)
+        if action not in ("launch", "close", "clone"):
+            self.message_user(request, f"Unknown campaign action {action!r}.", messages.ERROR)
+            return back
+        if action == "clone" and not self.has_add_permission(request):
+            raise PermissionDenied
+        refused = campaign.refusal(action)
+        if refused:
+            self.message_user(request, refused, messages.ERROR)
+            return back
+        queryset = Campaign.objects.filter(pk=campaign.pk)
+        return getattr(self, action)(request, queryset) or back
+
+    def preview_view(self, request, pk):
+        if request.method == "POST":
+            campaign = get_campaign_for(request, pk, change=True)
+            refused = campaign.refusal("preview")
+            if refused:
+                self.message_user(request, refused, messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:study_campaign_change", args=[pk]))
+        return super().preview_view(request, pk)
+
+    def simulate_view(self, request, pk):
+        campaign = get_campaign_for(request, pk, change=True)
+        return self.simulate(request, campaign, request.POST if request.method == "POST" else None)
+
+    def simulate(self, request, campaign, data):
+        """Add a batch of simulated raters (the page's row or the full form), after a warning
+        when its seed was used by an earlier batch; otherwise the form again, with why."""
+        form = SimulateForm(data, initial={"seed": next_seed(campaign)})
+        refused = campaign.refusal("simulate")
+        warning = ""
+        if form.is_bound and form.is_valid() and not refused:
+            d = form.cleaned_data
+            warning = seed_warning(campaign, d["seed"])
+            if not warning or data.get("repeat_seed") == "yes":
+                try:
+                    votes = add_simulated_raters(
+                        campaign, d["raters"], d["profile"], d["bad"], d["seed"], d["mix_with_real"]
+                    )
+                except ValueError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(
+                        request,
+                        f"{d['raters']} simulated raters ({d['bad']} careless) added to "
+                        f"{campaign}: {votes} votes, labelled simulated in every export (seed "
+                        f"{d['seed']}).",
+                    )
+                    if caveat(campaign):
+                        self.message_user(request, caveat(campaign), messages.WARNING)
+                    return HttpResponseRedirect(
+                        reverse("admin:study_campaign_change", args=[campaign.pk])
+                    )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "campaign": campaign,
+            "form": form,
+            "refused": refused,
+            "seed_warning": warning,
+            "batches": simulated_batches(campaign),
+            "title": f"Simulated raters for {campaign}",
+        }
+        return TemplateResponse(request, "admin/study/campaign/simulate.html", context)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.design_frozen():
+            return fieldsets
+        note = format_html('<p class="design-note">{}</p>', design_note(obj))
+        return [
+            (name, {**options, "description": note})
+            if name == "Design" or "methods" in options["fields"]
+            else (name, options)
+            for name, options in fieldsets
+        ]
+
+    def response_change(self, request, obj):
+        """Django says "changed successfully" whatever the form could change: on a campaign
+        whose design is fixed, say what changed and why the design did not."""
+        if obj.design_frozen():
+            changed = getattr(request, "campaign_changed", [])
+            request.campaign_saved = (
+                f"The campaign {obj} was saved: {', '.join(changed)} changed."
+                if changed
+                else f"The campaign {obj} was saved: nothing changed."
+            ) + f" {design_note(obj)}"
+        return super().response_change(request, obj)
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        saved = getattr(request, "campaign_saved", "")
+        if saved and level == messages.SUCCESS:
+            message, request.campaign_saved = saved, ""
+        super().message_user(request, message, level, *args, **kwargs)
+
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and obj.design_frozen():
@@ -142,6 +324,10 @@ class CampaignAdmin(
         return FrozenDesignForm
 
     def save_model(self, request, obj, form, change):
+        # What the form changed, for the message after saving (`response_change`).
+        request.campaign_changed = [
+            str(form.fields[f].label or f).lower() for f in form.changed_data if f in form.fields
+        ]
         super().save_model(request, obj, form, change)
         if change and "metrics" in form.changed_data:
             n = queue.queue_metrics(obj)
@@ -162,6 +348,7 @@ class CampaignAdmin(
     @admin.action(description="Launch (make live, create rater links)", permissions=["change"])
     def launch(self, request, queryset):
         for campaign in queryset:
+            unchanged = campaign.nothing_to_do("launch")
             try:
                 campaign.launch()
             except ValueError as exc:
@@ -169,7 +356,8 @@ class CampaignAdmin(
                 continue
             self.message_user(
                 request,
-                f"{campaign} is live with {campaign.raters.links().count()} rater links.",
+                unchanged
+                or f"Campaign {campaign} is live with {campaign.raters.links().count()} rater links.",
             )
 
     @admin.action(description="Close (end the study; votes are kept)", permissions=["change"])
@@ -188,15 +376,11 @@ class CampaignAdmin(
             )
         for campaign in queryset:
             try:
-                sessions, completed, votes = campaign.close()
+                count = campaign.close()
             except ValueError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
-            self.message_user(
-                request,
-                f"{campaign} is closed: {completed} of {sessions} sessions completed, {votes} "
-                "votes kept; its links now say the study has ended.",
-            )
+            self.message_user(request, count.closed())
         return None
 
     @admin.action(description="Clone (a new draft with the same design)", permissions=["add"])
@@ -232,7 +416,7 @@ class CampaignAdmin(
         if copy.kernel != campaign.kernel:
             self.message_user(
                 request,
-                f"{campaign}'s kernel {campaign.kernel!r} is not in the registry: the copy "
+                f"The kernel of campaign {campaign} ({campaign.kernel!r}) is not in the registry: the copy "
                 f"uses {copy.kernel!r}; choose another on its page if needed.",
                 messages.WARNING,
             )
@@ -287,6 +471,16 @@ class CloneForm(forms.Form):
         if Campaign.objects.filter(name=name).exists():
             raise ValidationError(f"A campaign named {name} exists already: choose another name.")
         return name
+
+
+def design_note(campaign):
+    """Why a campaign's design fields are read-only, and what to do to change them."""
+    return (
+        f"The design is fixed once images are generated (status: "
+        f"{campaign.get_status_display().lower()}): datasets, methods and the design's fields "
+        "keep the values its images were made with. Clone the campaign (the Clone button "
+        "above) to change them."
+    )
 
 
 def _free_name(base):

@@ -64,7 +64,11 @@ def test_the_progress_page_follows_the_job_and_runs_again_a_job_whose_worker_die
     # A worker takes the job and checks one file of three, then dies: the page keeps up.
     long_ago = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 120)
     ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.RUNNING, started_at=long_ago, files_done=1, files_total=3
+        status=ImportJob.RUNNING,
+        started_at=long_ago,
+        lease_expires=long_ago,  # its heartbeat stopped
+        files_done=1,
+        files_total=3,
     )
     page.wait_for_function("() => document.getElementById('import-count').textContent === '1 of 3'")
     assert page.text_content("#import-status") == "Running"

@@ -130,3 +130,25 @@ def test_a_vote_sent_faster_than_the_floor_is_refused_and_the_page_carries_on(
     status, body = answer
     assert status == 429 and body["too_fast"] and body["retry_in_ms"] > 0
     assert [position for position, _, _ in votes(rater)] == [0]
+
+
+def test_the_buttons_come_alive_even_when_a_timer_fires_early(floored_campaign, live_server, page):
+    """A timer may fire a fraction of a millisecond before its delay by performance.now()'s
+    clock. The buttons used to be unlocked by one timer set to the floor: firing early, it found
+    the image not yet seen long enough and nothing looked again, so a rater with a mouse was
+    stuck on a page of disabled buttons (the double-click test's 15 s time-out). Here every
+    timer fires 2 ms early; the buttons still come alive, image after image."""
+    page.add_init_script(
+        """(() => {
+            const setTimeoutNative = window.setTimeout;
+            window.setTimeout = (fn, ms, ...args) =>
+                setTimeoutNative(fn, ms >= 50 ? ms - 2 : ms, ...args);
+        })();"""
+    )
+    rater = floored_campaign.raters.first()
+    start_session(page, live_server.url, rater)
+    for i in range(3):
+        wait_until_ready(page, i + 1)
+        page.locator("#vote-form button[value='4']").click()
+    wait_until_ready(page, 4)
+    assert [(position, score) for position, score, _ in votes(rater)] == [(i, 4) for i in range(3)]

@@ -191,5 +191,7 @@ def test_closing_counts_people_not_previews_or_simulated_sessions(live_campaign)
 
     add_simulated_raters(live_campaign, 3, bad=0)
     Rater.objects.create_with_trials(live_campaign, platform=Rater.PREVIEW)
-    sessions, completed, votes = live_campaign.close()
-    assert (sessions, completed, votes) == (2, 0, 0)
+    count = live_campaign.close()
+    assert (count.sessions, count.completed, count.people_votes) == (2, 0, 0)
+    # The report's votes are the simulated ones, and Close says so.
+    assert (count.votes, count.simulated_votes, count.simulated_sessions) == (27, 27, 3)

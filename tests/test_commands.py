@@ -162,8 +162,9 @@ def test_close_ends_a_live_campaign(live_campaign, capsys):
     call_command("close", live_campaign.name)
     live_campaign.refresh_from_db()
     assert live_campaign.status == Campaign.CLOSED and live_campaign.closed_at is not None
-    assert "is closed; 0 of 2 sessions were completed, 0 votes kept" in capsys.readouterr().out
-    with pytest.raises(CommandError, match="is closed, not live"):
+    out = capsys.readouterr().out
+    assert "pilot is closed: 0 of 2 rater sessions completed by people; the report holds" in out
+    with pytest.raises(CommandError, match="is closed: its votes are final"):
         call_command("close", live_campaign.name)
 
 
@@ -212,3 +213,69 @@ def test_waiting_recovers_candidates_whose_worker_died(
     assert "1 candidate(s) lost their worker: queued them again" in err
     assert "lost is ready" in out
     assert Campaign.objects.get(name="lost").candidates.filter(status="done").count() == 4
+
+
+# The campaign's own words (Campaign.refusal): the commands say what the admin's page says.
+
+
+@pytest.mark.django_db
+def test_the_commands_refuse_a_draft_in_the_campaign_s_words(make_campaign):
+    draft = make_campaign()
+    for command, action in (
+        ("launch", "launch"),
+        ("simulate_raters", "simulate"),
+        ("close", "close"),
+    ):
+        with pytest.raises(CommandError) as refused:
+            call_command(command, draft.name)
+        assert str(refused.value) == draft.refusal(action) != ""
+    assert draft.refusal("launch") == (
+        "Campaign pilot is a draft: its candidates are not generated yet. Press Generate, then "
+        "Launch once they all are made."
+    )
+
+
+@pytest.mark.django_db
+def test_a_ready_or_live_campaign_says_when_a_command_has_nothing_to_do(
+    make_campaign, eager_celery, django_capture_on_commit_callbacks, capsys
+):
+    from study.generation.queue import start_generation
+
+    campaign = make_campaign()
+    with django_capture_on_commit_callbacks(execute=True):
+        start_generation(campaign)
+    call_command("generate_candidates", campaign.name)
+    out = capsys.readouterr().out
+    assert out.strip() == "Nothing to generate: all candidates are made. Launch the campaign."
+    call_command("launch", campaign.name)
+    call_command("launch", campaign.name)
+    out = capsys.readouterr().out
+    assert "pilot is live with its 2 rater links; raise its 'rater links' setting" in out
+
+
+@pytest.mark.django_db
+def test_close_counts_what_the_report_holds_and_then_every_command_says_closed(
+    live_campaign, capsys
+):
+    call_command("simulate_raters", live_campaign.name, "--raters", "3", "--bad", "0")
+    assert "(seed 0)" in capsys.readouterr().out
+    # A repeated seed is named before the batch is added; the default is an unused one.
+    name = live_campaign.name
+    call_command("simulate_raters", name, "--raters", "1", "--bad", "0", "--seed", "0")
+    said = capsys.readouterr()
+    assert "Seed 0 was used already by batch 1 (3 raters) of pilot" in said.err
+    assert "draws different raters, not copies" in said.err
+    call_command("simulate_raters", name, "--raters", "1", "--bad", "0")
+    said = capsys.readouterr()
+    assert "(seed 1)" in said.out and "was used already" not in said.err
+    call_command("close", name)
+    assert (
+        "pilot is closed: 0 of 2 rater sessions completed by people; the report holds 45 votes, "
+        "45 of them simulated (5 simulated raters). Its links now say the study has ended."
+        in capsys.readouterr().out
+    )
+    closed = "Campaign pilot is closed: its votes are final. Clone it to run the same design again."
+    for command in ("launch", "simulate_raters", "close"):
+        with pytest.raises(CommandError) as refused:
+            call_command(command, name)
+        assert str(refused.value) == closed, command

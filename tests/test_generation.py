@@ -108,7 +108,7 @@ def test_a_launched_campaign_cannot_be_generated_again(live_campaign):
 
 def test_it_refuses_to_launch_before_generation(make_campaign):
     campaign = make_campaign()
-    with pytest.raises(ValueError, match="only a campaign whose candidates are all generated"):
+    with pytest.raises(ValueError, match="its candidates are not generated yet"):
         campaign.launch()
 
 

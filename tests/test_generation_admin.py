@@ -105,7 +105,7 @@ def test_the_change_page_stays_cheap_with_1104_candidates(
     assert response.status_code == 200
     assert "<th>done</th><td>600</td>" in html and "<th>failed</th><td>30</td>" in html
     assert "RuntimeError: CUDA out of memory" in html
-    assert 'id="method-times"' in html and "0.50 s" in html
+    assert 'id="method-times"' in html and "0.5 s" in html
     # The design is frozen once candidates exist: the LR source shows, read-only.
     assert 'name="lr_source"' not in html and "LR: HR degraded x4 with matlab-bicubic" in html
     # 474 left at 600 per minute: about 47 s (more as the test itself takes time).

@@ -129,7 +129,7 @@ def test_the_srgan_authors_outputs_match_19_of_19_with_evaluate_s_psnr(
         images, _, problems = evaluate(root / "HR", root / "results" / "SRGAN-VGG54", 4)
         assert not problems
         for row in images:
-            assert ours[f"{row['name']}_HR"] == row["psnr"], row["name"]
+            assert ours[row["name"]] == row["psnr"], row["name"]
 
 
 def test_the_method_page_links_to_the_results_upload(dataset, client, researcher, tmp_path):

@@ -170,7 +170,7 @@ def test_a_dataset_brings_its_own_lr_images_and_a_campaign_uses_them(
     assert campaign.lr_description() == "dataset LR images (x4)"
     bicubic = get_method("bicubic", 4)
     for candidate in campaign.candidates.select_related("image"):
-        expected = bicubic.upscale(lr_of(hrs[candidate.image.name.removesuffix("_HR")]))
+        expected = bicubic.upscale(lr_of(hrs[candidate.image.name]))
         assert np.array_equal(read_png(candidate.file.name), expected)
 
 

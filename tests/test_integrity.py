@@ -379,7 +379,7 @@ def test_actions_on_a_closed_campaign_say_why_and_what_to_do(live_campaign, clie
     for action, expected in (
         ("generate_candidates", "closed: its candidates are final"),
         ("retry_failed", "closed: its candidates are final"),
-        ("launch", "closed: its votes are final and it cannot be launched again"),
+        ("launch", "closed: its votes are final. Clone it to run the same design again."),
         ("cancel_generation", "nothing is being generated"),
     ):
         html = run_action(client, action, live_campaign).content.decode()
@@ -395,7 +395,10 @@ def test_close_asks_for_confirmation_and_says_what_it_did(live_campaign, client,
     live_campaign.refresh_from_db()
     assert live_campaign.status == Campaign.LIVE  # asking changed nothing
     done = run_action(client, "close", live_campaign, confirmed="yes").content.decode()
-    assert "Pilot is closed: 0 of 2 sessions completed, 0 votes kept" in done
+    assert (
+        "Pilot is closed: 0 of 2 rater sessions completed by people; the report holds no votes."
+        in done
+    )
     live_campaign.refresh_from_db()
     assert live_campaign.status == Campaign.CLOSED
 

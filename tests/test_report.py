@@ -32,7 +32,7 @@ def test_simulated_raters_vote_on_every_trial(live_campaign, capsys):
 
 def test_simulate_raters_needs_a_live_campaign(make_campaign):
     campaign = make_campaign()
-    with pytest.raises(CommandError, match="launch it first"):
+    with pytest.raises(CommandError, match="is a draft.*Press Generate, then Launch"):
         call_command("simulate_raters", campaign.name)
 
 

@@ -104,7 +104,14 @@ def test_the_fragment_returns_the_version_and_the_body(live_campaign, client, re
     assert set(tables_of(reply["html"])) >= {"mos.csv", "raters.csv", "significance.csv"}
     # The same version again: nothing to swap, so no body is computed or sent.
     same = client.get(report_url(live_campaign, "fragment/"), {"version": reply["version"]})
-    assert same.json() == {"version": reply["version"], "live": True, "changed": False}
+    assert same.json() == {
+        "version": reply["version"],
+        "live": True,
+        "changed": False,
+        "fresh": True,
+        "computing": False,
+        "freshness": "As of 36 votes, computed 0 s ago.",
+    }
     simulate(live_campaign, raters=1, seed=5, bad=0)
     newer = client.get(report_url(live_campaign, "fragment/"), {"version": reply["version"]})
     assert newer.json()["version"].startswith("45-")

@@ -1,6 +1,10 @@
 /* The rater's page: 1:1 device pixels, keys 1-5, votes sent without a page reload and retried
    until the server has them, the next image prefetched, breaks. Works without it too: the forms
    post and redirect.
+   An outage (the network, or the server answering 5xx while its database restarts) is waited
+   out: the page says it is reconnecting, keeps the score and sends it again with backoff, for
+   as long as the page is open; each vote carries its own id, so a resend of a vote the server
+   stored already is acknowledged as that vote.
    One input, one vote, on the image on screen: a score is taken only once the current image is
    decoded and painted and has been on screen for the campaign's floor (and minimum viewing
    time), and no second score is taken until the next image is painted in turn. */
@@ -12,6 +16,41 @@ var srmos = (function () {
     var ratio = window.devicePixelRatio || 1;
     img.style.width = img.getAttribute("width") / ratio + "px";
     img.style.height = img.getAttribute("height") / ratio + "px";
+  }
+
+  // Waits between tries while the server is away: 0.5, 1, 2, 4, then 8 s, never giving up.
+  function backoff(attempt) {
+    return Math.min(8000, 500 * Math.pow(2, attempt));
+  }
+
+  function wait(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  // One id per vote (not per request): the server tells a resend from another window's vote.
+  function newVoteId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var id = "";
+    for (var i = 0; i < 4; i++) id += Math.floor(Math.random() * 0x100000000).toString(16);
+    return id;
+  }
+
+  // A calm line, not an error: the page waits for the server and carries on by itself.
+  function reconnecting(on, before) {
+    var note = document.getElementById("reconnecting");
+    if (!note && on) {
+      note = document.createElement("p");
+      note.id = "reconnecting";
+      note.className = "hint";
+      note.setAttribute("role", "status");
+      note.style.cssText = "max-width:42rem;margin:8px auto;padding:8px 12px;border-radius:4px;" +
+        "background:#f4f4f4;color:#111;text-align:center";
+      note.textContent = "Reconnecting... Your score is kept and will be sent as soon as the " +
+        "server answers again. There is no need to reload the page.";
+      before.parentNode.insertBefore(note, before);
+    }
+    if (note) note.hidden = !on;
+    document.body.dataset.connection = on ? "reconnecting" : "ok";
   }
 
   function prefetch(src) {
@@ -78,24 +117,27 @@ var srmos = (function () {
         now - shownAt >= Math.max(minView, floor);
     }
 
+    // The buttons follow ready(). While only time stands between them and a score (the floor,
+    // the minimum viewing time, a "look longer"), they check again when it is due, and again
+    // after that if the timer came a hair early by performance.now() (a timer may fire a
+    // fraction of a millisecond before its delay by that clock): they never stay disabled.
     function updateButtons() {
       var on = ready();
       buttons.forEach(function (b) { b.disabled = !on; });
-    }
-
-    function unlockLater(ms) {
       clearTimeout(unlockTimer);
-      unlockTimer = setTimeout(updateButtons, ms);
+      if (on || busy || shownAt === null) return;
+      var due = Math.max(shownAt + Math.max(minView, floor), notBefore) - performance.now();
+      if (due >= 0) unlockTimer = setTimeout(updateButtons, Math.ceil(due) + 1);
     }
 
     function started() {
       shownAt = performance.now();
+      imageRetries = 0;
       if (toggling) seeB();  // B was flipped to while the pair was still loading
       if (keyAt !== null) window.srmosLatencies.push(shownAt - keyAt);
       keyAt = null;
       document.body.dataset.painted = form.position.value;
       updateButtons();
-      if (Math.max(minView, floor) > 0) unlockLater(Math.max(minView, floor));
     }
 
     // Decoded, then two animation frames: the frame that contains the image has been painted.
@@ -117,7 +159,13 @@ var srmos = (function () {
           requestAnimationFrame(function () { if (mine === showing) started(); });
         });
       }, function () {
+        // A broken image: wait for the server, or reload (imageFailed decides). Any other
+        // failure to decode: a fresh page.
         if (mine !== showing) return;
+        var broken = images.filter(function (image) {
+          return image.complete && image.naturalWidth === 0;
+        });
+        if (broken.length) { broken.forEach(imageFailed); return; }
         showError("The image could not be loaded. Reloading the page...");
         setTimeout(function () { window.location.reload(); }, 1500);
       });
@@ -126,6 +174,42 @@ var srmos = (function () {
     function showError(message) {
       error.textContent = message;
       error.hidden = !message;
+    }
+
+    // An image that did not load: while the server is away (no answer, or 5xx) the page waits
+    // and loads it again; any other refusal (the session moved on elsewhere) reloads the page.
+    var checking = false;
+    var imageRetries = 0;  // loads tried again since the last image was painted
+    function imageFailed(image) {
+      if (checking) return;
+      checking = true;
+      var src = image.src.split("?")[0];
+      var attempt = 0;
+      function check() {
+        fetch(src, { credentials: "same-origin", cache: "no-store" }).then(function (response) {
+          return response.status;
+        }, function () { return 0; }).then(function (status) {
+          if (status === 0 || status >= 500) {
+            reconnecting(true, error);
+            setTimeout(check, backoff(attempt++));
+            return;
+          }
+          checking = false;
+          // Refused, or served but still not shown twice over: a fresh page.
+          if (status >= 400 || ++imageRetries > 2) {
+            showError("The image could not be loaded. Reloading the page...");
+            setTimeout(function () { window.location.reload(); }, 1500);
+            return;
+          }
+          reconnecting(false, error);
+          // Unless the page moved on meanwhile: the same image again, past any cached failure.
+          if (image.src.split("?")[0] === src) {
+            image.src = src + "?retry=" + Date.now();
+            whenPainted();
+          }
+        });
+      }
+      check();
     }
 
     function render(next) {
@@ -170,18 +254,24 @@ var srmos = (function () {
       }
     }
 
-    function wait(ms) {
-      return new Promise(function (resolve) { setTimeout(resolve, ms); });
-    }
+    // A request that hangs (a server that took the connection and never answers) is given up
+    // after this long and sent again: the vote id makes the resend safe.
+    var SEND_TIMEOUT_MS = 30000;
 
     function send(data, attempt) {
+      var abort = window.AbortController ? new AbortController() : null;
+      var timer = abort ? setTimeout(function () { abort.abort(); }, SEND_TIMEOUT_MS) : null;
       return fetch(form.action, {
         method: "POST",
         body: data,
         headers: { Accept: "application/json" },
         credentials: "same-origin",
+        signal: abort ? abort.signal : undefined,
       }).then(function (response) {
-        if ([502, 503, 504].indexOf(response.status) >= 0) throw { retry: true };
+        clearTimeout(timer);
+        // Any server error (a database restarting answers 503, a proxy 502/504, a crash 500):
+        // the vote is sent again; the server keeps one.
+        if (response.status >= 500) throw { retry: true };
         var json = (response.headers.get("Content-Type") || "").indexOf("application/json") >= 0;
         if (!json) {
           // A CSRF refusal or an error page: a fresh page gets a fresh token and the truth.
@@ -195,11 +285,13 @@ var srmos = (function () {
           throw { fatal: true, message: body.error || "Your score was not accepted." };
         });
       }).catch(function (problem) {
+        clearTimeout(timer);
         if (problem && problem.fatal) throw problem;
         // The network failed or the server is briefly away: send the same vote again (the
         // server keeps one), until it is stored.
-        showError("Connection problem: your score is being sent again...");
-        return wait(Math.min(8000, 500 * Math.pow(2, attempt))).then(function () {
+        showError("");
+        reconnecting(true, error);
+        return wait(backoff(attempt)).then(function () {
           return send(data, attempt + 1);
         });
       });
@@ -237,34 +329,33 @@ var srmos = (function () {
       }
       var data = new FormData(form);
       data.set("score", score);
+      data.set("vote_id", newVoteId());
       data.set("duration_ms", Math.round(performance.now() - shownAt));
       busy = true;
       keyAt = performance.now();
       updateButtons();
       send(data, 0).then(function (body) {
         busy = false;
+        reconnecting(false, error);
         showError(body.status === "duplicate" ? "That image was already rated in another window." : "");
         if (!body.next) { window.location.href = body.done_url; return; }
         render(body.next);
       }).catch(function (problem) {
         busy = false;
         keyAt = null;
+        reconnecting(false, error);
         showError(problem.message);
         updateButtons();
         // The server wants this image seen a little longer: it stays, and takes the score again.
         if (problem.wait) {
           notBefore = performance.now() + problem.wait;
           updateButtons();
-          unlockLater(problem.wait);
         }
       });
     }
 
     images.forEach(function (image) {
-      image.addEventListener("error", function () {
-        showError("The image could not be loaded. Reloading the page...");
-        setTimeout(function () { window.location.reload(); }, 1500);
-      });
+      image.addEventListener("error", function () { imageFailed(image); });
       showNative(image);
     });
     updateButtons();
@@ -294,7 +385,6 @@ var srmos = (function () {
       // A fresh look after the break, but only at an image that is painted already.
       if (shownAt !== null) shownAt = performance.now();
       updateButtons();
-      if (Math.max(minView, floor) > 0) unlockLater(Math.max(minView, floor));
       form.focus();
     });
   }

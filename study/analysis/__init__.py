@@ -2,80 +2,69 @@
 
 No Django or ORM import anywhere in this package: ``python -m study.analysis --votes VOTES.csv
 --out DIR`` works on any long-format CSV. See docs/analysis.md.
+
+The names below load their module on first use (PEP 562), so ``python -m study.analysis
+--comparisons`` does not pay for the ratings' imports (scipy.stats, the subject model).
 """
 
-from .mapping import vqeg_logistic
-from .mos import mos_per_stimulus, mos_table
-from .null_studies import null_design, null_scores
-from .objective import method_ranking, objective_correlation
-from .paper_tests import friedman, pairwise_tests
-from .power import detectable_difference, power_table
-from .reliability import alpha_bootstrap_ci, icc, krippendorff_alpha, reliability_table
-from .report import draw_figures, table2, write_report
-from .schema import VotesError, validate_votes
-from .screening import (
-    bt500_screening,
-    mos_with_and_without,
-    p913_adjusted,
-    p913_bias,
-    rater_agreement,
-    screen_raters,
-)
-from .session_checks import (
-    STRAIGHTLINE_MIN_VOTES,
-    gold_consistency,
-    gold_missed,
-    is_straightliner,
-    retest_agreement,
-    session_quality,
-    straightlining,
-    vote_flags,
-)
-from .significance import crossed_tests, verdicts
-from .simulate import paper_design, simulate_votes, unknown_methods
-from .subject_model import p910_mle
-from .sureal_io import to_sureal_dataset
+from __future__ import annotations
 
-__all__ = [
-    "STRAIGHTLINE_MIN_VOTES",
-    "VotesError",
-    "alpha_bootstrap_ci",
-    "bt500_screening",
-    "crossed_tests",
-    "detectable_difference",
-    "draw_figures",
-    "friedman",
-    "gold_consistency",
-    "gold_missed",
-    "icc",
-    "is_straightliner",
-    "krippendorff_alpha",
-    "method_ranking",
-    "mos_per_stimulus",
-    "mos_table",
-    "mos_with_and_without",
-    "null_design",
-    "null_scores",
-    "objective_correlation",
-    "p910_mle",
-    "p913_adjusted",
-    "p913_bias",
-    "pairwise_tests",
-    "paper_design",
-    "power_table",
-    "rater_agreement",
-    "reliability_table",
-    "retest_agreement",
-    "screen_raters",
-    "session_quality",
-    "simulate_votes",
-    "straightlining",
-    "table2",
-    "to_sureal_dataset",
-    "unknown_methods",
-    "validate_votes",
-    "verdicts",
-    "vote_flags",
-    "vqeg_logistic",
-    "write_report",
-]
+import importlib
+
+_EXPORTS = {
+    "vqeg_logistic": "mapping",
+    "mos_per_stimulus": "mos",
+    "mos_table": "mos",
+    "null_design": "null_studies",
+    "null_scores": "null_studies",
+    "method_ranking": "objective",
+    "objective_correlation": "objective",
+    "friedman": "paper_tests",
+    "pairwise_tests": "paper_tests",
+    "detectable_difference": "power",
+    "power_table": "power",
+    "alpha_bootstrap_ci": "reliability",
+    "icc": "reliability",
+    "krippendorff_alpha": "reliability",
+    "reliability_table": "reliability",
+    "draw_figures": "report",
+    "table2": "report",
+    "write_report": "report",
+    "VotesError": "schema",
+    "validate_votes": "schema",
+    "bt500_screening": "screening",
+    "mos_with_and_without": "screening",
+    "p913_adjusted": "screening",
+    "p913_bias": "screening",
+    "rater_agreement": "screening",
+    "screen_raters": "screening",
+    "STRAIGHTLINE_MIN_VOTES": "session_checks",
+    "gold_consistency": "session_checks",
+    "gold_missed": "session_checks",
+    "is_straightliner": "session_checks",
+    "retest_agreement": "session_checks",
+    "session_quality": "session_checks",
+    "straightlining": "session_checks",
+    "vote_flags": "session_checks",
+    "crossed_tests": "significance",
+    "verdicts": "significance",
+    "paper_design": "simulate",
+    "simulate_votes": "simulate",
+    "unknown_methods": "simulate",
+    "p910_mle": "subject_model",
+    "to_sureal_dataset": "sureal_io",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .mos import mos_table
-from .pc_report import write_comparison_report
-from .report import write_report
+from .files import atomic_folder
 from .schema import VotesError
 
 
@@ -52,32 +50,45 @@ def main(argv: list[str] | None = None) -> int:
     if not a.votes and not a.comparisons:
         p.error("give --votes (ratings), --comparisons (paired comparisons) or both")
     try:
-        files, mos = {}, None
-        if a.votes:
-            votes = _read(a.votes, "votes")
-            objective = _read(a.objective, "objective") if a.objective else None
-            files = write_report(
-                votes,
-                a.out,
-                objective=objective,
-                ci=a.ci,
-                pairing=a.pairing,
-                plots_enabled=not a.no_plots,
-            )
-            mos = mos_table(votes, ci=a.ci)
-        if a.comparisons:
-            out = Path(a.out) / "comparisons" if a.votes else Path(a.out)
-            files |= {
-                f"comparisons/{k}" if a.votes else k: v
-                for k, v in write_comparison_report(
-                    _read(a.comparisons, "comparisons"), out, mos=mos
-                ).items()
-            }
+        with atomic_folder(a.out) as tmp:
+            files = _write(a, tmp)
     except (VotesError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} files to {a.out}")
     return 0
+
+
+def _write(a: argparse.Namespace, out: Path) -> dict[str, Path]:
+    """Both reports into ``out`` (a temporary folder: the caller moves it into place)."""
+    files, mos = {}, None
+    if a.votes:
+        # Imported on use: a comparisons-only run does not load the ratings' analysis.
+        from .mos import mos_table
+        from .report import write_report
+
+        votes = _read(a.votes, "votes")
+        objective = _read(a.objective, "objective") if a.objective else None
+        files = write_report(
+            votes,
+            out,
+            objective=objective,
+            ci=a.ci,
+            pairing=a.pairing,
+            plots_enabled=not a.no_plots,
+        )
+        mos = mos_table(votes, ci=a.ci)
+    if a.comparisons:
+        from .pc_report import write_comparison_report
+
+        written = write_comparison_report(
+            _read(a.comparisons, "comparisons"),
+            out / "comparisons" if a.votes else out,
+            mos=mos,
+            plots_enabled=not a.no_plots,
+        )
+        files |= {f"comparisons/{k}" if a.votes else k: v for k, v in written.items()}
+    return files
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import chdtrc
 
 from .pairwise import _pair_tallies, _tensor, comparisons
 
@@ -166,7 +166,7 @@ def agreement(
     ok = m >= 3
     out["chi2"] = np.where(ok, chi2, np.nan)
     out["df"] = np.where(ok, df, np.nan)
-    out["p"] = np.where(ok, stats.chi2.sf(out["chi2"], out["df"]), np.nan)
+    out["p"] = np.where(ok, chdtrc(out["df"], out["chi2"]), np.nan)
     cols = ["n_raters", "n_methods", "n_items", "n_judgments", "balanced", "m", "u", "u_min"]
     return out[[*by, *cols, "chi2", "df", "p"]]
 

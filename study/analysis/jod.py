@@ -22,7 +22,6 @@ import pandas as pd
 from .jod_bootstrap import _fit_block, _interval, _over, _spread, _tests
 from .order import order_methods
 from .pairwise import comparisons, per_unit_counts
-from .ranks import RankNull, rank_correlations
 from .scaling import MODELS, PRIORS, _note
 from .schema import VotesError
 
@@ -248,6 +247,8 @@ def rank_correlation(x, y, seed: int = 0) -> tuple[float, float, str]:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return np.nan, np.nan, "not computed (fewer than 3 methods, or a constant scale)"
+    from .ranks import RankNull, rank_correlations  # scipy.stats: only when MOS meets JOD
+
     null = RankNull(y, seed)
     (rho, p), _ = rank_correlations(x, y, null)
     return rho, p, null.method

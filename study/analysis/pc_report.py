@@ -17,13 +17,15 @@ import pandas as pd
 
 from . import plots
 from .consistency import agreement, rater_consistency
+from .files import writes_whole
 from .jod import jod_differences, jod_table, mos_vs_jod, verdict, verdicts
-from .pairwise import comparisons
+from .pairwise import trusting
 from .simulate import known_profile
 
 REPORT_VERSION = "srmos-comparisons-2"  # 2: intervals over raters and images, verdicts
 
 
+@writes_whole
 def write_comparison_report(
     votes: pd.DataFrame,
     out_dir: str | Path,
@@ -46,7 +48,11 @@ def write_comparison_report(
     sentence per pair, and ``simulated``) and, with ``plots_enabled``, the figure ``jod_ci``
     (PNG and SVG; titled "SIMULATED" when any rater is).
     """
-    v = comparisons(votes)
+    with trusting(votes) as v:
+        return _write(v, out_dir, method_order, mos, downloads, n_boot, seed, plots_enabled, tables)
+
+
+def _write(v, out_dir, method_order, mos, downloads, n_boot, seed, plots_enabled, tables):
     # With `tables`, every table also goes in it (and the manifest as a dict) for a caller that
     # reads them in memory; with out_dir=None nothing is written (no plots, no downloads).
     out = Path(out_dir) if out_dir is not None else None

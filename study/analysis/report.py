@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .files import writes_whole
 from .manifest import _excluded, _manifest
 from .mos import summarize, with_general_interval
 from .objective import method_ranking, objective_correlation, validate_objective
@@ -60,6 +61,7 @@ def table2(
     return pd.DataFrame(rows, columns=["dataset", "metric", *methods])
 
 
+@writes_whole
 def write_report(
     votes: pd.DataFrame,
     out_dir: str | Path,

@@ -4,13 +4,12 @@ preference) and Bradley-Terry (in JOD units), fitted from a count matrix with th
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.sparse.csgraph import connected_components
-from scipy.special import expit, log_ndtr
+from scipy.special import expit, log_ndtr, ndtri
 
+from .graph import components
 from .pairwise import check_counts, identified, link_components
 
-SIGMA = float(1.0 / stats.norm.ppf(0.75))  # 1.482602: Phi(1 / SIGMA) = 0.75
+SIGMA = float(1.0 / ndtri(0.75))  # 1.482602: Phi(1 / SIGMA) = 0.75
 BT_UNIT = float(np.log(3.0))  # logistic 75% point: 1 JOD in Bradley-Terry log-strength
 PRIORS = {
     "normal": "independent N(0, 4^2) JOD^2 prior on the distance of every compared pair",
@@ -105,6 +104,8 @@ def thurstone_scale(counts, prior: str = "normal", reference: int = 0) -> np.nda
 def _minimise(fun, free: np.ndarray, args: tuple, bound: float, x0=None) -> tuple:
     """All scores (the fixed one at 0, the free ones minimising ``fun``, clipped to +-``bound``)
     and the minimum. Unbounded L-BFGS: its bounded variant is 20x slower on a busy machine."""
+    from scipy import optimize  # on use: the paired report's usual fits are Newton's, below
+
     res = optimize.minimize(
         fun,
         np.zeros(free.sum()) if x0 is None else x0,
@@ -137,9 +138,46 @@ def bradley_terry_strengths(counts, alpha: float = 0.0) -> np.ndarray:
     likelihood no longer moves).
     """
     c = check_counts(counts)
+    if alpha == 0 and len(c) > 1 and identified(c):
+        s = _bt_newton(c)  # the same optimum, without loading scipy.optimize
+        return s - s.mean()
     free = np.arange(len(c)) != (0 if alpha == 0 else -1)  # alpha = 0: fix one, centre after
     s = _minimise(_bt_nll, free, (c, alpha), BOUND * BT_UNIT)[0]
     return s - s.mean() if alpha == 0 else s
+
+
+def _bt_newton(c: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Bradley-Terry ML log-strengths, the first fixed at 0, by damped Newton: the likelihood is
+    concave and, the comparison graph strongly connected (:func:`identified`), has one finite
+    optimum, the one L-BFGS finds."""
+    i, j = np.nonzero(np.triu((c + c.T) > 0, 1))
+    w, lo = c[i, j].astype(float), c[j, i].astype(float)
+    u = np.zeros((len(i), len(c)))
+    u[np.arange(len(i)), i], u[np.arange(len(i)), j] = 1.0, -1.0
+    uf = u[:, 1:]
+
+    def nll(s):
+        d = u @ s
+        return (w * np.logaddexp(0.0, -d) + lo * np.logaddexp(0.0, d)).sum(), d
+
+    s = np.zeros(len(c))
+    f, d = nll(s)
+    for _ in range(200):
+        p = expit(d)  # P(i beats j)
+        g = uf.T @ (-w * (1 - p) + lo * p)
+        step = -np.linalg.solve(uf.T @ (((w + lo) * p * (1 - p))[:, None] * uf), g)
+        t = 1.0
+        for _ in range(60):  # halve the step until it descends
+            trial = s.copy()
+            trial[1:] += t * step
+            f_new, d_new = nll(trial)
+            if f_new <= f + 1e-12 * abs(f):
+                break
+            t /= 2
+        s, f, d = trial, f_new, d_new
+        if np.abs(t * step).max() < tol:
+            break
+    return s
 
 
 def bradley_terry_scale(counts, alpha: float = 0.0, reference: int = 0) -> np.ndarray:
@@ -160,7 +198,7 @@ def scale(counts, model: str = "thurstone", prior: str = "normal", reference: in
 def _note(total: np.ndarray, model: str, prior: str) -> str:
     """Why a block's scores are not plain, finite maximum-likelihood estimates."""
     notes = []
-    if connected_components((total + total.T) > 0, directed=False)[0] > 1:
+    if components(total > 0)[0] > 1:
         notes.append("comparison graph disconnected: components tied at their best method (pwcmp)")
     if not identified(total):
         split = ((total > 0) & (total.T > 0)).any()

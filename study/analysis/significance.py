@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .adjust import holm
 from .crossed import GENERALISES, cells, crossed_mean, t_test
 from .order import order_methods
 from .schema import ratings
@@ -47,23 +48,6 @@ CROSSED_COLUMNS = [
     "note",
     "verdict",
 ]
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm (1979) step-down adjusted p-values; NaN entries stay NaN and are not counted."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    m = len(q)
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    adj = np.maximum.accumulate((m - np.arange(m)) * q[order])
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
 
 
 def bh(p: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from study.datasets.job_admin import ImportJobPagesMixin
 from study.datasets.jobs import start_import
 from study.models import Dataset, ImportJob, Method, SourceImage
 from study.models.catalog import FROZEN_METHOD_FIELDS
+from study.storage import DiskFull
 
 
 class DatasetZipForm(forms.Form):
@@ -61,7 +62,11 @@ class DatasetImportMixin(ImportJobPagesMixin):
                 "description": data["description"],
                 "is_calibration": data["is_calibration"],
             }
-            job = start_import(ImportJob.DATASET, data["archive"], parameters, request.user)
+            try:
+                job = start_import(ImportJob.DATASET, data["archive"], parameters, request.user)
+            except DiskFull as exc:  # nothing was kept: say what to free, keep the form
+                form.add_error("archive", str(exc))
+                return self.render_import_form(request, form)
             return HttpResponseRedirect(self.import_job_url(job))
         return self.render_import_form(request, form)
 
@@ -136,7 +141,11 @@ class MethodResultsMixin(ImportJobPagesMixin):
                 "skip_bad": data["skip_bad"],
                 "lr_input": data["lr_input"] or None,
             }
-            job = start_import(ImportJob.RESULTS, data["archive"], parameters, request.user)
+            try:
+                job = start_import(ImportJob.RESULTS, data["archive"], parameters, request.user)
+            except DiskFull as exc:
+                form.add_error("archive", str(exc))
+                return self.render_import_form(request, form)
             return HttpResponseRedirect(self.import_job_url(job))
         return self.render_import_form(request, form)
 

@@ -34,7 +34,10 @@ def open_zip(upload, report):
     try:
         archive = zipfile.ZipFile(upload)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"not a zip file ({exc})") from None
+        raise ValueError(
+            "not a zip file: it cannot be opened as one (another kind of archive renamed .zip, "
+            f"or a zip cut short); make the zip again.\nDetail: {type(exc).__name__}: {exc}"
+        ) from None
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir()]
         declared = sum(info.file_size for info in entries)
@@ -97,7 +100,10 @@ class _Members:
             with self.archive.open(info) as member:
                 data = member.read(limit + 1)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-            raise ValueError(f"corrupt zip entry ({exc})") from None
+            raise ValueError(
+                "corrupt zip entry: it cannot be unpacked (the zip was cut short or altered); "
+                f"make the zip again.\nDetail: {type(exc).__name__}: {exc}"
+            ) from None
         if len(data) > limit:
             raise ValueError(
                 f"larger once uncompressed than {megabytes(limit)} (SRMOS_MAX_ZIP_MEMBER_MB), "

@@ -12,6 +12,7 @@ brings decoders nobody asked for), and refused above SRMOS_MAX_IMAGE_PIXELS befo
 
 import hashlib
 import io
+import re
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from sr_models.evaluate import match_files
 from study.datasets.archives import open_zip
 from study.models import Dataset, LowResImage, SourceImage
+from study.storage import DiskFull
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 # Pillow's names for the formats taken; anything else is refused by content.
@@ -98,6 +100,17 @@ class _Decoded:
         return out.getvalue()
 
 
+# An object's default repr ("<_io.BytesIO object at 0x7f35dd4f8860>"): noise on a page.
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def decoder_detail(exc):
+    """The decoder's own words, for the line under the sentence: its exception without
+    object addresses."""
+    text = _OBJECT_REPR.sub("the file", " ".join(str(exc).split()))
+    return f"Detail: {type(exc).__name__}: {text}"
+
+
 def open_image(name, data):
     """The decoded image in `data` (PNG, JPEG or BMP by content); raises ValueError with the
     reason, before decoding anything larger than SRMOS_MAX_IMAGE_PIXELS."""
@@ -125,10 +138,19 @@ def open_image(name, data):
         ) from None
     except OSError as exc:
         if "truncated" in str(exc).lower():
-            raise ValueError(f"not a readable image: truncated ({exc})") from None
-        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                "not a readable image: the file ends early (truncated, e.g. by an interrupted "
+                f"copy or download); copy it again.\n{decoder_detail(exc)}"
+            ) from None
+        raise ValueError(
+            "not a readable image: its data is damaged, so it cannot be decoded; export or copy "
+            f"it again.\n{decoder_detail(exc)}"
+        ) from None
     except Exception as exc:
-        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            "not a readable image: its data is damaged, so it cannot be decoded; export or copy "
+            f"it again.\n{decoder_detail(exc)}"
+        ) from None
     return image
 
 
@@ -197,8 +219,9 @@ def import_files(
             twin = seen.get(item.sha256, "an image already in the dataset")
             report.add(name, "error", f"same content as {twin}")
             continue
-        if item.stem in existing_names or any(d.stem == item.stem for d in decoded):
-            report.add(name, "error", f"an image named {item.stem} exists")
+        taken = {_without_hr(n) for n in existing_names} | {_without_hr(d.stem) for d in decoded}
+        if _without_hr(item.stem) in taken:
+            report.add(name, "error", f"an image named {_without_hr(item.stem)} exists")
             continue
         seen[item.sha256] = name
         decoded.append(item)
@@ -278,8 +301,42 @@ def removing_files_on_failure():
         raise
 
 
+@contextmanager
+def advising_on_full_disk(items, what="images"):
+    """Re-raise a full disk (`study.storage.DiskFull`) with what this import needs: the
+    uncompressed size of its images (their PNGs take less), since nothing of it is kept."""
+    try:
+        yield
+    except DiskFull as full:
+        raise full.advise(
+            needed=sum(item.width * item.height * 3 for item in items),
+            why=f"this import of {len(items)} {what} needs at most that; nothing of it was kept",
+            resume="import the files again",
+        ) from full.__cause__
+
+
+_HR_SUFFIX = re.compile(r"[_-](hr|HR)$")
+
+
+def _without_hr(stem):
+    return _HR_SUFFIX.sub("", stem) or stem
+
+
+def display_names(stems):
+    """{file stem: image name}: a suffix every file shares by the benchmarks' convention
+    (`baby_HR`, `bird_HR`...) is dropped from the names tables and pages show ("baby"); the
+    file's own name stays in `original_name`. Mixed names are kept as they are."""
+    stems = list(stems)
+    if stems and all(_HR_SUFFIX.search(s) for s in stems):
+        bare = [_without_hr(s) for s in stems]
+        if len(set(bare)) == len(bare):
+            return dict(zip(stems, bare, strict=True))
+    return {s: s for s in stems}
+
+
 def _store(dataset_name, decoded, lows, scale, description, is_calibration):
-    with removing_files_on_failure() as written:
+    names = display_names(d.stem for d in decoded)
+    with removing_files_on_failure() as written, advising_on_full_disk([*decoded, *lows.values()]):
         with transaction.atomic():
             dataset, _ = Dataset.objects.get_or_create(
                 name=dataset_name,
@@ -288,20 +345,20 @@ def _store(dataset_name, decoded, lows, scale, description, is_calibration):
             for item in decoded:
                 image = SourceImage(
                     dataset=dataset,
-                    name=item.stem,
+                    name=names[item.stem],
                     original_name=item.name,
                     width=item.width,
                     height=item.height,
                     sha256=item.sha256,
                     notes=item.notes[:300],
                 )
-                image.file.save(f"{item.stem}.png", ContentFile(item.png()), save=False)
+                image.file.save(f"{names[item.stem]}.png", ContentFile(item.png()), save=False)
                 written.append(image.file.name)
                 image.save()
                 low = lows.get(item.stem)
                 if low:
                     path = default_storage.save(
-                        f"datasets/{dataset.name}/lr_x{scale}/{item.stem}.png",
+                        f"datasets/{dataset.name}/lr_x{scale}/{names[item.stem]}.png",
                         ContentFile(low.png()),
                     )
                     written.append(path)

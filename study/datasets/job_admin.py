@@ -80,7 +80,27 @@ class ImportJobPagesMixin:
         return TemplateResponse(request, "admin/study/import_job.html", context)
 
     def import_job_status_view(self, request, pk):
-        return JsonResponse(job_status(self.get_import_job(request, pk)))
+        """The job page's poll (static/study/follow.js): its state, put in place on the page,
+        and a reload once it has finished (the report is then part of the page)."""
+        state = job_status(self.get_import_job(request, pk))
+        total = state["files_total"]
+        follow = {
+            "settled": state["finished"],
+            "reload": True,
+            "interval": 1000,
+            "text": {
+                "#import-status": state["status_display"],
+                "#import-summary": state["summary"],
+                "#import-count": f"{state['files_done']} of {total or '?'}",
+                "#import-stall": state["stall"],
+            },
+            "attrs": {"#import-progress": {"max": total or 1, "value": state["files_done"]}},
+            "hidden": {
+                "#import-stall": not state["stall"],
+                "#import-run-again": not state["stall"],
+            },
+        }
+        return JsonResponse({**state, **follow})
 
     def import_job_run_again_view(self, request, pk):
         if request.method != "POST":

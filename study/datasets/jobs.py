@@ -5,7 +5,6 @@ published once that transaction commits. With eager Celery (the tests, a demo wi
 the import runs at once, in the request. ORM and storage only: the web process imports this.
 """
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -59,16 +58,17 @@ def stall_message(job, now=None):
         if waited <= STALL_SECONDS:
             return ""
         return (
-            f"No worker has taken this import for {_minutes(waited)}. Check that a worker is "
-            "running for the cpu queue (`celery -A config worker -Q cpu`; the import waits "
-            "behind any generation queued there), then press Run again: a broker that lost the "
-            "message (such as the embedded one) needs it. The zip is kept until then."
+            f"No worker has taken this import for {_minutes(waited)}. It waits behind any "
+            "generation queued for the cpu queue; a lost message is published again by the "
+            "workers' reconciler within about a minute. If nothing moves, check that a worker "
+            "is running for the cpu queue with its beat (`celery -A config worker -Q cpu -B`, "
+            "or the beat service), or press Run again. The zip is kept until then."
         )
     if job.is_abandoned(now):
-        limit = settings.CELERY_TASK_TIME_LIMIT
         return (
-            f"The worker stopped mid-import (killed, or past the {_minutes(limit)} time limit) "
-            "and reported nothing. The zip is kept: press Run again once a worker is running. "
+            "The worker stopped mid-import (killed, or out of memory): its heartbeat stopped "
+            "and it reported nothing. The zip is kept: the workers' reconciler queues the import "
+            "again by itself, or press Run again once a worker is running. "
             "Nothing is half-imported: a dataset or method either has all the files or none."
         )
     return ""

@@ -12,6 +12,7 @@ from sr_models.evaluate import match_files
 from study.datasets.archives import open_zip
 from study.datasets.importing import (
     ImportReport,
+    advising_on_full_disk,
     counter,
     decode_image,
     join_notes,
@@ -129,7 +130,11 @@ def import_results_zip(dataset_name, method_slug, upload, skip_bad=False, **kwar
 
 def _store_results(method_slug, dataset, matched, lr_input):
     replaced = []
-    with removing_files_on_failure() as written:
+    items = [item for _, item in matched]
+    with (
+        removing_files_on_failure() as written,
+        advising_on_full_disk(items, what="results"),
+    ):
         with transaction.atomic():
             method, _ = Method.objects.get_or_create(
                 slug=method_slug,

@@ -3,16 +3,19 @@
 worker's check until the method exists or the refusal says why."""
 
 import json
+from collections import Counter
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from study.generation import registering
+from study.generation.progress import duration
 from study.models.networks import MODEL_SUFFIXES, ModelRegistration, store_model_file
 
 PERMISSION = "study.register_model"
@@ -44,7 +47,17 @@ class RegisterModelForm(forms.ModelForm):
             "scale",
             "half_requested",
         ]
-        labels = {"slug": "Method name", "half_requested": "Half precision"}
+        labels = {
+            "slug": "Method name",
+            "name": "Display title",
+            "half_requested": "Half precision",
+        }
+        help_texts = {
+            "slug": "Short and without spaces, e.g. srgan-mine: the method's name in every "
+            "table, figure, export and command. It cannot change later.",
+            "name": "Optional longer title for the pages, e.g. SRGAN (own training, epoch 4). "
+            "Empty: the method name is shown.",
+        }
 
     def clean_kwargs(self):
         raw = (self.cleaned_data.get("kwargs") or "").strip()
@@ -79,33 +92,74 @@ class ModelRegistrationAdmin(admin.ModelAdmin):
         "verdict",
         "method_link",
         "sha256",
-        "size",
+        "file_size",
         "original_name",
         "architecture",
         "detected_route",
         "scale",
         "parameters",
         "half",
-        "peak_memory_mb",
-        "validation_seconds",
+        "peak_memory",
+        "validation_time",
         "attempts",
         "created_by",
         "created_at",
         "finished_at",
     ]
 
+    class Media:
+        js = ["study/follow.js"]
+
     def has_add_permission(self, request):
         return request.user.has_perm(PERMISSION)
+
+    def get_urls(self):
+        status = path(
+            "<int:pk>/status/",
+            self.admin_site.admin_view(self.status_view),
+            name="study_modelregistration_status",
+        )
+        return [status, *super().get_urls()]
+
+    def status_view(self, request, pk):
+        """The registration page's poll (static/study/follow.js): where the check is, then a
+        reload once the verdict is in (the page then shows what the worker found)."""
+        registration = self.get_object(request, str(pk))
+        if registration is None:
+            raise Http404("No such registration.")
+        if not self.has_view_permission(request, registration):
+            raise PermissionDenied
+        return JsonResponse(
+            {
+                "settled": registration.settled,
+                "reload": True,
+                "text": {
+                    ".field-status .readonly": registration.get_status_display(),
+                    ".field-attempts .readonly": str(registration.attempts),
+                    "#model-waiting": _waiting_text(registration),
+                },
+            }
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not obj.settled:
+            context["follow_url"] = reverse("admin:study_modelregistration_status", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description="Check again (no worker took it, or its worker died)")
     def check_again(self, request, queryset):
         if not request.user.has_perm(PERMISSION):
             raise PermissionDenied
-        queued = sum(registering.check_again(r) for r in queryset)
+        found = Counter(registering.check_again(r) for r in queryset)
+        said = {
+            registering.QUEUED_AGAIN: "queued again for a worker's check",
+            registering.BEING_CHECKED: "being checked by a live worker (its heartbeat is "
+            f"recent; if it died, it is taken over within {settings.SRMOS_GENERATION_LEASE} s)",
+            registering.SETTLED: "settled already (registered or refused)",
+        }
         self.message_user(
             request,
-            f"{queued} registration(s) queued for a worker's check; the others have a worker "
-            "on them or a verdict already.",
+            "; ".join(f"{n} registration(s) {said[state]}" for state, n in found.items()) + ".",
         )
 
     def has_view_permission(self, request, obj=None):
@@ -144,7 +198,9 @@ class ModelRegistrationAdmin(admin.ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(
-            request, f"{obj.original_name} is stored; a worker is checking it (this page follows)."
+            request,
+            f"Model file {obj.original_name} is stored; a worker is checking it (this page "
+            "follows the check).",
         )
         return HttpResponseRedirect(reverse("admin:study_modelregistration_change", args=[obj.pk]))
 
@@ -155,8 +211,7 @@ class ModelRegistrationAdmin(admin.ModelAdmin):
         if obj.status == obj.VALID:
             text, element = "Registered: the method can be added to campaigns.", "model-registered"
         else:
-            text = "Waiting for a worker to load and run the model (this page reloads every 3 s)."
-            element = "model-waiting"
+            text, element = _waiting_text(obj), "model-waiting"
         return format_html('<span id="{}">{}</span>', element, text)
 
     @admin.display(description="method")
@@ -170,6 +225,18 @@ class ModelRegistrationAdmin(admin.ModelAdmin):
     def parameters(self, obj):
         return "-" if obj.parameter_count is None else f"{obj.parameter_count:,}"
 
+    @admin.display(description="peak memory")
+    def peak_memory(self, obj):
+        return "-" if obj.peak_memory_mb is None else f"{obj.peak_memory_mb:,.0f} MB"
+
+    @admin.display(description="validation time")
+    def validation_time(self, obj):
+        return duration(obj.validation_seconds)
+
+    @admin.display(description="size")
+    def file_size(self, obj):
+        return _bytes_text(obj.size)
+
     @admin.display(description="sha256")
     def hash(self, obj):
         return obj.sha256[:12]
@@ -180,3 +247,26 @@ class ModelRegistrationAdmin(admin.ModelAdmin):
             return "not requested"
         verdict = {True: "on", False: "off", None: "not checked"}[obj.half_ok]
         return f"{verdict}. {obj.half_note}".strip()
+
+
+def _bytes_text(size):
+    if size < 2**20:
+        return f"{size:,} bytes"
+    return f"{size / 2**20:,.1f} MB"
+
+
+def _waiting_text(registration):
+    return f"{_where_the_check_is(registration)} (this page follows the check)."
+
+
+def _where_the_check_is(registration):
+    """The waiting registration's real state, in words."""
+    if registration.is_abandoned():
+        return (
+            "The worker checking it stopped (no heartbeat since "
+            f"{registration.lease_expires:%H:%M:%S}); the check is queued again by itself within "
+            "about a minute, or at once with Check again"
+        )
+    if registration.status == registration.RUNNING:
+        return f"A worker is loading and running the model (attempt {registration.attempts})"
+    return "Waiting for a worker to take the check"

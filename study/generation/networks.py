@@ -3,20 +3,22 @@ generation. Workers only: this module imports torch (through `sr_models`).
 
 A registered model is loaded once per worker process and kept in `sr_models.model_cache`'s
 least-recently-used cache under the budget `SRMOS_MODEL_CACHE_MB`, keyed by the file's hash, so a
-campaign with ten models loads each once and never holds more than the budget.
+campaign with ten models loads each once and never holds more than the budget. torch reads the
+file from a local copy that the worker fills from storage (`study.generation.local_models`), so
+workers need no disk shared with the web server: S3 storage works as a file system does.
 """
 
 import functools
 import logging
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 
 from sr_models.errors import CheckpointError
 from sr_models.external import load_model
 from sr_models.inference import DEFAULT_TILE, upscale_with
 from sr_models.model_cache import default_cache
 from sr_models.validate import validate
+from study.generation.local_models import ModelFileMismatch, local_model_file
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,9 @@ def worker_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _load(registration):
-    path = default_storage.path(registration.file)
-    return load_model(path, **registration.load_options())
+def _load(registration, path=None):
+    path = path or local_model_file(registration)
+    return load_model(str(path), **registration.load_options())
 
 
 def check(registration):
@@ -38,16 +40,19 @@ def check(registration):
 
     Returns ``(findings, None)`` with what to store on the row, or ``(None, message)`` with why
     it is refused (one line per problem)."""
-    if not default_storage.exists(registration.file):
+    try:
+        local = str(local_model_file(registration))
+    except FileNotFoundError:
         return None, f"the uploaded file ({registration.file}) is not in storage; upload it again"
-    stored = default_storage.path(registration.file)
+    except ModelFileMismatch as exc:
+        return None, str(exc)
     named = registration.original_name or registration.file
 
-    def in_words(message):  # the file as the researcher named it, not its place in storage
-        return message.replace(stored, named)
+    def in_words(message):  # the file as the researcher named it, not a worker's copy of it
+        return message.replace(local, named)
 
     try:
-        loaded = _load(registration)
+        loaded = _load(registration, local)
     except (CheckpointError, ValueError) as exc:
         return None, in_words(str(exc))
     device = worker_device()

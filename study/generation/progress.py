@@ -30,6 +30,8 @@ class GenerationReport:
     abandoned: int = 0  # running, but their worker stopped renewing the lease
     live: int = 0  # running with a live lease: a worker is on them
     idle_seconds: float | None = None  # since work was queued, started or finished last
+    metrics_waiting: dict = field(default_factory=dict)  # metric -> made candidates waiting
+    metrics_text: str = ""  # e.g. "8 candidates still wait for gmsd" ("" when none waits)
 
     @property
     def remaining(self):
@@ -37,7 +39,8 @@ class GenerationReport:
 
     @property
     def idle(self) -> bool:
-        """Candidates are queued, no worker holds one, and nothing moved for three leases."""
+        """Candidates are queued, no worker holds one, and nothing moved for three leases (with
+        the defaults, longer than the reconciler takes to publish lost messages again)."""
         limit = 3 * settings.SRMOS_GENERATION_LEASE
         return (
             bool(self.counts[Candidate.QUEUED])
@@ -49,6 +52,22 @@ class GenerationReport:
     @property
     def stalled(self) -> bool:
         return bool(self.remaining) and (self.abandoned > 0 or self.idle)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left for a worker: every candidate made, failed or withdrawn, and no made
+        one waits for a metric. The campaign page stops following then."""
+        return not self.remaining and not self.metrics_waiting
+
+    def eta_text(self) -> str:
+        """The time left, in words: "-" when nothing remains, and why it is unknown otherwise."""
+        if not self.remaining:
+            return "-"
+        if self.stalled:
+            return "unknown while stalled"  # the rate so far would promise a time nothing keeps
+        if self.eta_seconds is None:
+            return "known once the first candidate is made"
+        return duration(self.eta_seconds)
 
     def stall_message(self) -> str:
         """What the researcher should know and do about a stall ("" when there is none)."""
@@ -64,14 +83,49 @@ class GenerationReport:
             return ""
         text = "; ".join(parts)
         return (
-            text[:1].upper() + text[1:] + ". Check that a worker is running (`celery -A config "
-            "worker`), then press Generate: it queues every waiting and abandoned candidate again "
-            "(a broker that lost their messages, such as the embedded one, needs this)."
+            text[:1].upper() + text[1:] + ". The workers' reconciler queues them again by itself "
+            f"within about {self.heal_minutes()} min; if it does not, check that a worker runs "
+            "with its beat (`celery -A config worker -B`, or the beat service), or press "
+            "Generate, which queues every waiting and abandoned candidate again at once."
+        )
+
+    @staticmethod
+    def heal_minutes():
+        """How long the reconciler may take to queue a stalled candidate again, in minutes."""
+        seconds = (
+            max(settings.SRMOS_GENERATION_LEASE, settings.SRMOS_REQUEUE_AFTER)
+            + settings.SRMOS_RECONCILE_INTERVAL
+        )
+        return max(1, round(seconds / 60))
+
+    def ready_text(self) -> str:
+        """What a made campaign still waits for, e.g. "all 9 candidates are made; 8 candidates
+        still wait for gmsd" ("" while candidates remain or nothing waits)."""
+        if self.remaining or not self.metrics_text:
+            return ""
+        return (
+            f"All {self.total} candidates are made; {self.metrics_text} (a CPU worker computes "
+            "them)."
         )
 
 
+def duration(seconds):
+    """Seconds for a page: "7.8 s", "42 s", "3 min 05 s", "1 h 02 min" ("-" for None)."""
+    if seconds is None:
+        return "-"
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 def generation_report(campaign, max_failures=20):
-    """Counts by state, time per method, an ETA, stalls and the first failures: five queries."""
+    """Counts by state, time per method, an ETA, stalls, metrics still waiting and the first
+    failures: five queries, and one per campaign metric."""
     counts = campaign.progress()
     report = GenerationReport(counts=counts, total=sum(counts.values()))
     rows = (
@@ -102,6 +156,11 @@ def generation_report(campaign, max_failures=20):
         last = max((t for t in moments if t), default=None)
         if last is not None:
             report.idle_seconds = (now - last).total_seconds()
+        if report.stalled:
+            report.eta_seconds = None  # the rate so far says nothing while nothing moves
+    if campaign.metrics:
+        report.metrics_waiting = campaign.metrics_waiting()
+        report.metrics_text = campaign.metrics_waiting_text(report.metrics_waiting)
     report.failures = list(
         campaign.candidates.filter(status=Candidate.FAILED)
         .values_list("image__dataset__name", "image__name", "method__slug", "error")

@@ -60,7 +60,9 @@ def retry_failed(campaign):
 
 def requeue_abandoned(campaign):
     """Queue a task again for each running candidate whose worker stopped renewing its lease
-    (a broker without redelivery lost its message). Returns how many."""
+    (a broker without redelivery lost its message). Returns how many. The reconciler
+    (`study.generation.reconcile`) does this by itself; `generate_candidates --wait` does it
+    too, for a deployment running no beat."""
     ids = list(campaign.candidates.filter(Candidate.abandoned()).values_list("pk", "method__kind"))
     if ids:
         tasks.enqueue_candidates(ids)
@@ -108,9 +110,11 @@ def queue_metrics(campaign):
         )
         if not set(wanted) <= set(c.metrics or {})
     ]
+    now = timezone.now()
     for c in rows:
         c.metric_notes = {k: v for k, v in (c.metric_notes or {}).items() if k not in wanted}
-    Candidate.objects.bulk_update(rows, ["metric_notes"], batch_size=500)
+        c.metrics_queued_at = now  # the reconciler queues them again if the message is lost
+    Candidate.objects.bulk_update(rows, ["metric_notes", "metrics_queued_at"], batch_size=500)
     ids = [c.pk for c in rows]
     for start in range(0, len(ids), METRIC_CHUNK):
         chunk = ids[start : start + METRIC_CHUNK]

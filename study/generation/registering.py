@@ -6,11 +6,16 @@ and settles it: a refusal keeps its message and no method, and deletes the file 
 (unless another registration of the same content passed or waits); a pass creates the Method and
 marks the row valid in one transaction, so nothing is ever half-registered. A second delivery of the task
 finds the row claimed or settled and does nothing.
+
+A check whose worker died is taken over one lease after its last heartbeat (`lease_expires`, like
+a candidate's): the reconciler (`study.generation.reconcile`) queues it again by itself, and
+"Check again" or registering the same name again does so at once.
 """
 
 import re
 
 from django.db import transaction
+from django.utils import timezone
 
 from study.generation import tasks
 from study.models import Method
@@ -31,9 +36,9 @@ def check_request(slug, route, class_path):
         raise RegistrationRefused(f"a method named {slug!r} exists already; choose another name")
     waiting = ModelRegistration.objects.filter(
         slug=slug, status__in=[ModelRegistration.QUEUED, ModelRegistration.RUNNING]
-    )
-    if waiting.exists():
-        raise RegistrationRefused(f"a model named {slug!r} is being validated already")
+    ).first()
+    if waiting is not None:
+        raise RegistrationRefused(_waiting_reason(waiting, check_again(waiting)))
     if route == "class" and not class_path:
         raise RegistrationRefused('the "class" route needs the class path (package.module:Class)')
 
@@ -63,10 +68,41 @@ def queue_check(registration_id):
     tasks.validate_model.delay(registration_id)
 
 
+# What `check_again` found: queued for a worker now, a live worker on it, or settled already.
+QUEUED_AGAIN, BEING_CHECKED, SETTLED = "queued again", "being checked", "settled"
+
+
 def check_again(registration):
     """Queue the check of a registration no worker is on (queued with its message lost, or
-    running on a worker that died); returns whether it was queued."""
-    if not ModelRegistration.objects.filter(pk=registration.pk).claimable().exists():
-        return False
-    transaction.on_commit(lambda: queue_check(registration.pk))
-    return True
+    running on a worker that died: its lease ran out); returns QUEUED_AGAIN, BEING_CHECKED (a
+    worker renewed its lease within one lease) or SETTLED."""
+    now = timezone.now()
+    row = ModelRegistration.objects.filter(pk=registration.pk)
+    if row.requeue_abandoned(now, queued_at=now) or row.filter(
+        status=ModelRegistration.QUEUED
+    ).update(queued_at=now):
+        # A duplicate of a message still in the broker is harmless: the claim makes it a no-op.
+        transaction.on_commit(lambda: queue_check(registration.pk))
+        return QUEUED_AGAIN
+    if row.filter(status=ModelRegistration.RUNNING).exists():
+        return BEING_CHECKED
+    return SETTLED
+
+
+def _waiting_reason(registration, state):
+    slug = registration.slug
+    if state == QUEUED_AGAIN:
+        return (
+            f"a model named {slug!r} is waiting for its check (registration "
+            f"#{registration.pk}); it is queued again for a worker now (if its worker had "
+            "stopped, another takes it over). Follow it on its page, or choose another name."
+        )
+    if state == BEING_CHECKED:
+        return (
+            f"a model named {slug!r} is being checked by a worker right now (registration "
+            f"#{registration.pk}); wait for its verdict, or choose another name."
+        )
+    return (
+        f"the check of a model named {slug!r} has just finished (registration "
+        f"#{registration.pk}): see its verdict, and register again if it was refused."
+    )

@@ -21,6 +21,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from sr_models.atomic import human_size
 from sr_models.degrade import modcrop
 from sr_models.methods import get_method
 from sr_models.metric_panel import MetricFailure, measure_pair
@@ -28,6 +29,7 @@ from sr_models.metrics import psnr, ssim
 from study.generation import networks
 from study.generation.inputs import hr_for, lr_input, read_png
 from study.models import Candidate, ImportedResult, Method
+from study.storage import DiskFull
 
 log = logging.getLogger(__name__)
 FINISH_THREADS = min(os.cpu_count() or 1, 8)
@@ -113,10 +115,12 @@ def upscale_all(method, jobs, scale):
 
 
 def store(candidate, sr):
+    """Write the candidate's PNG at its fixed path, whole or not at all (`study.storage`)."""
     path = candidate.output_path()
+    png = ContentFile(encode_png(sr))
     if default_storage.exists(path):
         default_storage.delete(path)
-    saved = default_storage.save(path, ContentFile(encode_png(sr)))
+    saved = default_storage.save(path, png)
     if saved != path:
         # Another attempt wrote the same file at the same moment; keep only the deterministic one.
         default_storage.delete(saved)
@@ -171,8 +175,25 @@ def render_candidates(candidates):
     else:
         finished = [finish(pair) for pair in pairs]
     for i, result in zip(slots, finished, strict=True):
-        results[i] = result
+        results[i] = (
+            _advise(result, candidates[0].campaign) if isinstance(result, DiskFull) else result
+        )
     return results
+
+
+def _advise(full, campaign):
+    """A full disk, in the campaign's terms: how much its unmade candidates need, what to press.
+
+    Counted here, in the task's thread: the finishing threads make no queries (each would hold a
+    database connection of its own)."""
+    left = campaign.candidates.exclude(status=Candidate.DONE).count()
+    each = full.size or 0
+    return full.advise(
+        needed=max(left, 1) * each,
+        why=f"{left} candidate(s) of campaign {campaign.name} are not made yet, "
+        f"about {human_size(each)} each",
+        resume="press Retry failed on the campaign's page",
+    )
 
 
 def _one_torch_thread():

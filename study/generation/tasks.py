@@ -6,20 +6,26 @@ accepts a `running` row whose lease ran out, and a heartbeat thread renews the l
 work runs. So a task redelivered after its worker was killed (`acks_late`: the broker hands the
 unacked message to another worker) takes the candidate over, and a task delivered twice while the
 first worker is alive waits for it (a bounded retry) instead of making the image a second time.
-A model registration is a job row too (queued -> running -> valid / refused), checked here.
+A model registration is a job row too (queued -> running -> valid / refused), checked here
+under the same kind of lease. What a dead worker or a lost message leaves behind is queued again
+by the reconciler (`study.generation.reconcile`, run by Celery beat).
 
 Which worker runs which task is decided in one place, `config.celery.route`.
 """
 
 import logging
+import re
 import traceback
 
 from celery import shared_task
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+from PIL import UnidentifiedImageError
 
+from sr_models.atomic import DiskFull
 from study.models import Campaign, Candidate, Method
 from study.models.jobs import heartbeat, new_token
 from study.models.networks import ModelRegistration
@@ -126,8 +132,50 @@ def generate_candidate(self, candidate_id, method_kind=None):
     ]
     if made and candidate.method.kind == Method.NETWORK and candidate.campaign.metrics:
         # The metric panel is CPU work: a CPU worker does it, not the GPU one.
-        measure_candidates.delay(made)
+        queue_measuring(made)
     Campaign.objects.get(pk=candidate.campaign_id).update_generation_status()
+
+
+def queue_measuring(candidate_ids):
+    """Publish the metric task for made candidates. The images are made already, so a broker
+    that is down now costs only a delay: the reconciler queues the metrics again (the
+    campaign stays "generating" until they are computed)."""
+    Candidate.objects.filter(pk__in=candidate_ids).update(metrics_queued_at=timezone.now())
+    try:
+        measure_candidates.delay(candidate_ids)
+    except BrokerError as exc:
+        log.warning(
+            "metrics of candidates %s not queued (%s): the reconciler will", candidate_ids, exc
+        )
+
+
+# An object's default repr ("<_io.BytesIO object at 0x7f35dd4f8860>"): noise on a page.
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def failure_sentence(exc, doing="Making this image"):
+    """What went wrong, in words, for the first line the campaign page shows; the exception as
+    raised and its trace follow on the next lines (the candidate's page shows them)."""
+    said = _OBJECT_REPR.sub("a file", " ".join(str(exc).split()))
+    if isinstance(exc, DiskFull):
+        return said  # already a sentence for the person who must act
+    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+        return (
+            f"{doing} ran out of memory on its worker: press Retry failed on a worker with more "
+            "memory, or use a smaller batch or tile size for this method."
+        )
+    if isinstance(exc, UnidentifiedImageError):
+        return (
+            f"{doing} failed: a stored image is not a readable PNG, JPEG or BMP file; import "
+            "the dataset again."
+        )
+    if isinstance(exc, FileNotFoundError):
+        return (
+            f"{doing} failed: a file it needs is missing from storage"
+            f"{f' ({exc.filename})' if exc.filename else ''}; import the dataset or register "
+            "the model again, then press Retry failed."
+        )
+    return f"{doing} failed: {said or type(exc).__name__}"
 
 
 def _record(candidate_id, token, result):
@@ -136,7 +184,8 @@ def _record(candidate_id, token, result):
     if isinstance(result, Exception):
         log.error("candidate %s failed: %s", candidate_id, result)
         trace = "".join(traceback.format_exception(result, limit=5))
-        mine.settle(token, Candidate.FAILED, error=f"{type(result).__name__}: {result}\n\n{trace}")
+        error = f"{failure_sentence(result)}\n\n{trace}"
+        mine.settle(token, Candidate.FAILED, error=error)
         return
     mine.settle(
         token,
@@ -154,11 +203,25 @@ def _record(candidate_id, token, result):
     )
 
 
+# Errors worth trying again: the database or the broker went away for a moment.
+TRANSIENT = (OperationalError, InterfaceError, BrokerError)
+
+
 # The registered name stays: messages queued by an older release must still find the task.
-@shared_task(name="study.tasks.compute_metrics", acks_late=True)
+@shared_task(
+    name="study.tasks.compute_metrics",
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
 def measure_candidates(candidate_ids):
     """Compute the campaign's metrics that made candidates lack (a metric added afterwards),
-    from their stored images; a second delivery finds nothing missing and does nothing."""
+    from their stored images; a second delivery finds nothing missing and does nothing.
+
+    A database or broker outage is retried with backoff; one that outlasts the retries leaves
+    the metrics without value or reason, and the reconciler queues them again."""
     from study.generation.render import measure_stored  # torch: workers only
 
     for candidate in Candidate.objects.filter(pk__in=candidate_ids, status=Candidate.DONE):
@@ -168,7 +231,8 @@ def measure_candidates(candidate_ids):
         try:
             values, notes = measure_stored(candidate, missing)
         except Exception as exc:  # a missing or unreadable file: say so per metric
-            values, notes = {}, {name: f"{type(exc).__name__}: {exc}" for name in missing}
+            note = failure_sentence(exc, "Computing it")
+            values, notes = {}, {name: note for name in missing}
         with transaction.atomic():
             locked = Candidate.objects.select_for_update().get(pk=candidate.pk)
             locked.metrics = {**locked.metrics, **values}
@@ -180,6 +244,9 @@ def measure_candidates(candidate_ids):
     # The live report's cache key: a metric computed after the votes changes the report.
     campaigns = Candidate.objects.filter(pk__in=candidate_ids).values("campaign_id")
     Campaign.objects.filter(pk__in=campaigns).update(metrics_changed_at=timezone.now())
+    # A generating campaign is ready once its candidates and their metrics are complete.
+    for campaign in Campaign.objects.filter(pk__in=campaigns, status=Campaign.GENERATING):
+        campaign.update_generation_status()
 
 
 MAX_ATTEMPTS = 3  # a model that kills its worker would kill the next one too
@@ -204,10 +271,12 @@ def validate_model(registration_id):
     from study.generation import networks  # torch: workers only
 
     try:
-        findings, refusal = networks.check(registration)
+        with heartbeat(ModelRegistration, token):
+            findings, refusal = networks.check(registration)
     except Exception as exc:  # a model's own code can raise anything: refuse it, say what
         log.exception("validating model %s", registration.slug)
-        findings, refusal = None, f"loading or running it failed: {type(exc).__name__}: {exc}"
+        said = failure_sentence(exc, "Loading or running it")
+        findings, refusal = None, f"{said}\nDetail: {type(exc).__name__}"
     _settle_registration(registration, token, findings, refusal)
 
 
@@ -250,3 +319,15 @@ def _discard_refused_file(path):
 
 class _Lost(Exception):
     pass
+
+
+@shared_task(name="study.tasks.reconcile_jobs", acks_late=False)
+def reconcile_jobs():
+    """Celery beat's periodic task (SRMOS_RECONCILE_INTERVAL): queue again what a dead worker or
+    a lost message left behind (study.generation.reconcile)."""
+    from study.generation.reconcile import reconcile
+
+    try:
+        reconcile()
+    except TRANSIENT as exc:  # the next run, one interval later, tries again
+        log.warning("reconciler skipped this run: %s: %s", type(exc).__name__, exc)

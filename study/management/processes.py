@@ -12,18 +12,35 @@ from django.conf import settings
 ROOT = Path(settings.BASE_DIR)
 
 
-def worker_command(queues="gpu,cpu", concurrency=1, name="local"):
+def worker_command(queues="gpu,cpu", concurrency=1, name="local", beat=False):
+    """`beat`: embed Celery beat, which runs the reconciler (study.generation.reconcile); one
+    process per deployment should, so only the single worker of `demo` and `serve` does."""
     return [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
         "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO",
+        *(["--beat"] if beat else []),
     ]  # fmt: skip
 
 
 def start_worker(queues="gpu,cpu", concurrency=1, name="local"):
-    return subprocess.Popen(worker_command(queues, concurrency, name), cwd=ROOT)
+    # The only worker: it runs the reconciler too, so lost or abandoned jobs heal by themselves.
+    return subprocess.Popen(worker_command(queues, concurrency, name, beat=True), cwd=ROOT)
 
 
-def start_web(bind="127.0.0.1:8000", workers=2):
+def web_debug(debug=None):
+    """Whether the web server runs with DEBUG on: only when asked, by `debug` (serve's
+    --debug) or by DEBUG set in the environment. A traceback page is never the default on a
+    port others can reach."""
+    if debug is not None:
+        return debug
+    return bool(os.environ.get("DEBUG")) and settings.DEBUG
+
+
+def start_web(bind="127.0.0.1:8000", workers=2, debug=None):
+    env = dict(os.environ, DEBUG="1" if web_debug(debug) else "0")
+    # Without DEBUG the settings want a key: the one this process uses (the embedded default
+    # keeps it in the data folder), so sessions and signed cookies carry over.
+    env["SECRET_KEY"] = env.get("SECRET_KEY") or settings.SECRET_KEY
     return subprocess.Popen(
         [
             sys.executable,
@@ -38,6 +55,7 @@ def start_web(bind="127.0.0.1:8000", workers=2):
             "-",
         ],
         cwd=ROOT,
+        env=env,
     )
 
 

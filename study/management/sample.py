@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from PIL import Image
+from sr_models.io import write_png
 
 SAMPLE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle"]
 
@@ -21,8 +21,9 @@ def write_sample_photos(folder):
     }
     for name in SAMPLE_PHOTOS:
         path = folder / f"{name}.png"
+        # Written whole or not at all: a file left by an interrupted run would be kept for good.
         if not path.exists():
-            Image.fromarray(loaders[name]()).save(path)
+            write_png(path, loaders[name]())
     return folder
 
 
@@ -38,5 +39,5 @@ def write_calibration_photos(folder):
     for name in CALIBRATION_PHOTOS:
         path = folder / f"{name}.png"
         if not path.exists():
-            Image.fromarray(getattr(data, name)()[:400, :400]).save(path)
+            write_png(path, getattr(data, name)()[:400, :400])
     return folder

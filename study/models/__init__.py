@@ -18,6 +18,7 @@ from study.models.catalog import (
 from study.models.imports import ImportJob as ImportJob
 from study.models.networks import ModelRegistration as ModelRegistration
 from study.models.order import session_order, trial_order
+from study.models.report_cache import ReportCache as ReportCache
 from study.models.session import (
     GOLD_EXPECTATIONS,
     Rater,

@@ -321,11 +321,34 @@ class Campaign(CampaignLifecycle, models.Model):
         return f"HR degraded x{self.scale} with {self.kernel}"
 
     def update_generation_status(self):
-        """Move a generating campaign to ready once every candidate is done."""
+        """Move a generating campaign to ready once every candidate is done and has each of the
+        campaign's metrics (a value, or the reason it has none)."""
         unfinished = self.candidates.exclude(status=Candidate.DONE)
-        if self.candidates.exists() and not unfinished.exists():
-            # Conditional update: when the last two tasks finish together both may get here.
-            Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.READY)
+        if not self.candidates.exists() or unfinished.exists():
+            return
+        if self.metrics and self.candidates.waiting_for_metrics(self.metrics).exists():
+            return  # the metric task settles it (and the reconciler, if its message was lost)
+        # Conditional update: when the last two tasks finish together both may get here.
+        Campaign.objects.filter(pk=self.pk, status=self.GENERATING).update(status=self.READY)
+
+    def metrics_waiting(self):
+        """{metric: how many made candidates still wait for it}, for metrics some wait for."""
+        waiting = {}
+        for name in self.metrics:
+            n = self.candidates.waiting_for_metrics([name]).count()
+            if n:
+                waiting[name] = n
+        return waiting
+
+    def metrics_waiting_text(self, waiting=None):
+        """E.g. "8 candidates still wait for gmsd, 3 for haarpsi" ("" when none waits): the
+        words the campaign page, the progress panel and launch use."""
+        waiting = self.metrics_waiting() if waiting is None else waiting
+        if not waiting:
+            return ""
+        (name, n), *rest = waiting.items()
+        head = f"{n} candidate{'s' * (n != 1)} still wait{'s' * (n == 1)} for {name}"
+        return ", ".join([head, *(f"{m} for {other}" for other, m in rest)])
 
     def refuse_generation(self):
         """Why candidates cannot be (re)made now, or "" when they can."""

@@ -2,6 +2,7 @@
 running -> done / failed; claimed, leased and settled by study.models.jobs)."""
 
 from django.db import models
+from django.db.models import Q
 
 from study.models.catalog import Method, SourceImage
 from study.models.jobs import JobQuerySet, JobRow
@@ -14,6 +15,16 @@ CALIBRATION_METHODS = {"nearest": 1, "hr": 5}
 class CandidateQuerySet(JobQuerySet):
     def done(self):
         return self.filter(status=Candidate.DONE)
+
+    def waiting_for_metrics(self, names):
+        """Made candidates that lack one of the metrics `names` with neither a value nor a reason
+        (queued, or queued and lost): their metrics are not complete yet."""
+        waiting = Q()
+        for name in names:
+            waiting |= ~Q(metrics__has_key=name) & ~Q(metric_notes__has_key=name)
+        if not waiting:
+            return self.none()
+        return self.filter(waiting, status=Candidate.DONE)
 
 
 class Candidate(JobRow, models.Model):
@@ -60,6 +71,9 @@ class Candidate(JobRow, models.Model):
     # heartbeat renews it). A redelivered task takes over a candidate whose lease has run out.
     claim = models.CharField(max_length=32, blank=True, editable=False)
     lease_expires = models.DateTimeField(null=True, blank=True)
+    # When its metrics were last queued (the reconciler queues them again if that message was
+    # lost and neither a value nor a reason came back).
+    metrics_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     seconds = models.FloatField(
         null=True, blank=True, help_text="Worker time to make it (a batch's time is shared)."
     )

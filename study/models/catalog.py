@@ -115,10 +115,13 @@ class Method(models.Model):
 
     def paper_order_key(self):
         """Where the method goes in the paper's tables and figures: interpolation (nearest,
-        bicubic, lanczos), networks, imported results, the HR reference last; by slug within."""
+        bicubic, lanczos), networks, imported results, the HR reference last. Within a kind,
+        the methods the paper has come in its Table 2 order; the others follow in the order
+        they were added to srmos (a researcher's own models after the paper's), not by name."""
         return (
             PAPER_KIND_ORDER.get(self.kind, len(PAPER_KIND_ORDER)),
-            PAPER_INTERPOLATION_ORDER.get(self.slug, len(PAPER_INTERPOLATION_ORDER)),
+            PAPER_METHOD_ORDER.get(self.slug, len(PAPER_METHOD_ORDER)),
+            self.pk or 0,
             self.slug,
         )
 
@@ -129,7 +132,28 @@ PAPER_KIND_ORDER = {
     Method.IMPORTED: 2,
     Method.REFERENCE: 3,
 }
-PAPER_INTERPOLATION_ORDER = {"nearest": 0, "bicubic": 1, "lanczos": 2}
+# Table 2 of Ledig et al. (2017), left to right, with srmos' slugs for the same methods.
+PAPER_METHOD_ORDER = {
+    slug: i
+    for i, slug in enumerate(
+        [
+            "nearest",
+            "bicubic",
+            "lanczos",
+            "srcnn",
+            "selfexsr",
+            "drcn",
+            "espcn",
+            "srresnet-mse",
+            "srresnet-mse-authors",
+            "srresnet-vgg22",
+            "srgan-mse",
+            "srgan-vgg22",
+            "srgan-vgg54",
+            "hr",
+        ]
+    )
+}
 
 
 def paper_order(methods):

@@ -15,6 +15,7 @@ class ImportJob(JobRow, models.Model):
     KIND_CHOICES = [(DATASET, "Dataset"), (RESULTS, "Results of a method")]
     QUEUED = "queued"
     RUNNING = "running"
+    HEARTBEAT = True
     DONE = "done"
     FAILED = "failed"
     STATUS_CHOICES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
@@ -44,6 +45,9 @@ class ImportJob(JobRow, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by the worker's heartbeat while the import runs: a killed worker's import is taken
+    # over one lease later (not after the task's time limit).
+    lease_expires = models.DateTimeField(null=True, blank=True)
     progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -6,9 +6,12 @@ Candidates, imports and model registrations share this one mechanism:
   row count says who won, so a task delivered twice does the work once.
 - **Lease.** A running row belongs to its worker while the lease lasts. A row whose lease ran out
   lost its worker (killed mid-task) and can be claimed again by a redelivered or re-published
-  task. Candidates have a `lease_expires` that a heartbeat renews (a takeover one lease after a
-  death); imports and registrations have none, and their lease is Celery's hard time limit
+  task. Candidates and registrations have a `lease_expires` that a heartbeat renews (a takeover
+  one lease after a death); imports have none, and their lease is Celery's hard time limit
   counted from `started_at`, which no task outlives.
+- **Reconcile.** A periodic task (`study.generation.reconcile`) puts rows whose lease ran out back
+  in the queue (`requeue_abandoned`) and publishes again the queued rows whose message was lost;
+  the claim makes any duplicate message a no-op, so a row is still done once.
 - **Settle.** The outcome is written only under the token, so an attempt that lost its lease to a
   takeover writes nothing.
 
@@ -97,6 +100,23 @@ class JobQuerySet(models.QuerySet):
         """The rows `token` still holds; an attempt whose rows were taken over holds none."""
         return self.filter(claim=token, status=self.model.RUNNING)
 
+    def requeue_abandoned(self, now=None, **fields):
+        """Put this queryset's rows whose worker is gone back in the queue (`fields`, e.g. a
+        queued-at time, written with them); returns the primary keys to publish a task for.
+
+        The claim is cleared, so an attempt that was only slow (not dead) settles nothing."""
+        now = now or timezone.now()
+        lost = self.filter(self.model.abandoned(now))
+        pks = list(lost.values_list("pk", flat=True))
+        if not pks:
+            return []
+        if self.model.HEARTBEAT:
+            fields["lease_expires"] = None
+        # Conditional again: a row claimed meanwhile by a redelivered task stays with it (a
+        # message published for it anyway is a no-op).
+        lost.filter(pk__in=pks).update(status=self.model.QUEUED, claim="", **fields)
+        return pks
+
     def renew(self, token):
         return self.held(token).update(lease_expires=timezone.now() + heartbeat_lease())
 
@@ -130,3 +150,20 @@ def heartbeat(model, token):
     finally:
         stop.set()
         thread.join()
+
+
+def waiting_messages(queue):
+    """How many messages wait in the broker's `queue`, or None when the broker cannot be asked
+    (down, or a transport that cannot count). Reserved and running messages are not counted."""
+    from celery import current_app
+
+    try:
+        with current_app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1)
+            try:
+                return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+            except conn.channel_errors:
+                return 0  # no such queue (a broker restarted empty): nothing waits in it
+    except Exception as exc:
+        log.warning("cannot count the messages in queue %s: %s", queue, exc)
+        return None

@@ -1,14 +1,183 @@
 """A campaign's life after its design: launch (links made, live), crowd enrolment, close, and
 a clone to start again; a mixin of `Campaign`, kept apart so the model reads as its fields."""
 
+from dataclasses import dataclass
+from functools import cached_property
+
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from study.models.design import KERNEL_CHOICES
 from study.models.tokens import participant_key
 
+# What the researcher can do to a campaign (the admin's buttons and list actions, the commands),
+# in the order of a study's life; `CampaignLifecycle.refusal` says why one cannot run now.
+ACTIONS = ("generate", "launch", "preview", "simulate", "close", "clone", "export")
+
+
+@dataclass(frozen=True)
+class VoteCount:
+    """A campaign's sessions and votes as its report counts them: people's sessions, and every
+    vote that is data (people's and simulated pilots', never the researcher's preview)."""
+
+    name: str
+    sessions: int  # people's sessions (links and crowd joins)
+    completed: int
+    votes: int  # what the report holds
+    simulated_votes: int
+    simulated_sessions: int
+
+    @property
+    def people_votes(self):
+        return self.votes - self.simulated_votes
+
+    def __str__(self):
+        people = f"{self.completed} of {self.sessions} rater sessions completed by people"
+        if not self.votes:
+            return f"{people}; the report holds no votes"
+        held = f"the report holds {self.votes:,} votes"
+        if self.simulated_votes:
+            held += (
+                f", {self.simulated_votes:,} of them simulated ({self.simulated_sessions} "
+                f"simulated rater{'s' * (self.simulated_sessions != 1)})"
+            )
+        return f"{people}; {held}"
+
+    def closed(self):
+        """What Close says it did (the admin and the command)."""
+        return f"{self.name} is closed: {self}. Its links now say the study has ended."
+
+
+class _Facts:
+    """What the refusals read, each fetched once, and only when a refusal needs it."""
+
+    def __init__(self, campaign):
+        self.campaign = campaign
+
+    @cached_property
+    def progress(self):
+        return self.campaign.progress()
+
+    @cached_property
+    def votes(self):
+        return self.campaign.vote_count()
+
+    @cached_property
+    def links(self):
+        return self.campaign.raters.links().count()
+
+    def made(self):
+        p = self.progress
+        made = f"{p['done']} of {sum(p.values())} made" + (
+            f", {p['failed']} failed: press Retry failed" if p["failed"] else ""
+        )
+        # A campaign is ready once its metrics are in too (a CPU worker computes them).
+        waiting = self.campaign.metrics_waiting_text() if p["done"] == sum(p.values()) else ""
+        return f"{made}; {waiting}" if waiting else made
+
 
 class CampaignLifecycle:
+    def refusal(self, action, facts=None):
+        """Why `action` (one of ACTIONS) cannot run on this campaign now, as a sentence that
+        says what to do instead, or "" when it can.
+
+        The one wording of every way in: the campaign page's buttons, the list actions, the
+        commands, and the model methods that refuse (`launch`, `close`, simulated raters).
+        """
+        facts = facts or _Facts(self)
+        if action == "generate":
+            return self.refuse_generation()
+        if action == "clone":
+            return "" if self.pk else "Save the campaign before cloning it."
+        if action == "export":
+            return self._export_refusal(facts)
+        if action not in ACTIONS:
+            raise ValueError(f"unknown campaign action {action!r}: one of {', '.join(ACTIONS)}")
+        if self.status == self.CLOSED:
+            return (
+                f"Campaign {self.name} is closed: its votes are final. Clone it to run the "
+                "same design again."
+            )
+        if action == "close":
+            if self.status == self.LIVE:
+                return ""
+            return (
+                f"Campaign {self.name} is {self.get_status_display().lower()}, not live: only a "
+                "live campaign can be closed (Launch makes it live)."
+            )
+        if self.status == self.LIVE or (self.status == self.READY and action != "simulate"):
+            return ""
+        if self.status == self.READY:  # simulate
+            return (
+                f"Campaign {self.name} is ready but not live: simulated raters vote on a live "
+                "campaign, beside its people. Press Launch first."
+            )
+        then = {
+            "launch": "Launch once they all are made.",
+            "preview": "Preview once they all are made.",
+            "simulate": "Launch once they all are made: simulated raters vote on a live campaign.",
+        }[action]
+        if self.status == self.GENERATING:
+            return (
+                f"Campaign {self.name}'s candidates are still being generated ({facts.made()}); "
+                f"{then}"
+            )
+        return (
+            f"Campaign {self.name} is a draft: its candidates are not generated yet. Press "
+            f"Generate, then {then}"
+        )
+
+    def nothing_to_do(self, action, facts=None):
+        """Why `action` would run but change nothing now ("" when it would do something):
+        the campaign page disables its button and says this instead; a command or list action
+        says it and succeeds."""
+        facts = facts or _Facts(self)
+        if action == "generate" and self.status == self.READY:
+            return "Nothing to generate: all candidates are made. Launch the campaign."
+        if action == "launch" and self.status == self.LIVE and facts.links >= self.rater_links:
+            return (
+                f"Campaign {self.name} is live with its {facts.links} rater links; raise its "
+                "'rater links' setting and launch again to add more."
+            )
+        return ""
+
+    def why_not(self, action, facts=None):
+        """The campaign page's reason to disable `action`'s button ("" to enable it)."""
+        facts = facts or _Facts(self)
+        return self.refusal(action, facts) or self.nothing_to_do(action, facts)
+
+    def action_facts(self):
+        """Shared reads for several `refusal`/`why_not` calls on one page."""
+        return _Facts(self)
+
+    def _export_refusal(self, facts):
+        if not self.pk or not facts.votes.votes:
+            noun = "comparisons" if self.kind.analysis == "comparisons" else "votes"
+            return (
+                f"Campaign {self.name} has no {noun} yet: nothing to report (people's and "
+                "simulated pilots' votes are data, a preview's are not)."
+            )
+        return ""
+
+    def vote_count(self):
+        """The campaign's sessions and votes as its report counts them (`VoteCount`)."""
+        rater = self.raters.model
+        answered = Q(trials__score__isnull=False)
+        simulated = Q(platform=rater.SIMULATED)
+        counts = self.raters.exclude(platform=rater.PREVIEW).aggregate(
+            votes=Count("trials", filter=answered),
+            simulated_votes=Count("trials", filter=answered & simulated),
+            simulated_sessions=Count("pk", filter=simulated, distinct=True),
+            sessions=Count("pk", filter=~Q(platform__in=rater.NOT_PEOPLE), distinct=True),
+            completed=Count(
+                "pk",
+                filter=~Q(platform__in=rater.NOT_PEOPLE) & Q(completed_at__isnull=False),
+                distinct=True,
+            ),
+        )
+        return VoteCount(name=self.name, **counts)
+
     def clone(self, name, seed=None):
         """A new draft campaign with this one's design and texts (a new seed when given).
 
@@ -43,16 +212,9 @@ class CampaignLifecycle:
         self.update_generation_status()
         with transaction.atomic():
             campaign = type(self).objects.select_for_update().get(pk=self.pk)
-            if campaign.status == self.CLOSED:
-                raise ValueError(
-                    f"Campaign {campaign.name} is closed: its votes are final and it cannot be "
-                    "launched again. Clone it to run the same design as a new study."
-                )
-            if campaign.status not in (self.READY, self.LIVE):
-                raise ValueError(
-                    f"Campaign {campaign.name} is {campaign.get_status_display().lower()}; "
-                    "only a campaign whose candidates are all generated can be launched."
-                )
+            refused = campaign.refusal("launch")
+            if refused:
+                raise ValueError(refused)
             missing = campaign.rater_links - campaign.raters.links().count()
             for _ in range(max(missing, 0)):
                 campaign.raters.create_with_trials(campaign)
@@ -65,8 +227,9 @@ class CampaignLifecycle:
     def close(self):
         """End a live campaign: its links show "this study has ended", every vote is kept.
 
-        Returns (sessions, completed sessions, votes) of people for the researcher; raises ValueError
-        when the campaign is not live.
+        Returns its `VoteCount` (people's sessions, and the votes the report holds, simulated
+        ones among them), whose `closed()` says what was done; raises ValueError with
+        `refusal("close")` when the campaign is not live.
         """
         closed = (
             type(self)
@@ -75,14 +238,8 @@ class CampaignLifecycle:
         )
         self.refresh_from_db()
         if not closed:
-            raise ValueError(
-                f"Campaign {self.name} is {self.get_status_display().lower()}, not live: only a "
-                "live campaign can be closed."
-            )
-        # People only: previews and simulated sessions are not participants.
-        raters = self.raters.people()
-        votes = raters.filter(trials__score__isnull=False).count()
-        return raters.count(), raters.filter(completed_at__isnull=False).count(), votes
+            raise ValueError(self.refusal("close"))
+        return self.vote_count()
 
     # Why a crowd participant cannot join (`enrol` returns one of these, or a session).
     NOT_LIVE, NO_RECRUITMENT, FULL_UP = "not-live", "no-recruitment", "full"

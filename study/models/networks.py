@@ -18,6 +18,7 @@ from django.db import models
 from django.utils import timezone
 
 from study.models.jobs import JobQuerySet, JobRow
+from study.storage import DiskFull
 
 # How a file becomes a network (sr_models.external.load_model's routes).
 ROUTES = [
@@ -38,6 +39,8 @@ def store_model_file(fileobj, original_name):
     """Hash an uploaded or local model file (sha256) and store it once under ``models/``.
 
     Returns ``(path in storage, sha256, size)``; the same content uploaded twice is stored once.
+    The file appears whole or not at all (`study.storage`): a stored path is a complete file.
+    Raises `study.storage.DiskFull` (an OSError) with the researcher's words on a full disk.
     """
     suffix = os.path.splitext(original_name)[1].lower()
     if suffix not in MODEL_SUFFIXES:
@@ -53,13 +56,20 @@ def store_model_file(fileobj, original_name):
         path = f"models/{sha}{suffix}"
         if not default_storage.exists(path):
             tmp.seek(0)
-            saved = default_storage.save(path, File(tmp))
+            try:
+                saved = default_storage.save(path, File(tmp))
+            except DiskFull as full:
+                raise full.advise(
+                    why=f"the model file {original_name} is that large",
+                    resume="register it again (nothing was stored)",
+                ) from full.__cause__
             if saved != path:  # written meanwhile by a concurrent upload of the same file
                 default_storage.delete(saved)
     return path, sha, size
 
 
 class ModelRegistration(JobRow, models.Model):
+    HEARTBEAT = True  # a dead worker's check is taken over one lease later, not after 31 min
     QUEUED = "queued"
     RUNNING = "running"
     VALID = "valid"
@@ -118,6 +128,10 @@ class ModelRegistration(JobRow, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its task was last published (the reconciler publishes it again if the message was
+    # lost), and until when its worker is known alive (renewed by the check's heartbeat).
+    queued_at = models.DateTimeField(default=timezone.now)
+    lease_expires = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 

@@ -1,15 +1,18 @@
 """A rater's session: the trials in their seeded order, the votes, and the session's quality checks."""
 
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cache
 
-from django.db import models, transaction
-from django.db.models import Count, Exists, Q, Sum
+from django.db import connection, models, transaction
+from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
 from study.analysis import vote_flags
 from study.models.campaign import Campaign, Candidate
+from study.models.report_cache import ReportCache
 from study.models.tokens import participant_key, rater_token
 
 # Gold items: the anchors' expected scores (P.808 accepts a gold answer within +-1).
@@ -158,17 +161,22 @@ class Rater(models.Model):
             return self.CALIBRATION
         return self.DONE if self.completed_at else self.TRIALS
 
-    def cast_vote(self, position, score, duration_ms=None):
+    def cast_vote(self, position, score, duration_ms=None, vote_id=""):
         """Store a score for the trial at `position`, the rater's current (first unanswered) one.
 
-        Idempotent: a resent vote for an answered trial stores nothing (stored=False). A score
-        that is no answer of the campaign's protocol raises VoteInvalid; a vote for a later
-        trial, or for the current one before it was handed to the page, raises VoteRejected;
-        one that comes sooner than the campaign's `vote_floor_ms` after the trial was handed to
-        the page raises VoteTooFast. None of them stores anything. Returns the vote's outcome
-        with the trials that come next (at most two, candidates loaded), so the caller needs no
-        further query. One read decides: trials before the current one are all answered and
-        none after it can be, so the conditional update on the current trial is the only race.
+        Idempotent: a resent vote for an answered trial stores nothing. When it carries the
+        `vote_id` the page gave the stored vote (its first request was stored but its answer
+        lost), it is that vote (resent=True); otherwise another window answered the trial
+        first (stored=False). A score that is no answer of the campaign's protocol raises
+        VoteInvalid; a vote for a later trial, or for the current one before it was handed to
+        the page, raises VoteRejected; one that comes sooner than the campaign's
+        `vote_floor_ms` after the trial was handed to the page raises VoteTooFast. None of them
+        stores anything. Returns the vote's outcome with the trials that come next (at most
+        two, candidates loaded), so the caller needs no further query. One read decides: trials
+        before the current one are all answered and none after it can be, so the conditional
+        update on the current trial is the only race. The same statement marks the next trial
+        handed out (the page shows it next): one statement, one commit, for all but a
+        session's first and last votes, which record the start and the completion with it.
         """
         invalid = self.campaign.kind.check_score(score)
         if invalid:
@@ -177,17 +185,16 @@ class Rater(models.Model):
         current = pending[0] if pending else None
         now = timezone.now()
         if current is None or position != current.position:
-            answered = (
-                position < current.position
-                if current is not None
-                else self.trials.filter(position=position).exists()
-            )
-            if not answered:
+            answered = position < current.position if current is not None else None
+            if answered is False:
+                raise VoteRejected("This is not your current image; the page has been refreshed.")
+            resent = self._resent(position, vote_id)
+            if resent is None:
                 raise VoteRejected("This is not your current image; the page has been refreshed.")
             # A resent vote: its first request may have died before recording the completion.
             if current is None:
                 self._complete(now)
-            return VoteOutcome(stored=False, upcoming=pending[:2])
+            return VoteOutcome(stored=False, upcoming=pending[:2], resent=resent)
         if current.shown_at is None:
             raise VoteRejected("This image has not been shown yet; the page has been refreshed.")
         # The server's own guard against a vote for an image nobody saw (a double key press
@@ -195,18 +202,60 @@ class Rater(models.Model):
         seen_ms = (now - current.shown_at).total_seconds() * 1000
         if seen_ms < self.campaign.vote_floor_ms:
             raise VoteTooFast(self.campaign.vote_floor_ms - seen_ms)
-        # Conditional on the campaign being open in the same statement: a vote in flight when
-        # the researcher closes the study is refused, not stored after the close.
-        stored = Trial.objects.filter(self._open(), pk=current.pk, score__isnull=True).update(
-            **self._vote_fields(current, score, now, duration_ms, int(seen_ms))
-        )
-        if not stored and not self._is_open_now():
-            raise VoteRejected("This study has ended; your last score was not stored.")
-        if stored and self.started_at is None:
-            Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
-        if len(pending) == 1:
-            self._complete(now)
-        return VoteOutcome(stored=bool(stored), upcoming=pending[1:3])
+        upcoming = pending[1:3]
+        fields = {
+            **self._vote_fields(current, score, now, duration_ms, int(seen_ms)),
+            "vote_id": vote_id,
+        }
+        first, last = self.started_at is None, not upcoming
+        with transaction.atomic() if first or last else nullcontext():
+            stored = self._store_vote(current, fields, upcoming[0] if upcoming else None, now)
+            resent = False
+            if not stored:
+                if not self._is_open_now():
+                    raise VoteRejected("This study has ended; your last score was not stored.")
+                # Another request answered it in between: this vote's first try, or another window.
+                resent = bool(self._resent(position, vote_id))
+            if stored and first:
+                Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
+            if last:
+                self._complete(now)
+        if stored:  # the live report is computed again by a cpu worker (debounced)
+            ReportCache.objects.votes_arrived(self.campaign_id)
+        return VoteOutcome(stored=stored, upcoming=upcoming, resent=resent)
+
+    def _store_vote(self, current, fields, following, now):
+        """One conditional update: the vote on `current` (if still unanswered) and `following`
+        marked handed out (if not yet), both only while the campaign is open. Returns whether
+        the vote was stored (`following`'s row always matches while the campaign is open, so
+        the row count tells).
+
+        Written as SQL (portable: CASE, COALESCE, EXISTS): the ORM took longer to build this
+        statement than the database took to run it, on the path every vote takes."""
+        ops = connection.ops
+        statuses = self.open_statuses()
+        values = [
+            ops.adapt_datetimefield_value(value) if name == "answered_at" else value
+            for name, value in fields.items()
+        ]
+        following_pk = following.pk if following is not None else None
+        params = [param for value in values for param in (current.pk, value)]
+        params += [following_pk, ops.adapt_datetimefield_value(now)]
+        params += [current.pk, following_pk, self.campaign_id, *statuses]
+        with connection.cursor() as cursor:
+            cursor.execute(_vote_sql(tuple(fields), len(statuses)), params)
+            updated = cursor.rowcount
+        if following is not None and updated:
+            following.shown_at = following.shown_at or now
+        return updated == (2 if following is not None else 1)
+
+    def _resent(self, position, vote_id):
+        """For an answered trial at `position`: whether its stored vote is the one `vote_id`
+        names (a resend of it). None when no trial there is answered."""
+        stored = self.trials.answered().filter(position=position).values_list("vote_id").first()
+        if stored is None:
+            return None
+        return bool(vote_id) and stored[0] == vote_id
 
     def record_votes(self, scores):
         """Store many votes at once, {position: score}, for sessions no page times: simulated
@@ -227,6 +276,8 @@ class Rater(models.Model):
                 setattr(trial, name, value)
         fields = ["score", "answered_at", "duration_ms", "server_ms", "flags"]
         Trial.objects.bulk_update(trials, fields, 500)
+        if trials:
+            ReportCache.objects.votes_arrived(self.campaign_id)
         if trials and self.started_at is None:
             Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
             self.started_at = now
@@ -244,9 +295,6 @@ class Rater(models.Model):
             "server_ms": server_ms,
             "flags": flags,
         }
-
-    def _open(self):
-        return Exists(Campaign.objects.filter(pk=self.campaign_id, status__in=self.open_statuses()))
 
     def _is_open_now(self):
         return Campaign.objects.filter(
@@ -331,8 +379,12 @@ class VoteTooFast(VoteRejected):
 
 @dataclass(frozen=True)
 class VoteOutcome:
+    """`stored`: this request stored the vote; `resent`: the vote was stored by an earlier
+    request of the same vote (same vote id) whose answer the page never got."""
+
     stored: bool
     upcoming: list
+    resent: bool = False
 
 
 class TrialQuerySet(models.QuerySet):
@@ -386,6 +438,9 @@ class Trial(models.Model):
         help_text="Viewing time measured by the server: from handing the image out to the vote.",
     )
     flags = models.CharField(max_length=100, blank=True)
+    # The page's id for the vote (one per key press): a resend of a stored vote is told apart
+    # from another window's vote on the same image.
+    vote_id = models.CharField(max_length=36, blank=True, editable=False)
 
     objects = TrialQuerySet.as_manager()
 
@@ -417,3 +472,30 @@ class Trial(models.Model):
         """Record when the image was first put on a page for the rater (a reload keeps it)."""
         if self.shown_at is None:
             Trial.objects.filter(pk=self.pk, shown_at__isnull=True).update(shown_at=timezone.now())
+
+
+@cache
+def _vote_sql(names, n_statuses):
+    """The statement of `Rater._store_vote`. Params, in order: (the current trial's id, the
+    value) for each of the vote's columns `names`; the next trial's id (or None) and now, for
+    its shown_at; the current trial's id and the next one's, for the rows; the campaign's id
+    and the `n_statuses` statuses in which it is open."""
+    trial, campaign = Trial._meta, Campaign._meta
+    quote = connection.ops.quote_name
+    pk = quote(trial.pk.column)
+    columns = [quote(trial.get_field(name).column) for name in names]
+    score, shown_at = (
+        quote(trial.get_field("score").column),
+        quote(trial.get_field("shown_at").column),
+    )
+    sets = [f"{column} = CASE WHEN {pk} = %s THEN %s ELSE {column} END" for column in columns]
+    sets.append(
+        f"{shown_at} = CASE WHEN {pk} = %s THEN COALESCE({shown_at}, %s) ELSE {shown_at} END"
+    )
+    return (
+        f"UPDATE {quote(trial.db_table)} SET {', '.join(sets)}"
+        f" WHERE (({pk} = %s AND {score} IS NULL) OR {pk} = %s)"
+        f" AND EXISTS (SELECT 1 FROM {quote(campaign.db_table)} c"
+        f" WHERE c.{quote(campaign.pk.column)} = %s AND c.{quote('status')}"
+        f" IN ({', '.join(['%s'] * n_statuses)}))"
+    )

@@ -22,10 +22,11 @@ STEP_FIRST = {
 
 def get_rater(token):
     """The only way a view reaches a rater: an unknown token is a 404, never a hint."""
-    rater = Rater.objects.select_related("campaign").filter(token=token).first()
-    if rater is None:
-        raise Http404("No such session.")
-    return rater
+    try:
+        # get(), not first(): a unique token needs no ORDER BY.
+        return Rater.objects.select_related("campaign").get(token=token)
+    except Rater.DoesNotExist:
+        raise Http404("No such session.") from None
 
 
 def not_live(request, campaign, status=200):

@@ -5,7 +5,6 @@ session length, and approval lists for crowd platforms. Mixed into CampaignAdmin
 from contextvars import ContextVar
 
 from django import forms
-from django.contrib import messages
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -17,7 +16,6 @@ from study.models import Campaign, Rater, session_estimate
 from study.models.campaign import get_campaign_for
 from study.rating.approvals import PLATFORMS, Thresholds, approval_csv, approval_rows
 from study.rating.funnel import campaign_funnel
-from study.rating.simulated import add_simulated_raters, caveat
 
 # The request being answered, so the campaign page's read-only fields can print absolute links.
 _request = ContextVar("srmos_admin_request", default=None)
@@ -83,51 +81,16 @@ class CampaignCrowdMixin:
         return HttpResponseRedirect(reverse("admin:study_campaign_change", args=[campaign.pk]))
 
     def preview_view(self, request, pk):
-        """A preview session of the real pages, with a banner; its votes reach no analysis."""
+        """A preview session of the real pages, with a banner; its votes reach no analysis.
+        CampaignAdmin.preview_view refuses it first in the campaign's own words when the
+        campaign cannot be previewed; its simulate_view serves the simulate URL above."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         campaign = get_campaign_for(request, pk, change=True)
-        if campaign.status not in (Campaign.READY, Campaign.LIVE):
-            self.message_user(
-                request,
-                f"{campaign} is {campaign.get_status_display().lower()}: a preview needs the "
-                "candidates made (ready or live).",
-                messages.ERROR,
-            )
-            return self._back(campaign)
         rater = Rater.objects.create_with_trials(
             campaign, label=f"preview by {request.user}", platform=Rater.PREVIEW
         )
         return HttpResponseRedirect(rater.get_absolute_url())
-
-    def simulate_view(self, request, pk):
-        campaign = get_campaign_for(request, pk, change=True)
-        form = SimulateForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            d = form.cleaned_data
-            try:
-                votes = add_simulated_raters(
-                    campaign, d["raters"], d["profile"], d["bad"], d["seed"], d["mix_with_real"]
-                )
-            except ValueError as exc:
-                form.add_error(None, str(exc))
-            else:
-                self.message_user(
-                    request,
-                    f"{d['raters']} simulated raters ({d['bad']} careless) added to {campaign}: "
-                    f"{votes} votes, labelled simulated in every export.",
-                )
-                if caveat(campaign):
-                    self.message_user(request, caveat(campaign), messages.WARNING)
-                return self._back(campaign)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "campaign": campaign,
-            "form": form,
-            "title": f"Simulated raters for {campaign}",
-        }
-        return TemplateResponse(request, "admin/study/campaign/simulate.html", context)
 
     def approvals_view(self, request, pk):
         campaign = get_campaign_for(request, pk)

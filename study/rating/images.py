@@ -16,10 +16,19 @@ from study.rating.access import get_rater
 from study.rating.padding import blinded_bytes
 
 
+def _read(name):
+    # Streamed through this server from any storage, never a storage URL: a bucket URL would
+    # name the file, serve the same bytes every time and outlive the serving window. Object
+    # storage reads the file in one request (study.storage_s3).
+    if hasattr(default_storage, "read_bytes"):
+        return default_storage.read_bytes(name)
+    with default_storage.open(name, "rb") as fh:
+        return fh.read()
+
+
 def _png_response(candidate):
     try:
-        with default_storage.open(candidate.file.name, "rb") as fh:
-            data = fh.read()
+        data = _read(candidate.file.name)
     except FileNotFoundError:
         raise Http404("No such image.") from None
     # Plain bytes: no file name or Content-Disposition, nothing but "a PNG" of the same length

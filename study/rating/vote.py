@@ -4,7 +4,8 @@ The page posts with `Accept: application/json` and gets JSON; without JavaScript
 posts and the answer is a page. Both go through `Rater.cast_vote` and the same refusals.
 """
 
-from django.db import transaction
+import re
+
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -15,6 +16,9 @@ from study.rating.access import get_rater, not_live
 from study.rating.display import display_passed
 from study.rating.forms import VoteForm
 from study.rating.views import hand_out, render_trial, trial_payload, upcoming_trials
+
+# The page's id for one vote (a resend carries the same one); anything else is no id.
+VOTE_ID = re.compile(r"[A-Za-z0-9_-]{8,36}")
 
 
 class _PageReply:
@@ -69,9 +73,10 @@ class _JsonReply:
         return JsonResponse({"error": message, "resync": status == 409}, status=status)
 
     def accepted(self, outcome, payload):
+        # A resend of a vote already stored is that vote: only another window's is a duplicate.
         return JsonResponse(
             {
-                "status": "stored" if outcome.stored else "duplicate",
+                "status": "stored" if outcome.stored or outcome.resent else "duplicate",
                 "next": payload,
                 "done_url": reverse("study:done", args=[self.rater.token]),
             }
@@ -93,11 +98,13 @@ def vote(request, token):
     if not form.is_valid():
         return reply.refused(" ".join(e for errors in form.errors.values() for e in errors), 400)
     data = form.cleaned_data
+    vote_id = request.POST.get("vote_id", "")
+    vote_id = vote_id if VOTE_ID.fullmatch(vote_id) else ""
     try:
-        # One transaction, one commit: the vote, the bookkeeping and the next trial's shown_at.
-        with transaction.atomic():
-            outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"))
-            payload = trial_payload(rater, hand_out(outcome.upcoming)) if as_json else None
+        # One statement stores the vote and hands the next trial out (Rater.cast_vote); a
+        # protocol that picks its next pair late does so in its own transaction.
+        outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"), vote_id)
+        payload = trial_payload(rater, hand_out(outcome.upcoming)) if as_json else None
     except VoteTooFast as exc:
         return reply.too_fast(exc)
     except VoteInvalid as exc:

@@ -13,7 +13,7 @@ from django.utils.html import format_html_join
 from study.analysis import VotesError
 from study.models import Campaign
 from study.models.campaign import get_campaign_for
-from study.reports import frames, page
+from study.reports import frames, live
 from study.spreadsheet import csv_text, safe_csv
 
 REPORT_TEMPLATE = "admin/study/campaign/report.html"
@@ -72,44 +72,53 @@ class CampaignReportMixin:
 
     def report_view(self, request, pk):
         campaign = get_campaign_for(request, pk)
+        reply = live.answer(campaign)
         context = {
             **self.admin_site.each_context(request),
-            **_body_context(campaign, figures=True),
+            **_body_context(campaign, reply, figures=True),
             "title": f"Report: {campaign}",
             "base_template": "admin/base_site.html",
         }
         return TemplateResponse(request, REPORT_TEMPLATE, context)
 
     def report_fragment_view(self, request, pk):
-        """The report's body as JSON for the page's poll: ``version``, ``live``, ``changed`` and,
-        when the version differs from the page's (``?version=``), the body's ``html``; with
-        ``peek=1`` only whether it changed (the poll then fetches tables and figures at once)."""
+        """The report's body as JSON for the page's poll: ``version`` (of the report shown:
+        the votes it reflects), ``live``, ``changed``, ``fresh`` (of the current votes),
+        ``computing`` (a newer one is being computed: poll again soon), ``freshness`` (in
+        words) and, when the version differs from the page's (``?version=``), the body's
+        ``html``; with ``peek=1`` only whether it changed (the poll then fetches tables and
+        figures at once). Never waits for an analysis beyond the budget (study.reports.live)."""
         campaign = get_campaign_for(request, pk)
-        version = page.report_version(campaign)
-        reply = {
+        peek = bool(request.GET.get("peek"))
+        reply = live.answer(campaign, skip=("body", "figures") if peek else ("figures",))
+        version = _shown_version(reply)
+        out = {
             "version": version,
             "live": campaign.status == Campaign.LIVE,
             "changed": request.GET.get("version") != version,
+            "fresh": reply.fresh,
+            "computing": reply.computing,
+            "freshness": reply.freshness(),
         }
-        if reply["changed"] and not request.GET.get("peek"):
+        if out["changed"] and not peek:
             context = {
-                **_body_context(campaign, version),
+                **_body_context(campaign, reply),
                 "base_template": fragment_base("report_body"),
             }
-            reply["html"] = render_to_string(REPORT_TEMPLATE, context, request)
-        return _no_store(JsonResponse(reply))
+            out["html"] = render_to_string(REPORT_TEMPLATE, context, request)
+        return _no_store(JsonResponse(out))
 
     def report_figures_view(self, request, pk):
         """The report's figures as JSON (``version``, ``html``), which the page fetches alongside
-        the new tables: drawing them is the slow part, so the tables do not wait for them."""
+        the new tables, from the same cache."""
         campaign = get_campaign_for(request, pk)
-        version = page.report_version(campaign)
+        reply = live.answer(campaign, skip=("body",))
         context = {
-            **_body_context(campaign, version, tables=False, figures=True),
+            **_body_context(campaign, reply, tables=False, figures=True),
             "base_template": fragment_base("report_figures"),
         }
         html = render_to_string(REPORT_TEMPLATE, context, request)
-        return _no_store(JsonResponse({"version": version, "html": html}))
+        return _no_store(JsonResponse({"version": _shown_version(reply), "html": html}))
 
     def export_view(self, request, pk, kind):
         # A rater link opens a session and votes in it: only those who may change the campaign
@@ -123,10 +132,13 @@ class CampaignReportMixin:
                 for r in campaign.raters.links()
             ]
             body, ctype, ext = csv_text([("rater", "url"), *rows]), "text/csv", "rater-links.csv"
-        elif kind == "votes":
-            body, ctype, ext = safe_csv(frames.votes_csv(campaign)), "text/csv", "votes.csv"
-        elif kind == "mos":
-            body, ctype, ext = safe_csv(frames.mos_csv(campaign)), "text/csv", "mos.csv"
+        elif kind in ("votes", "mos"):
+            # The votes and the table read in one snapshot; the header says how many it holds.
+            try:
+                text, n_votes = frames.export(campaign, kind)
+            except (ValueError, VotesError) as exc:
+                return HttpResponse(str(exc), status=409, content_type="text/plain")
+            body, ctype, ext = safe_csv(text), "text/csv", f"{kind}.csv"
         elif kind == "report":
             try:
                 body = frames.report_zip(campaign)
@@ -138,21 +150,30 @@ class CampaignReportMixin:
             return HttpResponse("unknown export", status=404)
         response = HttpResponse(body, content_type=ctype)
         response["Content-Disposition"] = f'attachment; filename="{campaign.name}-{ext}"'
+        if kind in ("votes", "mos"):
+            response["X-Srmos-Votes"] = str(n_votes)
         return response
 
 
-def _body_context(campaign, version=None, tables=True, figures=False):
-    """What the report shows: its tables and/or figures of the current version, or why there
-    is no report yet."""
-    version = version or page.report_version(campaign)
-    context = {"campaign": campaign, "live": campaign.status == Campaign.LIVE, "version": version}
-    try:
-        if tables:
-            context.update(page.report_context(campaign, version))
-        if figures:
-            context.update(page.figures_context(campaign, version))
-    except (ValueError, VotesError) as exc:
-        context["error"] = str(exc)
+def _shown_version(reply):
+    """The version of the report a reply shows (the votes it reflects; empty before any)."""
+    return reply.cache.version if reply.cache is not None and reply.cache.computed_at else ""
+
+
+def _body_context(campaign, reply, tables=True, figures=False):
+    """What the report shows from the cache: its tables and/or figures, how fresh they are, or
+    why there is no report yet."""
+    context = {
+        "campaign": campaign,
+        "live": campaign.status == Campaign.LIVE,
+        "version": _shown_version(reply),
+        "freshness": reply.freshness(),
+        "computing": reply.computing,
+    }
+    if tables:
+        context.update(reply.context())
+    if figures:
+        context.update(reply.plots())
     return context
 
 

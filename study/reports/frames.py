@@ -2,6 +2,7 @@
 of the full report (CSV tables, plots, manifest) written from them."""
 
 import io
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -10,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from study.analysis import validate_votes
+from study.analysis.files import atomic_folder, moved
 from study.analysis.pairwise import validate_comparisons
 from study.models import Candidate, Method
 from study.models.catalog import paper_order
+from study.reports.snapshot import snapshot, vote_state
 from study.spreadsheet import safe_csv
 
 
@@ -25,7 +28,11 @@ def votes_csv(campaign):
     """The campaign's votes as the report zip holds them (``votes.csv``, or a paired
     campaign's ``comparisons.csv``): validated by study.analysis, same columns and order. A
     header line alone before the first vote."""
-    frame = votes_frame(campaign)
+    return votes_csv_of(campaign, votes_frame(campaign))
+
+
+def votes_csv_of(campaign, frame):
+    """:func:`votes_csv` of a frame already read (in the caller's snapshot)."""
     if frame.empty:
         return frame.to_csv(index=False)
     validate = validate_comparisons if campaign.kind.analysis == "comparisons" else validate_votes
@@ -82,13 +89,21 @@ def missing_metrics_frame(campaign):
     return pd.DataFrame(out, columns=["dataset", "image", "method", "metric", "reason"])
 
 
-def mos_csv(campaign):
+def mos_csv(campaign, frame=None):
     """The protocol's table per method and dataset: MOS (DMOS for DCR), or a paired campaign's
     JOD scale (jod.csv)."""
-    table = campaign.kind.summary_table(
-        campaign, votes_frame(campaign), method_order=method_order(campaign)
-    )
+    frame = votes_frame(campaign) if frame is None else frame
+    table = campaign.kind.summary_table(campaign, frame, method_order=method_order(campaign))
     return table.to_csv(index=False)
+
+
+def export(campaign, kind):
+    """``(csv text, votes it reflects)`` of one CSV export ("votes" or "mos"): the votes and
+    everything the table needs read in one snapshot, and their count."""
+    with snapshot():
+        frame = votes_frame(campaign)
+        text = votes_csv_of(campaign, frame) if kind == "votes" else mos_csv(campaign, frame)
+    return text, len(frame)
 
 
 def _options(campaign, **extra):
@@ -100,22 +115,46 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
     """Write the full analysis report of a campaign into out_dir; returns the paths written.
 
     Methods appear in the paper's order in every table and figure. The live report page leaves
-    out the figures (drawn apart, see draw_report_figures) and the download-only files."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out the figures (drawn apart, see draw_report_figures) and the download-only files. Every
+    row the report reads is read in one transaction snapshot, and ``campaign.txt`` and
+    ``manifest.json`` state how many votes it reflects. The files are written to a temporary
+    folder and renamed into place: a failed export leaves no half-written report."""
+    with atomic_folder(out_dir) as tmp, snapshot():
+        paths = _write_report(campaign, tmp, plots_enabled, downloads)
+    return moved(paths, tmp, out_dir)
+
+
+def _write_report(campaign, out_dir, plots_enabled, downloads):
+    frame = votes_to_report(campaign)
     paths = campaign.kind.write_report(
         campaign,
-        _votes_to_report(campaign),
+        frame,
         out_dir,
         **_options(campaign, plots_enabled=plots_enabled, downloads=downloads),
     )
+    # Counted after the analysis, in the same snapshot: the count of the votes analysed.
+    state = vote_state(campaign)
+    as_of = {
+        "n_votes": len(frame),
+        "n_answered_trials": state.n_answered,
+        "last_vote_at": state.last_vote_at.isoformat() if state.last_vote_at else None,
+        "note": "every table and figure of this report reflects exactly these votes, read in "
+        "one database snapshot",
+    }
+    manifest = paths.get("manifest.json")
+    if manifest is not None:
+        data = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**data, "as_of": as_of}, indent=1, default=str))
     missing = missing_metrics_frame(campaign)
     if len(missing):
         missing.to_csv(out_dir / "metrics_missing.csv", index=False)
         paths["metrics_missing.csv"] = out_dir / "metrics_missing.csv"
     meta = out_dir / "campaign.txt"
+    last = f", the last at {as_of['last_vote_at']}" if as_of["last_vote_at"] else ""
     lines = [
         f"campaign: {campaign.name}",
+        f"votes: {len(frame)} (this report reflects exactly these{last}; "
+        f"{state.n_answered} answered trials in all)",
         f"scale: {campaign.scale}",
         f"kernel: {campaign.kernel}",
         f"lr_source: {campaign.lr_description()}",
@@ -136,26 +175,26 @@ def export_report(campaign, out_dir, plots_enabled=True, downloads=True):
     return paths
 
 
-def report_tables(campaign):
+def report_tables(campaign, frame=None):
     """The live report's tables as DataFrames, and its manifest as a dict, under their file
     names: computed in memory, without the figures or the download-only files."""
     tables = {}
-    campaign.kind.write_report(
-        campaign, _votes_to_report(campaign), None, **_options(campaign, tables=tables)
-    )
+    frame = votes_to_report(campaign) if frame is None else frame
+    campaign.kind.write_report(campaign, frame, None, **_options(campaign, tables=tables))
     return tables
 
 
-def draw_report_figures(campaign, out_dir, formats=("svg",)):
+def draw_report_figures(campaign, out_dir, formats=("svg",), frame=None):
     """The report's figures of a campaign (SVG only by default, as the report page shows them);
     for a paired comparison, the JOD scale with its intervals."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame = _votes_to_report(campaign)
+    frame = votes_to_report(campaign) if frame is None else frame
     return campaign.kind.draw_figures(campaign, frame, out, formats, **_options(campaign))
 
 
-def _votes_to_report(campaign):
+def votes_to_report(campaign):
+    """The campaign's analysis frame; ValueError when there is nothing to report yet."""
     frame = votes_frame(campaign)
     if frame.empty:
         noun = "comparisons" if campaign.kind.analysis == "comparisons" else "votes"

@@ -1,26 +1,20 @@
 """The live report page in the admin: the report's tables, key columns first and rounded for
 reading (the CSV files keep full precision), and its figures inline.
 
-Both are cached per version (the answered trials' count and last answer time), so a poll that
-finds no new vote costs one aggregate query. When votes arrived, the tables are recomputed
-without the figures or the download-only files, and the figures apart (PNG only), so the table
-update does not wait for matplotlib."""
+The page's context is computed by study.reports.live (a worker, when votes arrive) and kept in
+the campaign's ReportCache row; this module turns the analysis' tables into it."""
 
 import base64
 import json
 import math
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from django.core.cache import cache
-from django.db.models import Count, Max
 
 from study.analysis.mapping import FIT_FAILED
-from study.models import Trial
-from study.reports.frames import draw_report_figures, report_tables
+from study.reports.snapshot import vote_state
 
 NA = "–"
 # p-values read as the papers print them: three decimals, tiny ones as a bound.
@@ -153,44 +147,7 @@ PLOTS = [
 def report_version(campaign):
     """What the cached report depends on: the number of answered trials, the last answer and
     when metrics were last computed after generation."""
-    state = (
-        Trial.objects.answered()
-        .filter(rater__campaign=campaign)
-        .aggregate(n=Count("id"), last=Max("answered_at"))
-    )
-    last = state["last"].timestamp() if state["last"] else 0
-    metrics = campaign.metrics_changed_at.timestamp() if campaign.metrics_changed_at else 0
-    return f"{state['n']}-{last:.6f}-{metrics:.6f}"
-
-
-def report_context(campaign, version=None):
-    """The report page's body (tables, manifest, warnings) and its ``version``, cached.
-
-    Raises ValueError (or VotesError) when there is nothing to report yet.
-    """
-    version = version or report_version(campaign)
-    key = f"srmos-report-{campaign.pk}-{version}"
-    context = cache.get(key)
-    if context is None:
-        context = context_from_tables(report_tables(campaign))
-        context["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
-        cache.set(key, context, timeout=3600)
-    return {**context, "version": version}
-
-
-def figures_context(campaign, version=None):
-    """``{"plots": [...]}``: the report's figures as inline SVG, cached per version.
-
-    SVG rather than PNG: matplotlib writes it in half the time (no rasterising; text stays
-    text), the files are smaller, and they stay sharp when the researcher zooms in."""
-    version = version or report_version(campaign)
-    key = f"srmos-report-figures-{campaign.pk}-{version}"
-    plots = cache.get(key)
-    if plots is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            plots = plots_from_files(draw_report_figures(campaign, tmp, formats=("svg",)))
-        cache.set(key, plots, timeout=3600)
-    return {"plots": plots}
+    return vote_state(campaign).version
 
 
 def context_from_tables(tables):

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from study.generation import registering
 from study.models.networks import ROUTES, ModelRegistration
+from study.storage import DiskFull
 
 
 class Command(BaseCommand):
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                     scale=o["scale"],
                     half_requested=o["half"],
                 )
-        except registering.RegistrationRefused as exc:
+        except (registering.RegistrationRefused, DiskFull) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"{path.name} stored as {registration.file} (sha256 {registration.sha256}); "

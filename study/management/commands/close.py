@@ -12,12 +12,7 @@ class Command(BaseCommand):
     def handle(self, campaign, **options):
         campaign = get_campaign(campaign)
         try:
-            sessions, completed, votes = campaign.close()
+            count = campaign.close()
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{campaign.name} is closed; {completed} of {sessions} sessions were completed, "
-                f"{votes} votes kept"
-            )
-        )
+        self.stdout.write(self.style.SUCCESS(count.closed()))

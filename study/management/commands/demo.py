@@ -68,6 +68,15 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         web = processes.start_web(bind)
         self.stdout.write(f"Serving on {self.base}/ with a Celery worker; Ctrl-C stops both.")
+        if processes.web_debug():
+            self.stdout.write(
+                self.style.WARNING(
+                    "Debug mode (DEBUG is set): error pages show tracebacks and settings to "
+                    "anyone who can reach this address; unset DEBUG before sharing the demo."
+                )
+            )
+        else:
+            self.stdout.write("Production mode (DEBUG off); set DEBUG=1 for tracebacks.")
         raise SystemExit(processes.supervise([worker, web]))
 
     def import_sample(self):

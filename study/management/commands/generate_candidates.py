@@ -30,7 +30,9 @@ class Command(BaseCommand):
             queued = queue.start_generation(campaign)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{queued} candidates queued for {campaign.name}")
+        campaign.refresh_from_db(fields=["status"])
+        unchanged = campaign.nothing_to_do("generate") if not queued else ""
+        self.stdout.write(unchanged or f"{queued} candidates queued for {campaign.name}")
         if not wait:
             return
         deadline = time.monotonic() + timeout
@@ -42,7 +44,11 @@ class Command(BaseCommand):
             report = generation_report(campaign)
             p = report.counts
             line = " ".join(f"{k}={v}" for k, v in p.items())
-            finished = campaign.status != Campaign.GENERATING or p["queued"] == p["running"] == 0
+            if not report.remaining and report.metrics_text:
+                line += f"; {report.metrics_text}"  # ready once they are in
+            finished = campaign.status != Campaign.GENERATING or (
+                p["queued"] == p["running"] == 0 and not report.metrics_waiting
+            )
             if line != last and (finished or time.monotonic() - printed > 2):
                 self.stdout.write(line)
                 last, printed = line, time.monotonic()

@@ -14,10 +14,11 @@ class Command(BaseCommand):
 
     def handle(self, campaign, base_url, **options):
         campaign = get_campaign(campaign)
+        unchanged = campaign.nothing_to_do("launch")
         try:
             campaign.launch()
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(self.style.SUCCESS(f"{campaign.name} is live"))
+        self.stdout.write(self.style.SUCCESS(unchanged or f"{campaign.name} is live"))
         for rater in campaign.raters.links():
             self.stdout.write(base_url.rstrip("/") + rater.get_absolute_url())

@@ -1,0 +1,225 @@
+"""The live report from its cache: computed by a worker when votes arrive, read by the page.
+
+A page request reads the votes' version (one aggregate query) and the campaign's ReportCache row.
+When the row is of that version it is the answer. Otherwise the request asks for a refresh and
+answers with what the row holds (the last report, marked "recomputing") or, before the first
+one, a "computing" state that the page polls: no request waits for an analysis longer than
+``SRMOS_REPORT_BUDGET_S``. Only with eager Celery (no worker to ask: a demo, the tests) does a
+request compute itself, and only when the last computation says this one fits in the budget;
+a larger one runs in a thread of the web process while the page polls.
+
+Every computation reads the votes, their count and everything else the report shows in one
+transaction snapshot (:func:`snapshot`), and stores the count it reflects with the report.
+"""
+
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from study.analysis import VotesError
+from study.models import Campaign, ReportCache
+from study.models.report_cache import publish_refresh
+from study.reports import frames, page
+from study.reports.snapshot import VoteState, snapshot, vote_state
+
+log = logging.getLogger(__name__)
+
+# A computation claimed longer ago than this is presumed dead (a killed worker): another may
+# claim it. Longer than any paper-size report takes, shorter than a researcher's patience.
+LEASE_SECONDS = 600
+# With no computation to go by, the first one is assumed to cost this plus this per vote.
+FIRST_GUESS_S, PER_VOTE_S = 0.5, 1e-4
+
+
+def budget():
+    """Seconds a report request may spend on the analysis (well under gunicorn's timeout)."""
+    return float(getattr(settings, "SRMOS_REPORT_BUDGET_S", 5.0))
+
+
+def compute(campaign):
+    """The report's page context and figures from one snapshot of the campaign's rows.
+
+    Returns ``(state, fields)``: the :class:`VoteState` read in that snapshot and the
+    ReportCache fields to store (``body``, ``figures``, ``error``, ``n_votes``)."""
+    with snapshot():
+        campaign.refresh_from_db(fields=["metrics_changed_at"])  # in the snapshot, as the rest
+        state = vote_state(campaign)
+        try:
+            frame = frames.votes_to_report(campaign)
+            tables = frames.report_tables(campaign, frame)
+            body = page.context_from_tables(tables)
+            body["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
+            with tempfile.TemporaryDirectory() as tmp:
+                drawn = frames.draw_report_figures(campaign, tmp, ("svg",), frame)
+                plots = page.plots_from_files(drawn)
+            fields = {"body": body, "figures": plots, "error": "", "n_votes": len(frame)}
+        except (ValueError, VotesError) as exc:
+            fields = {"body": None, "figures": None, "error": str(exc), "n_votes": 0}
+    return state, fields
+
+
+def refresh(campaign_id):
+    """Compute and store a campaign's report unless another computation holds it; the worker's
+    task. Returns whether this call computed. Votes that arrive meanwhile set the request flag
+    again, and the claim's end publishes one more refresh for them."""
+    now = timezone.now()
+    free = ReportCache.objects.filter(pk=campaign_id).exclude(
+        running_since__gte=now - timedelta(seconds=LEASE_SECONDS)
+    )
+    if not free.update(running_since=now, requested_at=None):
+        if ReportCache.objects.filter(pk=campaign_id).exists():
+            return False  # another computation runs; it publishes again for this request
+        ReportCache.objects.get_or_create(pk=campaign_id)
+        return refresh(campaign_id)
+    try:
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is None:
+            return False
+        _store(campaign_id, *_timed(compute, campaign), claim=now)
+    finally:
+        ReportCache.objects.filter(pk=campaign_id, running_since=now).update(running_since=None)
+    if ReportCache.objects.filter(pk=campaign_id, requested_at__isnull=False).exists():
+        publish_refresh(campaign_id)
+    return True
+
+
+def _timed(fn, campaign):
+    t0 = time.perf_counter()
+    state, fields = fn(campaign)
+    return state, fields, time.perf_counter() - t0
+
+
+def _store(campaign_id, state, fields, seconds, claim=None):
+    """Keep a computed report unless a newer one is stored already (two computations of a
+    burst finishing out of order)."""
+    row = ReportCache.objects.filter(pk=campaign_id)
+    if state.last_vote_at is not None and row.filter(last_vote_at__gt=state.last_vote_at).exists():
+        return
+    row.update(
+        version=state.version,
+        last_vote_at=state.last_vote_at,
+        computed_at=timezone.now(),
+        compute_seconds=seconds,
+        computations=F("computations") + 1,
+        **fields,
+    )
+
+
+@dataclass
+class Answer:
+    """What a report request shows: the row (None before any report), whether it is of the
+    current votes, and whether a computation was asked for or is running."""
+
+    cache: ReportCache | None
+    state: VoteState
+    fresh: bool
+    computing: bool
+
+    def freshness(self):
+        """ "As of 36 votes, 12 s ago; recomputing." and the like, for the page."""
+        if self.cache is None or self.cache.computed_at is None:
+            return "Computing the report; this page updates when it is ready."
+        ago = max(0, int((timezone.now() - self.cache.computed_at).total_seconds()))
+        text = f"As of {self.cache.n_votes} votes, computed {ago} s ago"
+        if self.fresh:
+            return text + "."
+        return text + "; new votes arrived, recomputing."
+
+    def context(self):
+        """The report body's template context (tables, manifest, warnings, or the error)."""
+        if self.cache is None or self.cache.computed_at is None:
+            return {"computing": True}
+        if self.cache.error:
+            return {"error": self.cache.error}
+        return dict(self.cache.body or {})
+
+    def plots(self):
+        if self.cache is None or self.cache.computed_at is None:
+            return {"plots": [], "computing": True}
+        return {"plots": list(self.cache.figures or [])}
+
+
+def answer(campaign, skip=()):
+    """The campaign's report for a page request, within the budget (see the module docstring).
+
+    ``skip`` names the row's fields the request does not show (``body``, ``figures``: a poll
+    that only asks whether anything changed skips both), so that they are not even decoded."""
+    state = vote_state(campaign)
+    rows = ReportCache.objects.filter(pk=campaign.pk).defer(*skip)
+    cache = rows.first()
+    if cache is not None and cache.version == state.version and cache.computed_at is not None:
+        return Answer(cache, state, fresh=True, computing=False)
+    if _eager():
+        cache = _compute_here(campaign, state, cache) or cache
+        fresh = cache is not None and cache.version == state.version
+        return Answer(cache, state, fresh=fresh, computing=not fresh)
+    _ask(campaign.pk, cache)
+    return Answer(cache, state, fresh=False, computing=True)
+
+
+def _eager():
+    return bool(current_app.conf.task_always_eager)
+
+
+def _ask(campaign_id, cache):
+    """Ask a worker for a refresh, unless a request is pending or a computation running."""
+    now = timezone.now()
+    if cache is None:
+        cache, created = ReportCache.objects.get_or_create(
+            pk=campaign_id, defaults={"requested_at": now}
+        )
+        if created:
+            transaction.on_commit(lambda: publish_refresh(campaign_id))
+            return
+    ReportCache.objects.votes_arrived(campaign_id)
+
+
+def predicted_seconds(cache, state):
+    """What computing the report now should take, from the last computation (scaled by the
+    votes) or, before any, a first guess by the votes' count."""
+    if cache is not None and cache.computations and cache.compute_seconds > 0:
+        scale = max(1.0, state.n_answered / max(cache.n_votes, 1))
+        return cache.compute_seconds * scale
+    return FIRST_GUESS_S + PER_VOTE_S * state.n_answered
+
+
+_THREADS: dict[int, threading.Thread] = {}
+_THREADS_LOCK = threading.Lock()
+
+
+def _compute_here(campaign, state, cache):
+    """Eager Celery: compute in this request when it fits the budget, else in a thread of this
+    process (the page polls). Returns the row when this request stored a report."""
+    # Inside a transaction (a test's) a thread would not see its rows: compute here.
+    if connection.in_atomic_block or predicted_seconds(cache, state) <= budget():
+        if cache is None:
+            ReportCache.objects.get_or_create(pk=campaign.pk)
+        _store(campaign.pk, *_timed(compute, campaign))
+        return ReportCache.objects.get(pk=campaign.pk)
+    with _THREADS_LOCK:
+        running = _THREADS.get(campaign.pk)
+        if running is None or not running.is_alive():
+            ReportCache.objects.get_or_create(pk=campaign.pk)
+            thread = threading.Thread(target=_in_thread, args=(campaign.pk,), daemon=True)
+            _THREADS[campaign.pk] = thread
+            transaction.on_commit(thread.start)
+    return None
+
+
+def _in_thread(campaign_id):
+    try:
+        refresh(campaign_id)
+    except Exception:
+        log.exception("the live report of campaign %s could not be computed", campaign_id)
+    finally:
+        close_old_connections()
+        connection.close()
