@@ -256,7 +256,7 @@ var srmos = (function () {
 
     // A request that hangs (a server that took the connection and never answers) is given up
     // after this long and sent again: the vote id makes the resend safe.
-    var SEND_TIMEOUT_MS = 30000;
+    var SEND_TIMEOUT_MS = 10000;
 
     function send(data, attempt) {
       var abort = window.AbortController ? new AbortController() : null;
