@@ -335,6 +335,18 @@ def wait_for_image(page, number):
     )
 
 
+def wait_for(condition, timeout, what):
+    """Poll `condition` until it returns something true, and return it; fail the test saying
+    `what` after `timeout` seconds. Generous: tests never assert how fast something happens."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
 def admin_login(page, base):
     """Log the researcher persona into the admin in a browser page."""
     page.goto(f"{base}/admin/login/")

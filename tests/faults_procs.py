@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, require, wait_for  # noqa: F401 (the fault tests import it here)
 
 # Short enough that each fault heals in seconds: a lease of 2 s (renewed every 0.7 s), the
 # reconciler every second, a message taken for lost after 3 s of nothing moving.
@@ -177,15 +177,3 @@ def fault_workers():
     yield start
     for worker in workers:
         worker.stop()
-
-
-def wait_for(condition, timeout, what):
-    """Poll `condition` until it returns something true; fail the test saying `what` after
-    `timeout` seconds. Generous: the tests never assert how fast a fault heals."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")

@@ -43,6 +43,7 @@ from tests.conftest import (
     sample_image,
     screenshot,
     start_session,
+    wait_for,
     wait_for_image,
     worker_env,
 )
@@ -162,16 +163,6 @@ def machines(tmp_path):
     yield make
     for machine in made:
         machine.stop()
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_for_http(url, proc, timeout=90):

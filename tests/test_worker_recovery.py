@@ -17,7 +17,7 @@ import pytest
 
 from study.generation.queue import start_generation
 from study.models import Campaign, Candidate
-from tests.conftest import ROOT, worker_env
+from tests.conftest import ROOT, wait_for, worker_env
 from tests.test_worker import use_broker, wait_until_ready  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.redis]
@@ -92,16 +92,6 @@ def slow_workers():
     yield start
     for worker in workers:
         worker.stop()
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_killed_worker_s_candidate_is_finished_by_another(
