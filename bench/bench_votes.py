@@ -327,6 +327,7 @@ def start_gunicorn(db_url, port, workers, threads):
             "gthread",
             "--log-level",
             "warning",
+            *os.environ.get("BENCH_GUNICORN_EXTRA", "").split(),
         ],
         cwd=ROOT,
         env=env,

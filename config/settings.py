@@ -153,6 +153,9 @@ def _database():
         ) from None
     if not db.get("ENGINE"):
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no supported database engine")
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend, with a health check that skips SELECT 1 on a quiet socket.
+        db["ENGINE"] = "config.postgresql"
     if db["ENGINE"].endswith("sqlite3"):
         # A file, not :memory:, so worker processes started by the tests see the test database.
         db["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
@@ -340,6 +343,10 @@ SRMOS_GENERATION_LEASE = env_int("SRMOS_GENERATION_LEASE", 60)
 # Longest a web request may spend computing a live report (well under gunicorn's 30 s timeout);
 # beyond it the page answers from the cache, or "computing", while a cpu worker computes.
 SRMOS_REPORT_BUDGET_S = env_int("SRMOS_REPORT_BUDGET_S", 5)
+# PostgreSQL: the vote's two statements are prepared once per connection (half PostgreSQL's CPU
+# per vote). Turn off behind a transaction-mode pooler that predates prepared statements
+# (pgbouncer < 1.21).
+SRMOS_PREPARED_VOTES = env_bool("SRMOS_PREPARED_VOTES", True)
 SRMOS_GPU_BATCH = env_int("SRMOS_GPU_BATCH", 8)
 # Registered models (docs/models.md): the most one forward on a tile may take, checked when a
 # model is registered; the LRU budget of models a worker keeps loaded is SRMOS_MODEL_CACHE_MB,

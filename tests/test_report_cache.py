@@ -96,8 +96,10 @@ def test_a_worker_computes_the_report_and_a_request_never_waits_for_it(
     client.force_login(researcher)
     # No worker yet: the request asks for the report and answers at once, "computing".
     first, _ = fragment(client, campaign)
-    assert first["computing"] is True and first["fresh"] is False and first["version"] == ""
-    assert "being computed" in first["html"] and "<table" not in first["html"]
+    assert first["computing"] is True and first["fresh"] is False
+    assert first["version"].startswith("+now:")  # no report yet; the MOS of the votes now
+    assert "being computed" in first["html"] and first["html"].count("<table") == 1
+    assert "now, 54 votes" in first["html"] and 'id="mos-now-table"' in first["html"]
     assert "Computing the report" in first["freshness"]
     page = client.get(f"/admin/study/campaign/{campaign.pk}/report/")
     assert page.status_code == 200 and b'data-computing="yes"' in page.content
@@ -115,12 +117,15 @@ def test_a_worker_computes_the_report_and_a_request_never_waits_for_it(
     # report, says it is recomputing, and waits for nothing; the worker catches up.
     simulate(campaign, raters=2, seed=2, hook=False)
     stale, elapsed = fragment(client, campaign, version=ready["version"])
-    assert stale["changed"] is False and stale["computing"] is True
+    assert stale["changed"] is True and stale["computing"] is True
     assert "new votes arrived, recomputing" in stale["freshness"]
     assert elapsed < row.compute_seconds  # answered from the cache, not by computing
+    # The MOS of every vote so far comes at once, above the last report (as of 54 votes).
+    assert "now, 72 votes" in stale["html"] and "54 rating votes from 6 raters" in stale["html"]
     wait_for(lambda: fresh_row(campaign), "the recomputed report")
     newer, _ = fragment(client, campaign, version=ready["version"])
     assert newer["changed"] is True and "72 rating votes from 8 raters" in newer["html"]
+    assert "mos-now" not in newer["html"]  # fresh: the report's own MOS table is the current one
     assert "refresh_report" in worker.log.read_text()
 
 

@@ -29,6 +29,7 @@ from study.models.session import (
     VoteTooFast,
 )
 from study.models.tokens import completion_code, public_id, rater_token
+from study.models.tokens import rater_url as rater_url
 from study.models.welcome import consent_for_display, instructions_for, session_estimate
 
 __all__ = [

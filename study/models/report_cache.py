@@ -10,7 +10,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,32 @@ class ReportCacheManager(models.Manager):
         now = timezone.now()
         due = models.Q(requested_at__isnull=True) | models.Q(requested_at__lt=now - REQUEST_STALE)
         asked = bool(self.filter(due, pk=campaign_id).update(requested_at=now))
-        if not asked and campaign_id not in _HAVE_ROW:
+        if asked:
+            _HAVE_ROW.add(campaign_id)
+        elif campaign_id not in _HAVE_ROW:
             # Once per process and campaign: the campaign's first vote creates its row.
             asked = self.get_or_create(pk=campaign_id, defaults={"requested_at": now})[1]
             _HAVE_ROW.add(campaign_id)
         if asked:
             # Published from a thread of its own: a broker that is down or slow to refuse a
             # connection must never hold up the vote's answer (rating needs no broker).
-            transaction.on_commit(lambda: _publish_in_background(campaign_id))
+            self.publish_on_commit(campaign_id)
         return asked
+
+    def flag_in_vote(self, campaign_id, now):
+        """The params by which the vote's own statement sets the request flag (PostgreSQL:
+        study.models.session._vote_and_flag_sql): ``(now, campaign, stale limit)``, the same
+        condition as `votes_arrived`. None where the vote must call `votes_arrived` instead:
+        another database, eager Celery, or a campaign whose row this process has not seen yet
+        (that call makes it)."""
+        if connection.vendor != "postgresql" or campaign_id not in _HAVE_ROW or _eager():
+            return None
+        adapt = connection.ops.adapt_datetimefield_value
+        return (adapt(now), campaign_id, adapt(now - REQUEST_STALE))
+
+    def publish_on_commit(self, campaign_id):
+        """After the flag was set: one refresh task, published once the vote is committed."""
+        transaction.on_commit(lambda: _publish_in_background(campaign_id))
 
 
 def _publish_in_background(campaign_id):

@@ -1,10 +1,12 @@
 """A rater's session: the trials in their seeded order, the votes, and the session's quality checks."""
 
 import secrets
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
@@ -33,6 +35,33 @@ class RaterQuerySet(models.QuerySet):
 
 
 class RaterManager(models.Manager.from_queryset(RaterQuerySet)):
+    def for_vote(self, token):
+        """The session behind `token` with its campaign and its next three pending trials
+        (candidates loaded), read in one statement: ``(rater, pending)``, or ``(None, [])`` for
+        an unknown token. What `cast_vote` needs, so that a vote costs this read and its update.
+
+        Written as SQL for the same reason as the update (`_vote_sql`): compiling the two ORM
+        reads it replaces cost more CPU than PostgreSQL spent answering them. The rows become
+        model instances as the ORM makes them (each field's converters; texts and JSON deferred,
+        see `_vote_fields_of`)."""
+        sql, uses = _for_vote_sql(connection.vendor)
+        rows = _execute(sql, [token] * uses, fetch=True).fetchall()
+        if not rows:
+            return None, []
+        rater_of, campaign_of, trial_of, candidate_of = _row_loaders(connection.vendor)
+        first = rows[0]
+        rater, campaign = rater_of(first), campaign_of(first)
+        _RATER_CAMPAIGN.set_cached_value(rater, campaign)
+        pending = []
+        for row in rows:
+            trial = trial_of(row)
+            if trial.pk is None:  # no trial left: the LEFT JOIN's empty row
+                break
+            _TRIAL_RATER.set_cached_value(trial, rater)
+            _TRIAL_CANDIDATE.set_cached_value(trial, candidate_of(row))
+            pending.append(trial)
+        return rater, pending
+
     def create_with_trials(self, campaign, label="", **fields):
         """A new session with its trials, designed by the campaign's protocol."""
         fields.setdefault("participant_key", participant_key(fields.get("participant_id", "")))
@@ -161,7 +190,7 @@ class Rater(models.Model):
             return self.CALIBRATION
         return self.DONE if self.completed_at else self.TRIALS
 
-    def cast_vote(self, position, score, duration_ms=None, vote_id=""):
+    def cast_vote(self, position, score, duration_ms=None, vote_id="", pending=None):
         """Store a score for the trial at `position`, the rater's current (first unanswered) one.
 
         Idempotent: a resent vote for an answered trial stores nothing. When it carries the
@@ -175,13 +204,16 @@ class Rater(models.Model):
         two, candidates loaded), so the caller needs no further query. One read decides: trials
         before the current one are all answered and none after it can be, so the conditional
         update on the current trial is the only race. The same statement marks the next trial
-        handed out (the page shows it next): one statement, one commit, for all but a
-        session's first and last votes, which record the start and the completion with it.
+        handed out (the page shows it next) and asks for the live report again: one statement,
+        one commit, for all but a session's first and last votes, which record the start and
+        the completion with it. `pending`: that read, when the caller made it with the rater's
+        (`RaterManager.for_vote`), at most three trials.
         """
         invalid = self.campaign.kind.check_score(score)
         if invalid:
             raise VoteInvalid(invalid)
-        pending = list(self.trials.pending().select_related("candidate")[:3])
+        if pending is None:
+            pending = list(self.trials.pending().select_related("candidate")[:3])
         current = pending[0] if pending else None
         now = timezone.now()
         if current is None or position != current.position:
@@ -209,7 +241,9 @@ class Rater(models.Model):
         }
         first, last = self.started_at is None, not upcoming
         with transaction.atomic() if first or last else nullcontext():
-            stored = self._store_vote(current, fields, upcoming[0] if upcoming else None, now)
+            stored, asked = self._store_vote(
+                current, fields, upcoming[0] if upcoming else None, now
+            )
             resent = False
             if not stored:
                 if not self._is_open_now():
@@ -220,7 +254,7 @@ class Rater(models.Model):
                 Rater.objects.filter(pk=self.pk, started_at__isnull=True).update(started_at=now)
             if last:
                 self._complete(now)
-        if stored:  # the live report is computed again by a cpu worker (debounced)
+        if stored and asked is None:  # the live report is computed again by a cpu worker
             ReportCache.objects.votes_arrived(self.campaign_id)
         return VoteOutcome(stored=stored, upcoming=upcoming, resent=resent)
 
@@ -228,10 +262,13 @@ class Rater(models.Model):
         """One conditional update: the vote on `current` (if still unanswered) and `following`
         marked handed out (if not yet), both only while the campaign is open. Returns whether
         the vote was stored (`following`'s row always matches while the campaign is open, so
-        the row count tells).
+        the row count tells), and whether it asked for the live report again: True or False
+        when the same statement did (PostgreSQL, as `ReportCache.objects.flag_in_vote` allows),
+        None when the caller still has to (`votes_arrived`).
 
-        Written as SQL (portable: CASE, COALESCE, EXISTS): the ORM took longer to build this
-        statement than the database took to run it, on the path every vote takes."""
+        Written as SQL (portable: CASE, COALESCE, EXISTS; on PostgreSQL the report's flag joins
+        it as a data-modifying WITH): the ORM took longer to build this statement than the
+        database took to run it, on the path every vote takes."""
         ops = connection.ops
         statuses = self.open_statuses()
         values = [
@@ -242,12 +279,20 @@ class Rater(models.Model):
         params = [param for value in values for param in (current.pk, value)]
         params += [following_pk, ops.adapt_datetimefield_value(now)]
         params += [current.pk, following_pk, self.campaign_id, *statuses]
-        with connection.cursor() as cursor:
-            cursor.execute(_vote_sql(tuple(fields), len(statuses)), params)
-            updated = cursor.rowcount
+        flag = ReportCache.objects.flag_in_vote(self.campaign_id, now)
+        asked = None
+        if flag is None:
+            updated = _execute(_vote_sql(tuple(fields), len(statuses)), params).rowcount
+        else:
+            sql = _vote_and_flag_sql(tuple(fields), len(statuses))
+            updated, flagged = _execute(sql, [*params, *flag, current.pk], fetch=True).fetchone()
+            asked = bool(flagged)
+        stored = updated == (2 if following is not None else 1)
         if following is not None and updated:
             following.shown_at = following.shown_at or now
-        return updated == (2 if following is not None else 1)
+        if asked:
+            ReportCache.objects.publish_on_commit(self.campaign_id)
+        return stored, asked if stored else False
 
     def _resent(self, position, vote_id):
         """For an answered trial at `position`: whether its stored vote is the one `vote_id`
@@ -472,6 +517,193 @@ class Trial(models.Model):
         """Record when the image was first put on a page for the rater (a reload keeps it)."""
         if self.shown_at is None:
             Trial.objects.filter(pk=self.pk, shown_at__isnull=True).update(shown_at=timezone.now())
+
+
+def _execute(sql, params, fetch=False):
+    """Run one of the vote path's statements; returns its rows (with `fetch`) and row count.
+
+    On PostgreSQL (unless ``SRMOS_PREPARED_VOTES`` is off) the params are bound on the server
+    and the statement is prepared once per connection: PostgreSQL then parses and plans the
+    vote's read and update once, not on every vote, which was most of its CPU per vote. Django
+    binds on the client and never prepares (poolers in transaction mode did not support
+    prepared statements before pgbouncer 1.21), so this is the vote path's own cursor, wrapped
+    as Django's are: its errors become django.db errors and debug logging sees it."""
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql" or not settings.SRMOS_PREPARED_VOTES:
+            cursor.execute(sql, params)
+            return _Result(cursor.fetchall() if fetch else [], cursor.rowcount)
+        raw = _server_binding_cursor(cursor.cursor.connection)
+        started = time.monotonic()
+        try:
+            with connection.wrap_database_errors:
+                raw.execute(sql, params, prepare=True)
+                return _Result(raw.fetchall() if fetch else [], raw.rowcount)
+        finally:
+            raw.close()
+            if connection.queries_logged:
+                connection.queries_log.append(
+                    {"sql": f"{sql} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"}
+                )
+
+
+@dataclass
+class _Result:
+    rows: list
+    rowcount: int
+
+    def fetchall(self):
+        return self.rows
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+
+def _server_binding_cursor(raw_connection):
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    if raw_connection.prepare_threshold is None:
+        # Django turns psycopg's preparing off for the whole connection. Its own cursors bind
+        # on the client and never prepare whatever the threshold; a threshold no statement
+        # reaches lets `prepare=True` prepare the vote's two, and nothing else.
+        raw_connection.prepare_threshold = 2**31 - 1
+    return ServerBindingCursor(raw_connection)
+
+
+@cache
+def _vote_and_flag_sql(names, n_statuses):
+    """PostgreSQL: `_vote_sql` and the live report's request flag in one statement. Params:
+    those of `_vote_sql`, then those of `ReportCache.objects.flag_in_vote` (now, the campaign,
+    the stale limit), then the current trial's id. Its one row: the trial rows updated, and
+    whether the flag was set (only when the current trial's vote was stored)."""
+    cache_table = ReportCache._meta
+    quote = connection.ops.quote_name
+    requested_at = quote(cache_table.get_field("requested_at").column)
+    pk = quote(Trial._meta.pk.column)
+    return (
+        f"WITH v AS ({_vote_sql(names, n_statuses)} RETURNING {pk}),"
+        f" f AS (UPDATE {quote(cache_table.db_table)} SET {requested_at} = %s"
+        f" WHERE {quote(cache_table.pk.column)} = %s"
+        f" AND ({requested_at} IS NULL OR {requested_at} < %s)"
+        f" AND EXISTS (SELECT 1 FROM v WHERE v.{pk} = %s) RETURNING 1)"
+        " SELECT (SELECT COUNT(*) FROM v), (SELECT COUNT(*) FROM f)"
+    )
+
+
+# The relations `for_vote` fills as select_related and a related manager would.
+_RATER_CAMPAIGN = Rater._meta.get_field("campaign")
+_TRIAL_RATER = Trial._meta.get_field("rater")
+_TRIAL_CANDIDATE = Trial._meta.get_field("candidate")
+# The tables `for_vote` reads, in the order of its columns, with their aliases.
+_FOR_VOTE_TABLES = ((Rater, "r"), (Campaign, "c"), (Trial, "t"), (Candidate, "d"))
+
+
+def _vote_fields_of(model):
+    """The columns `for_vote` reads of `model`: what a vote reads, not texts, JSON, files (the
+    consent text, metric notes, display checks: kilobytes the vote never reads, repeated on each
+    of its rows), nor the campaign's and candidates' times and the session's join details.
+    Each rater and campaign column comes three times (once per trial row), and parsing them was
+    most of the read's CPU. The rest stay deferred, as with `.defer()`: reading one costs its
+    own query (tests.test_vote_path checks that a vote reads none)."""
+    skipped = _VOTE_SKIPPED.get(model, ())
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if field.name not in skipped
+        and not isinstance(field, (models.TextField, models.JSONField, models.FileField))
+        and not (model in (Campaign, Candidate) and isinstance(field, models.DateTimeField))
+    ]
+
+
+_VOTE_SKIPPED = {
+    Rater: (
+        "label",
+        "participant_id",
+        "participant_key",
+        "client_key",
+        "user_agent",
+        "created_at",
+        "opened_at",
+    ),
+    Campaign: ("recruit_token", "completion_code", "completion_url"),
+    Candidate: ("psnr", "ssim", "claim", "notes", "seconds", "attempts"),
+}
+
+
+@cache
+def _for_vote_sql(vendor):
+    """The statement of `RaterManager.for_vote` and how many times it takes the token. The next
+    three pending trials come from a LATERAL subquery on PostgreSQL (one index scan of the
+    session's trials); elsewhere (SQLite has no LATERAL) from an IN over the same subquery,
+    reached by the token so that it is computed once, not once per row."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        f"{alias}.{quote(field.column)}"
+        for model, alias in _FOR_VOTE_TABLES
+        for field in _vote_fields_of(model)
+    )
+    rater, campaign, trial, candidate = (model._meta for model, _ in _FOR_VOTE_TABLES)
+    pk, score, position, token = (quote(name) for name in ("id", "score", "position", "token"))
+    rater_fk = quote(trial.get_field("rater").column)
+    trials = quote(trial.db_table)
+    head = (
+        f"SELECT {columns} FROM {quote(rater.db_table)} r"
+        f" INNER JOIN {quote(campaign.db_table)} c"
+        f" ON c.{pk} = r.{quote(rater.get_field('campaign').column)}"
+    )
+    if vendor == "postgresql":
+        pending = (
+            f" LEFT JOIN LATERAL (SELECT * FROM {trials} p WHERE p.{rater_fk} = r.{pk}"
+            f" AND p.{score} IS NULL ORDER BY p.{position} LIMIT 3) t ON TRUE"
+        )
+        uses = 1
+    else:
+        pending = (
+            f" LEFT JOIN {trials} t ON t.{rater_fk} = r.{pk} AND t.{score} IS NULL"
+            f" AND t.{position} IN (SELECT p.{position} FROM {trials} p"
+            f" INNER JOIN {quote(rater.db_table)} pr ON pr.{pk} = p.{rater_fk}"
+            f" WHERE pr.{token} = %s AND p.{score} IS NULL ORDER BY p.{position} LIMIT 3)"
+        )
+        uses = 2
+    tail = (
+        f" LEFT JOIN {quote(candidate.db_table)} d"
+        f" ON d.{pk} = t.{quote(trial.get_field('candidate').column)}"
+        f" WHERE r.{token} = %s ORDER BY t.{position}"
+    )
+    return head + pending + tail, uses
+
+
+@cache
+def _row_loaders(vendor):
+    """For each table of `for_vote`, a function from the row to a model instance: its slice of
+    the row through each field's database converters (as the ORM applies them), then
+    `Model.from_db`."""
+    del vendor
+    loaders, start = [], 0
+    for model, alias in _FOR_VOTE_TABLES:
+        fields = _vote_fields_of(model)
+        names = [field.attname for field in fields]
+        converters = []
+        for i, field in enumerate(fields):
+            column = field.get_col(alias)
+            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if found:
+                converters.append((i, column, found))
+        loaders.append(_loader(model, names, converters, start, start + len(fields)))
+        start += len(fields)
+    return loaders
+
+
+def _loader(model, names, converters, start, stop):
+    db = connection.alias
+
+    def load(row):
+        values = list(row[start:stop])
+        for i, column, found in converters:
+            for convert in found:
+                values[i] = convert(values[i], column, connection)
+        return model.from_db(db, names, values)
+
+    return load
 
 
 @cache

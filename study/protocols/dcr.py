@@ -2,9 +2,7 @@
 reference, the impairment from 5 (imperceptible) to 1 (very annoying). A method's mean is a
 DMOS, not an absolute quality."""
 
-from django.urls import reverse
-
-from study.models import Method
+from study.models import Method, rater_url
 from study.models.protocol import Answer, register
 from study.protocols.acr import ACR
 
@@ -64,8 +62,8 @@ class DCR(ACR):
     def trial_payload(self, rater, trial, following):
         # The HR reference beside the image, by the trial's place too: it names nothing either.
         return {
-            "ref_src": reverse("study:reference", args=[rater.token, trial.position]),
-            "ref_next_src": reverse("study:reference", args=[rater.token, following.position])
+            "ref_src": rater_url("study:reference", rater.token, trial.position),
+            "ref_next_src": rater_url("study:reference", rater.token, following.position)
             if following
             else None,
         }

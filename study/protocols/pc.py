@@ -3,13 +3,12 @@ the one that looks better. Scaled to JOD (Thurstone Case V, pwcmp's convention).
 `score` is the choice: 1 for A (the trial's candidate), 2 for B (its partner)."""
 
 import pandas as pd
-from django.urls import reverse
 
 from study.analysis import plots
 from study.analysis.jod import jod_table
 from study.analysis.pair_checks import pair_session_quality
 from study.analysis.pc_report import write_comparison_report
-from study.models import Candidate, Trial
+from study.models import Candidate, Trial, rater_url
 from study.models.protocol import Answer, Protocol, register
 from study.protocols import simulation
 from study.protocols.active import choose_pairs
@@ -107,8 +106,8 @@ class PairedComparison(Protocol):
     def trial_payload(self, rater, trial, following):
         # The second version of the same image (B), by the trial's place.
         return {
-            "partner_src": reverse("study:partner", args=[rater.token, trial.position]),
-            "partner_next_src": reverse("study:partner", args=[rater.token, following.position])
+            "partner_src": rater_url("study:partner", rater.token, trial.position),
+            "partner_next_src": rater_url("study:partner", rater.token, following.position)
             if following
             else None,
         }

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from study.models import Rater, consent_for_display, instructions_for
+from study.models import Rater, consent_for_display, instructions_for, rater_url
 from study.rating.access import get_rater, not_live, out_of_order
 from study.rating.display import display_passed, render_display_check
 
@@ -44,10 +44,10 @@ def trial_payload(rater, upcoming):
         "number": trial.position + 1,
         "total": total,
         "percent": round(100 * trial.position / total) if total else 0,
-        "src": reverse("study:image", args=[rater.token, trial.position]),
+        "src": rater_url("study:image", rater.token, trial.position),
         "width": trial.candidate.width,
         "height": trial.candidate.height,
-        "next_src": reverse("study:image", args=[rater.token, following.position])
+        "next_src": rater_url("study:image", rater.token, following.position)
         if following
         else None,
     }

@@ -6,15 +6,14 @@ posts and the answer is a page. Both go through `Rater.cast_vote` and the same r
 
 import re
 
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from study.models import Rater, VoteInvalid, VoteRejected, VoteTooFast
-from study.rating.access import get_rater, not_live
+from study.models import Rater, VoteInvalid, VoteRejected, VoteTooFast, rater_url
+from study.rating.access import not_live
 from study.rating.display import display_passed
-from study.rating.forms import VoteForm
+from study.rating.forms import clean_vote
 from study.rating.views import hand_out, render_trial, trial_payload, upcoming_trials
 
 # The page's id for one vote (a resend carries the same one); anything else is no id.
@@ -78,14 +77,17 @@ class _JsonReply:
             {
                 "status": "stored" if outcome.stored or outcome.resent else "duplicate",
                 "next": payload,
-                "done_url": reverse("study:done", args=[self.rater.token]),
+                "done_url": rater_url("study:done", self.rater.token),
             }
         )
 
 
 @require_POST
 def vote(request, token):
-    rater = get_rater(token)
+    # The session, its campaign and its next trials in one read (cast_vote needs no other).
+    rater, pending = Rater.objects.for_vote(token)
+    if rater is None:
+        raise Http404("No such session.")
     as_json = "application/json" in request.headers.get("Accept", "")
     reply = (_JsonReply if as_json else _PageReply)(request, rater)
     if not rater.is_open():
@@ -94,16 +96,17 @@ def vote(request, token):
     # last vote finds the session done, and is answered as a duplicate).
     if rater.stage() not in (Rater.TRIALS, Rater.DONE) or not display_passed(request, rater):
         return reply.not_started()
-    form = VoteForm(request.POST)
-    if not form.is_valid():
-        return reply.refused(" ".join(e for errors in form.errors.values() for e in errors), 400)
-    data = form.cleaned_data
+    data, refusal = clean_vote(request.POST)
+    if refusal:
+        return reply.refused(refusal, 400)
     vote_id = request.POST.get("vote_id", "")
     vote_id = vote_id if VOTE_ID.fullmatch(vote_id) else ""
     try:
         # One statement stores the vote and hands the next trial out (Rater.cast_vote); a
         # protocol that picks its next pair late does so in its own transaction.
-        outcome = rater.cast_vote(data["position"], data["score"], data.get("duration_ms"), vote_id)
+        outcome = rater.cast_vote(
+            data["position"], data["score"], data.get("duration_ms"), vote_id, pending
+        )
         payload = trial_payload(rater, hand_out(outcome.upcoming)) if as_json else None
     except VoteTooFast as exc:
         return reply.too_fast(exc)

@@ -156,8 +156,8 @@ class CampaignReportMixin:
 
 
 def _shown_version(reply):
-    """The version of the report a reply shows (the votes it reflects; empty before any)."""
-    return reply.cache.version if reply.cache is not None and reply.cache.computed_at else ""
+    """The version of what a reply shows (the votes it reflects; empty before any report)."""
+    return reply.version()
 
 
 def _body_context(campaign, reply, tables=True, figures=False):
@@ -172,6 +172,8 @@ def _body_context(campaign, reply, tables=True, figures=False):
     }
     if tables:
         context.update(reply.context())
+        # A stale report of a rating campaign: the MOS of every vote so far above it.
+        context["now"] = live.now(campaign) if reply.current else None
     if figures:
         context.update(reply.plots())
     return context

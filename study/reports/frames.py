@@ -193,6 +193,27 @@ def draw_report_figures(campaign, out_dir, formats=("svg",), frame=None):
     return campaign.kind.draw_figures(campaign, frame, out, formats, **_options(campaign))
 
 
+def rating_votes(campaign):
+    """The campaign's rating votes with only the columns a MOS table reads (``rater, dataset,
+    image, method, score, kind``; the preview left out as in every analysis): the live page's
+    MOS of the votes now (study.reports.live.now), read in a fraction of the full frame's time."""
+    from study.models import Trial
+
+    rows = Trial.objects.for_analysis(campaign).values_list(
+        "rater_id",
+        "candidate__image__dataset__name",
+        "candidate__image__name",
+        "candidate__method__slug",
+        "score",
+        "kind",
+    )
+    frame = pd.DataFrame.from_records(
+        list(rows), columns=["rater", "dataset", "image", "method", "score", "kind"]
+    )
+    frame["rater"] = frame["rater"].map(Trial.rater_key)
+    return frame.astype({"score": "int64"})
+
+
 def votes_to_report(campaign):
     """The campaign's analysis frame; ValueError when there is nothing to report yet."""
     frame = votes_frame(campaign)

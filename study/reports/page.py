@@ -166,6 +166,11 @@ def plots_from_files(paths):
     ]
 
 
+def section_of(file):
+    """The page's :class:`Section` of a report file."""
+    return next(section for section in SECTIONS if section.file == file)
+
+
 def table_section(section, table):
     """One table for the page: key columns first, numbers rounded, plain-worded notes."""
     first = [c for c in section.key_columns if c in table.columns]
