@@ -8,13 +8,15 @@ in the same process, as a cpu worker runs it:
   simulated raters; then one more rater's votes arrive;
 - ACR at paper size: the page's cost does not depend on how the report was computed, so a small
   ACR campaign's cache row is filled with the report of 26 simulated paper-profile raters on the
-  SRGAN paper's design (29,328 votes, as bench_report), and the worker's time is that report's.
+  SRGAN paper's design (29,328 votes, as bench_report), and the worker's time is that report's;
+- ACR at paper size in the database (26 raters x 1,128 votes): a vote arrives, and the page's
+  poll and fragment show the MOS of every vote so far above the stale report.
 
 For each: the poll with no new vote (``fragment/?peek=1``), the page's requests right after a
 vote (peek, then tables and figures, answered from the cache while the worker recomputes), the
 worker's recomputation, and "vote to fresh page" (the worker's time plus one poll).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench python bench/bench_live_report.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench python bench/bench_live_report.py [--now-only]
 
 Prints figures; never asserted in tests.
 """
@@ -128,6 +130,9 @@ def main() -> int:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     print(f"{os.cpu_count()} CPUs, database {os.environ.get('DATABASE_URL', 'SQLite')}")
+    if "--now-only" in sys.argv[1:]:  # only the paper-size campaign in the database
+        measure_now(client)
+        return 0
 
     pc = campaign("bench-live-pc", "pc", ["nearest", "bicubic", "lanczos", "srcnn", "hr"])
     seed = iter(range(100, 10_000))
@@ -163,8 +168,107 @@ def main() -> int:
         repeat=3,
     )
     live.compute = real_compute
+    measure_now(client)
     ReportCache.objects.filter(campaign__name__startswith="bench-live-").delete()
     return 0
+
+
+def paper_campaign_rows():
+    """A live ACR campaign of the paper's size in the database: 94 images x 12 methods, 26
+    raters x 1,128 votes each (29,328), scores drawn at random; rows only, no image files."""
+    import numpy as np
+    from django.utils import timezone
+
+    from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
+
+    existing = Campaign.objects.filter(name="bench-live-paper").first()
+    if existing is not None:
+        return existing
+    ds = Dataset.objects.create(name="bench-live-paper")
+    SourceImage.objects.bulk_create(
+        SourceImage(
+            dataset=ds,
+            name=f"i{i:03d}",
+            original_name=f"i{i}.png",
+            file="x.png",
+            width=64,
+            height=64,
+            sha256=f"{i:064d}",
+        )
+        for i in range(94)
+    )
+    methods = [
+        Method.objects.get_or_create(
+            slug=f"bench-m{k}", defaults={"name": f"m{k}", "kind": Method.IMPORTED}
+        )[0]
+        for k in range(12)
+    ]
+    c = Campaign.objects.create(name="bench-live-paper", status=Campaign.LIVE, rater_links=0)
+    c.datasets.add(ds)
+    c.methods.set(methods)
+    Candidate.objects.bulk_create(
+        Candidate(
+            campaign=c, image=image, method=m, status="done", file="x.png", width=64, height=64
+        )
+        for image in ds.images.all()
+        for m in methods
+    )
+    candidates = list(c.candidates.values_list("pk", flat=True))
+    rng, now = np.random.default_rng(0), timezone.now()
+    for r in range(26):
+        rater = Rater.objects.create(campaign=c, label=f"r{r}", n_trials=len(candidates) + 1)
+        order = rng.permutation(candidates)
+        Trial.objects.bulk_create(
+            [
+                Trial(
+                    rater=rater,
+                    candidate_id=int(cand),
+                    position=p,
+                    score=int(rng.integers(1, 6)),
+                    answered_at=now,
+                    shown_at=now,
+                )
+                for p, cand in enumerate(order)
+            ]
+            + [Trial(rater=rater, candidate_id=int(order[0]), position=len(order), shown_at=now)],
+            batch_size=2000,
+        )
+    return c
+
+
+def measure_now(client, repeat=5):
+    """ACR at paper size, the votes in the database: a vote arrives (each rater's one pending
+    trial is answered, as the vote's UPDATE does), then the page's poll and its fragment
+    request, which now shows the MOS of every vote so far above the stale report."""
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from config.celery import app
+    from study.models import Trial
+
+    app.conf.task_always_eager = False  # as with a worker: the full report is the worker's
+    c = paper_campaign_rows()
+    base = f"/admin/study/campaign/{c.pk}/report/"
+    last = Trial.objects.filter(rater__campaign=c).aggregate(Max("position"))["position__max"]
+    Trial.objects.filter(rater__campaign=c, position=last).update(score=None, answered_at=None)
+    pending = list(Trial.objects.filter(rater__campaign=c, score__isnull=True))
+    n = Trial.objects.filter(rater__campaign=c, score__isnull=False).count()
+    version, took = client.get(base + "fragment/").json()["version"], []
+    for trial in pending[:repeat]:
+        Trial.objects.filter(pk=trial.pk).update(score=3, answered_at=timezone.now())
+        n += 1
+        t0 = time.perf_counter()
+        peek = client.get(base + "fragment/", {"version": version, "peek": 1}).json()
+        reply = client.get(base + "fragment/", {"version": version}).json()
+        took.append(time.perf_counter() - t0)
+        assert peek["changed"] and f"now, {n} votes" in reply["html"], reply.get("freshness")
+        version = reply["version"]
+    print(
+        f"ACR, paper size in the database ({n} votes): vote to the page's MOS of every vote "
+        f"(its poll and fragment request, no worker) {ms(took)}; load average "
+        f"{os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
 
 def paper_report():
