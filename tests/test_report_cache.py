@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from study.generation.queue import start_generation
 from study.models import Campaign, ReportCache
+from tests import conftest
 from tests.conftest import worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -66,13 +67,7 @@ def fragment(client, campaign, **query):
 
 
 def wait_for(condition, what, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {timeout} s")
+    return conftest.wait_for(condition, timeout, what)
 
 
 def fresh_row(campaign):
