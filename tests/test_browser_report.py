@@ -1,9 +1,12 @@
 """The live report as a researcher reads it, in headless Chromium: new votes appear in place,
 without a reload and without losing the scroll position."""
 
+import threading
+
 import pytest
 from django.core.management import call_command
 
+from study.reports import live
 from tests.conftest import admin_login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -23,7 +26,7 @@ def summary(page):
 
 
 def test_new_votes_appear_in_place_keeping_the_scroll_position(
-    live_campaign, researcher, live_server, page
+    live_campaign, researcher, live_server, page, settings, monkeypatch
 ):
     base = live_server.url
     simulate(live_campaign, raters=4, seed=1)
@@ -47,10 +50,33 @@ def test_new_votes_appear_in_place_keeping_the_scroll_position(
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     old_version = page.get_attribute("#report", "data-version")
 
+    # The worker is busy: the report is recomputed in the background (held until released
+    # below), and meanwhile the page shows the MOS of every vote above the last report.
+    settings.SRMOS_REPORT_BUDGET_S = 0
+    release = threading.Event()
+    in_thread = live._in_thread
+
+    def slow_worker(campaign_id):
+        release.wait(60)
+        in_thread(campaign_id)
+
+    monkeypatch.setattr(live, "_in_thread", slow_worker)
     simulate(live_campaign, raters=3, seed=2)
     assert page.evaluate("() => window.srmosReport.refresh()") is True
+    assert "now, 63 votes" in page.inner_text("#mos-now")
+    assert page.locator("#mos-now-table tbody tr").count() == live_campaign.methods.count()
+    assert "36 rating votes from 4 raters" in summary(page)
+    assert "recomputing" in page.inner_text("#report-freshness")
+    assert page.evaluate("() => window.scrollY") == y
+    screenshot(page, "report-live-now")
 
-    assert "63 rating votes from 7 raters" in summary(page)
+    release.set()  # the report arrives by the page's own poll
+    page.wait_for_function(
+        "() => document.querySelector('.report-summary').innerText"
+        ".includes('63 rating votes from 7 raters')",
+        timeout=60_000,
+    )
+    assert page.locator("#mos-now").count() == 0
     assert page.get_attribute("#report", "data-version") != old_version
     assert page.evaluate("() => window.scrollY") == y
     assert page.evaluate("() => window.sameDocument") is True and navigations == []
