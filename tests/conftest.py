@@ -7,6 +7,7 @@ lacks them, and fail under CI (CI=true), where .ci/run provides all three.
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -240,6 +241,7 @@ class Worker:
             env=env,
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed whole by stop()
         )
         deadline = time.monotonic() + 60
         while "ready." not in self.log.read_text():
@@ -248,13 +250,12 @@ class Worker:
             time.sleep(0.2)
 
     def stop(self):
+        """The test is over and nothing it ran needs finishing: kill the worker and its pool at
+        once (even a cold shutdown spends 4-7 s joining the pool and finalizing). Tests of a
+        graceful stop signal the worker themselves."""
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 def worker_env(broker_url, media_root, broker_dir=None):
@@ -333,6 +334,17 @@ def wait_for_image(page, number):
         " return c !== null && c.textContent.startsWith('Image ' + n + ' of'); }",
         arg=number,
     )
+
+
+def wait_until_ready(page):
+    """The trial on screen can be scored: the page's script painted its image (until the script
+    runs, the form's buttons are enabled for pages without JavaScript, and the image may not
+    have loaded) and its buttons came alive (the floor has passed)."""
+    page.wait_for_function(
+        "() => { const f = document.getElementById('vote-form');"
+        " return f !== null && document.body.dataset.painted === f.position.value; }"
+    )
+    page.wait_for_selector("#vote-form button[value='1']:enabled")
 
 
 def wait_for(condition, timeout, what):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from study.models import Campaign, Dataset, Trial
-from tests.conftest import screenshot, start_session, wait_for_image, worker_env
+from tests.conftest import screenshot, start_session, wait_for_image, wait_until_ready, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,7 +42,7 @@ def rate(page, scores, first_number=1, total=None, shot=None):
         number = first_number + i
         wait_for_image(page, number)
         # The buttons come alive once this trial's image has loaded (and was seen long enough).
-        page.wait_for_selector("#vote-form button[value='1']:enabled")
+        wait_until_ready(page)
         check_native_size(page)
         if shot and i == 0:
             screenshot(page, shot)
@@ -165,7 +165,7 @@ def test_a_vote_whose_answer_is_lost_is_resent_and_stored_once(live_campaign, li
             route.continue_()
 
     page.route("**/vote/", drop_first_answer)
-    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    wait_until_ready(page)
     page.keyboard.press("4")
     wait_for_image(page, 2)
     assert dropped == [1]

@@ -8,7 +8,13 @@ import pytest
 from study.datasets.importing import import_folder
 from study.generation.queue import start_generation
 from study.models import Campaign, Dataset, Trial
-from tests.conftest import generate_and_launch, screenshot, start_session, wait_for_image
+from tests.conftest import (
+    generate_and_launch,
+    screenshot,
+    start_session,
+    wait_for_image,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,7 +60,7 @@ def test_a_rater_walks_a_dcr_session_with_the_reference_beside_each_image(
     scores = [(i % 5) + 1 for i in range(n)]
     for i, score in enumerate(scores):
         wait_for_image(page, i + 1)
-        page.wait_for_selector("#vote-form button[value='1']:enabled")
+        wait_until_ready(page)
         # Both painted at 1:1 device pixels, side by side, before a score is taken.
         for element in ("ref-image", "stimulus"):
             natural, shown, complete, visibility = natural_and_shown(page, element)

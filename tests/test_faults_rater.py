@@ -28,7 +28,15 @@ from django.test import Client
 
 from study.models import Trial
 from tests import faults_pg
-from tests.conftest import ROOT, get_ready, png_bytes, require, sample_image, wait_for_image
+from tests.conftest import (
+    ROOT,
+    get_ready,
+    png_bytes,
+    require,
+    sample_image,
+    wait_for_image,
+    wait_until_ready,
+)
 from tests.faults_pg import closed_port
 
 PG_PORT, WEB_PORT = 18120, 18121
@@ -322,7 +330,7 @@ def stored_votes(cluster):
 def rate_when_ready(page, number, key):
     wait_for_image(page, number)
     page.wait_for_function("n => document.body.dataset.painted === String(n - 1)", arg=number)
-    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    wait_until_ready(page)
     page.keyboard.press(key)
 
 
@@ -363,7 +371,7 @@ def test_raters_ride_out_a_database_restart_and_a_20_s_stop(cluster, served, pag
 
     # (b) Stopped for 20 s: the score typed during the outage is kept and sent afterwards.
     wait_for_image(page, number)
-    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    wait_until_ready(page)
     cluster.stop()
     stopped_at = time.monotonic()
     page.keyboard.press("4")

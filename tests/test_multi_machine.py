@@ -45,6 +45,7 @@ from tests.conftest import (
     start_session,
     wait_for,
     wait_for_image,
+    wait_until_ready,
     worker_env,
 )
 from tests.s3_support import free_port, s3_server, s3_storage  # noqa: F401 (fixtures)
@@ -335,7 +336,7 @@ def the_whole_way(s3_server, redis_url, use_broker, machines, page, tmp_path):  
     assert beyond.status == 404
     for number in range(1, total + 1):
         wait_for_image(page, number)
-        page.wait_for_selector("#vote-form button[value='1']:enabled")
+        wait_until_ready(page)
         html = page.content()
         for secret in (s3_server.endpoint, s3_server.bucket, "candidates/", str(s3_server.port)):
             assert secret not in html, f"{secret!r} reached the rater's page"

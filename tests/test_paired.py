@@ -9,7 +9,14 @@ import pytest
 from study.models import Campaign, Rater, Trial
 from study.protocols.pc import PC_PROTOCOL
 from study.reports.frames import export_report
-from tests.conftest import generate_and_launch, get_ready, screenshot, start_session, wait_for_image
+from tests.conftest import (
+    generate_and_launch,
+    get_ready,
+    screenshot,
+    start_session,
+    wait_for_image,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,7 +61,7 @@ def test_a_rater_compares_pairs_side_by_side_with_keys_and_buttons(paired, live_
     choices = []
     for i in range(n):
         wait_for_image(page, i + 1)
-        page.wait_for_selector("#vote-form button[value='1']:enabled")
+        wait_until_ready(page)
         (wa, sa, left_a), (wb, sb, left_b) = (
             shown_width(page, "stimulus"),
             shown_width(page, "partner"),
@@ -96,7 +103,7 @@ def test_a_narrow_window_shows_one_version_at_a_time_and_asks_to_see_both(
     assert rater.trials.answered().count() == 0
     page.keyboard.press("t")
     assert page.is_visible("#partner") and not page.is_visible("#stimulus")
-    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    wait_until_ready(page)
     screenshot(page, "pair-toggle")
     page.keyboard.press("2")
     wait_for_image(page, 2)

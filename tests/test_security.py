@@ -21,7 +21,7 @@ from django.urls import reverse
 from study.models import Campaign, SourceImage
 from study.reports import frames
 from study.spreadsheet import safe_cell, safe_csv
-from tests.conftest import get_ready, run_python, start_session, wait_for_image
+from tests.conftest import get_ready, run_python, start_session, wait_for_image, wait_until_ready
 
 pytestmark = pytest.mark.django_db
 
@@ -257,7 +257,7 @@ def test_the_rater_page_runs_under_the_csp_in_a_browser(live_campaign, live_serv
     # shows the image and takes the key.
     start_session(page, live_server.url, rater)
     wait_for_image(page, 1)
-    page.wait_for_selector("#vote-form button[value='1']:enabled")
+    wait_until_ready(page)
     page.keyboard.press("4")
     wait_for_image(page, 2)
     assert violations == []
