@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -401,3 +402,30 @@ def calibrated_campaign(
     campaign.calibration_images = 2
     campaign.save()
     return generate_and_launch(campaign, django_capture_on_commit_callbacks)
+
+
+# A connection the main thread opens between Playwright calls (seen: a management command's, in
+# a browser test) can be left outside the `connections` Django closes at the end (asgiref's Local
+# follows contextvars, which Playwright's sync API switches), and PostgreSQL then waits 5 s and
+# refuses to drop the test database ("is being accessed by other users"). Every connection is
+# tracked and closed before the test databases are dropped.
+_DB_CONNECTIONS = weakref.WeakSet()
+
+
+def _tracked(get_new_connection):
+    def opened(self, params):
+        conn = get_new_connection(self, params)
+        _DB_CONNECTIONS.add(conn)
+        return conn
+
+    return opened
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    DatabaseWrapper.get_new_connection = _tracked(DatabaseWrapper.get_new_connection)
+    yield
+    for conn in list(_DB_CONNECTIONS):
+        conn.close()
