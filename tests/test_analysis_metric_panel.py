@@ -239,6 +239,22 @@ def test_it_draws_the_panel(tmp_path):
         panel_figure(stim, obj, ["good"], tmp_path / "x.png", dataset="Z")
 
 
+def test_a_panel_with_no_metric_value_yet_is_left_out_and_the_rest_is_drawn(tmp_path):
+    """Metrics still being computed: every metric column empty. The report's figures are drawn
+    without the panel (it crashed the whole report with a ZeroDivisionError before)."""
+    from study.analysis.panel_report import draw_metric_panel
+
+    stim, obj = synthetic()
+    obj = obj.assign(psnr=np.nan, ssim=np.nan, good=np.nan, poor=np.nan)
+    with pytest.raises(ValueError, match="no metric has a value"):
+        panel_figure(stim, obj, ["good", "poor"], tmp_path / "panel.svg")
+    assert draw_metric_panel(stim, obj, tmp_path, ("svg",)) == {}
+    obj.loc[:20, "good"] = 1.0  # a first value: the panel is drawn again
+    assert draw_metric_panel(stim, obj, tmp_path, ("svg",)) == {
+        "metric_panel.svg": tmp_path / "metric_panel.svg"
+    }
+
+
 def with_reference(stim, obj, lower=()):
     """The HR reference beside each image, as a campaign has it: rated high, PSNR infinite, every
     other metric at its best (full-reference metrics score it perfectly by construction)."""

@@ -57,6 +57,8 @@ def panel_figure(
     if dataset is not None and dataset not in scopes:
         raise ValueError(f"no dataset {dataset!r} among {', '.join(map(str, scopes))}")
     scope = scopes[dataset] if dataset is not None else next(iter(scopes.values()))
+    if not scope.fits:
+        raise ValueError("no metric has a value for a stimulus with a MOS: nothing to draw")
     sign = {m: -1 if m in lower_better else 1 for m in scope.fits}
     agreement = {m: sign[m] * f.judged["srocc"] for m, f in scope.fits.items()}
     ranks = pd.Series(agreement, dtype=float).rank(ascending=False, method="min")

@@ -83,7 +83,9 @@ def draw_metric_panel(stim, obj, out: Path, formats, prefix: str = "") -> dict[s
     from .metric_panel_plots import panel_figure
 
     metrics = panel_metrics(obj)
-    if not metrics:
+    # Nothing to draw before any metric has a value (metrics still being computed, say): the
+    # figure is left out, as metric_panel.csv leaves such metrics out, and the rest is drawn.
+    if not metrics or not obj[metrics].notna().any().any():
         return {}
     files = {}
     for ext in formats:
