@@ -405,10 +405,10 @@ def calibrated_campaign(
 
 
 # A connection the main thread opens between Playwright calls (seen: a management command's, in
-# a browser test) can be left outside the `connections` Django closes at the end (asgiref's Local
-# follows contextvars, which Playwright's sync API switches), and PostgreSQL then waits 5 s and
-# refuses to drop the test database ("is being accessed by other users"). Every connection is
-# tracked and closed before the test databases are dropped.
+# a browser test) can be left outside the `connections` Django closes at the end (likely because
+# asgiref's Local follows contextvars, which Playwright's sync API switches), and PostgreSQL then
+# waits 5 s and refuses to drop the test database ("is being accessed by other users"). Every
+# connection is tracked and closed before the test databases are dropped.
 _DB_CONNECTIONS = weakref.WeakSet()
 
 
