@@ -140,7 +140,7 @@ def now(campaign):
     except VotesError:
         return None  # no rating votes yet (calibration or retests only)
     section = page.table_section(page.section_of("mos.csv"), table)
-    return {"section": section, "n_votes": state.n_answered, "version": state.version}
+    return {"section": section, "n_votes": state.n_answered}
 
 
 @dataclass
