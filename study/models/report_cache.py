@@ -19,17 +19,17 @@ REFRESH_TASK = "study.reports.tasks.refresh_report"
 # A request older than this with no computation started: its message is presumed lost (a worker
 # down, a broker restarted), and the next vote or page view asks again.
 REQUEST_STALE = timedelta(seconds=60)
-# The first vote of a burst starts the computation this much later, so that the votes of that
-# half second are in it (they find the request pending and ask nothing more).
-DEBOUNCE_SECONDS = 0.5
 
 
 class ReportCacheManager(models.Manager):
     def votes_arrived(self, campaign_id):
         """Ask for the campaign's report to be computed again: call once after votes were stored
-        (in or out of a transaction). Debounced: the first vote since the last computation
-        started sets the flag and publishes one task on commit; the votes after it, until the
-        worker claims the request, each cost one UPDATE that matches no row. With eager Celery (a
+        (in or out of a transaction). Throttled, not delayed: the first vote since the last
+        computation started sets the flag and publishes one task on commit, which a free worker
+        starts at once; the votes after it, until the worker claims the request, each cost one
+        UPDATE that matches no row, and those that arrive while it computes set the flag once
+        more, for one computation after it (study.reports.live.refresh). A burst of votes thus
+        costs at most two computations: its first vote's, and one for the rest. With eager Celery (a
         demo without a worker, the tests) there is no worker to ask and this costs nothing: the
         page computes on demand."""
         if _eager():
@@ -66,9 +66,7 @@ class ReportCacheManager(models.Manager):
 
 
 def _publish_in_background(campaign_id):
-    threading.Thread(
-        target=publish_refresh, args=(campaign_id, DEBOUNCE_SECONDS), daemon=True
-    ).start()
+    threading.Thread(target=publish_refresh, args=(campaign_id,), daemon=True).start()
 
 
 # Campaigns whose row this process has seen: an UPDATE that matched nothing then means "already
@@ -76,7 +74,7 @@ def _publish_in_background(campaign_id):
 _HAVE_ROW = set()
 
 
-def publish_refresh(campaign_id, countdown=0):
+def publish_refresh(campaign_id):
     """Publish the report's refresh task by name (the models know nothing of study.reports);
     with eager Celery there is no worker to take it, so nothing is sent."""
     from celery import current_app
@@ -86,9 +84,7 @@ def publish_refresh(campaign_id, countdown=0):
     try:
         # No retries: a broker outage must never hold up the vote that asked (the flag stays
         # set, and the next vote or page view after REQUEST_STALE asks again).
-        current_app.send_task(
-            REFRESH_TASK, args=[campaign_id], countdown=countdown or None, retry=False
-        )
+        current_app.send_task(REFRESH_TASK, args=[campaign_id], retry=False)
     except Exception as exc:
         log.warning("cannot ask for the report of campaign %s: %s", campaign_id, exc)
         return False
@@ -102,7 +98,7 @@ def _eager():
 
 
 class ReportCache(models.Model):
-    """One campaign's report (the live page's tables and figures) and what it reflects."""
+    """One campaign's report (the live page's tables and figures) and what each reflects."""
 
     campaign = models.OneToOneField(
         "study.Campaign", primary_key=True, on_delete=models.CASCADE, related_name="report_cache"
@@ -116,11 +112,15 @@ class ReportCache(models.Model):
     # is no report yet.
     body = models.JSONField(null=True, blank=True)
     figures = models.JSONField(null=True, blank=True)
+    # The figures are drawn after the tables are stored (study.reports.live.refresh): the
+    # version and vote count they reflect, behind the tables' for the moment they are drawn.
+    figures_version = models.CharField(max_length=100, blank=True)
+    figures_n_votes = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
     compute_seconds = models.FloatField(default=0.0)
     computations = models.PositiveIntegerField(default=0)
-    # The debounce flag (votes arrived since the last computation started) and the running
+    # The request flag (votes arrived since the last computation started) and the running
     # computation's claim (a lease: a worker killed mid-way does not block the next one).
     requested_at = models.DateTimeField(null=True, blank=True)
     running_since = models.DateTimeField(null=True, blank=True)

@@ -1,11 +1,13 @@
 """A rater's session: the trials in their seeded order, the votes, and the session's quality checks."""
 
+import gc
 import secrets
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, Q, Sum
@@ -433,6 +435,34 @@ class VoteOutcome:
 
 
 class TrialQuerySet(models.QuerySet):
+    def columns(self, *fields):
+        """The rows' ``fields`` (names of Trial's own columns) as columns: name -> list, in the
+        queryset's order, read through one cursor with no model or tuple conversion per row and
+        no garbage collection meanwhile (a paper-size study's 29,568 rows: 0.05 s instead of
+        0.25 s). ``answered_at`` comes as ISO 8601 text, exactly as ``datetime.isoformat`` writes
+        an aware UTC time; on PostgreSQL it is read as integer microseconds and formatted in
+        one array pass (psycopg's per-row datetimes were half the read)."""
+        fields = list(fields)
+        if connection.vendor != "postgresql":  # the embedded default: Django's own conversions
+            with _no_collection():
+                rows = list(self.values_list(*fields))
+            out = _as_columns(fields, rows)
+            if "answered_at" in out:
+                out["answered_at"] = [t.isoformat() if t else None for t in out["answered_at"]]
+            return out
+        stamp = "answered_at" in fields
+        query = self
+        if stamp:
+            query = self.annotate(answered_us=_EPOCH_US)
+            fields[fields.index("answered_at")] = "answered_us"
+        sql = query.values_list(*fields).query.get_compiler(connection=connection).as_sql()
+        with connection.cursor() as cursor, _no_collection():
+            cursor.execute(*sql)
+            out = _as_columns(fields, cursor.fetchall())
+        if stamp:
+            out["answered_at"] = _iso_utc(out.pop("answered_us"))
+        return out
+
     def answered(self):
         return self.filter(score__isnull=False)
 
@@ -446,6 +476,46 @@ class TrialQuerySet(models.QuerySet):
         return (
             self.answered().filter(rater__campaign=campaign).exclude(rater__platform__in=excluded)
         )
+
+
+# answered_at as integer microseconds since 1970 (PostgreSQL: EXTRACT gives an exact numeric).
+_EPOCH_US = models.Func(
+    models.F("answered_at"),
+    template="(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint",
+    output_field=models.BigIntegerField(),
+)
+
+
+def _iso_utc(micros):
+    """ISO 8601 text of UTC times given as integer microseconds (None stays None), as
+    ``datetime.isoformat`` writes them: no fraction when it is zero, ``+00:00`` at the end."""
+    known = [m is not None for m in micros]
+    values = np.array([m if m is not None else 0 for m in micros], dtype="int64")
+    text = np.datetime_as_string(values.astype("datetime64[us]"), unit="us").astype(object)
+    whole = values % 1_000_000 == 0
+    text[whole] = [t[:-7] for t in text[whole]]
+    return [t + "+00:00" if k else None for t, k in zip(text, known, strict=True)]
+
+
+def _as_columns(fields, rows):
+    """Row tuples as name -> list."""
+    if not rows:
+        return {f: [] for f in fields}
+    return dict(zip(fields, map(list, zip(*rows, strict=True)), strict=True))
+
+
+@contextmanager
+def _no_collection():
+    """No garbage collection while a study's worth of row tuples is made and dropped: they hold
+    no cycles, but their number starts full collections of the whole process (Django, pandas),
+    which doubled a read's time and made it vary from 30 to 190 ms at paper size."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Trial(models.Model):

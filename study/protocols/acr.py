@@ -1,10 +1,11 @@
 """Absolute category rating (ITU-T P.910 / P.808), as the SRGAN paper ran it: one image at a
 time, its quality from 1 (bad) to 5 (excellent)."""
 
+import numpy as np
 import pandas as pd
 
 from study.analysis import draw_figures, mos_table, session_quality, write_report
-from study.models import Candidate, Trial
+from study.models import Candidate, Rater, Trial
 from study.models.order import session_order
 from study.models.protocol import Answer, Protocol, register
 from study.models.session import GOLD_EXPECTATIONS
@@ -70,36 +71,44 @@ class ACR(Protocol):
         """``rater`` (``r`` + the session's id), ``dataset, image, method, score, kind, repeat,
         timestamp, duration_ms`` (the page's claim), ``server_ms`` (measured), ``flags,
         rater_platform, expected, position, lr``."""
-        rows = (
-            Trial.objects.for_analysis(campaign, people_only)
-            .order_by("rater_id", "position")
-            .values_list(
-                "rater_id",
-                "candidate__image__dataset__name",
-                "candidate__image__name",
-                "candidate__method__slug",
-                "score",
-                "kind",
-                "repeat",
-                "answered_at",
-                "duration_ms",
-                "server_ms",
-                "flags",
-                "rater__platform",
-                "expected",
-                "position",
-            )
+        trials = Trial.objects.for_analysis(campaign, people_only).order_by("rater_id", "position")
+        c = trials.columns(
+            *("rater_id", "candidate_id", "score", "kind", "repeat", "answered_at"),
+            *("duration_ms", "server_ms", "flags", "expected", "position"),
         )
+        # Names and platforms joined here from a row per candidate and per session, not per
+        # vote (the strings of a join per vote were most of the read's time).
+        names = pd.DataFrame.from_records(
+            list(
+                Candidate.objects.filter(campaign=campaign).values_list(
+                    "pk", "image__dataset__name", "image__name", "method__slug"
+                )
+            ),
+            columns=["pk", "dataset", "image", "method"],
+        )
+        at = pd.Index(names["pk"]).get_indexer(np.asarray(c["candidate_id"], dtype="int64"))
+        if (at < 0).any():  # a vote on another campaign's candidate: none is made so
+            raise ValueError(f"campaign {campaign.name} has votes on candidates it does not hold")
+        raters = pd.DataFrame.from_records(
+            list(Rater.objects.filter(campaign=campaign).values_list("pk", "platform")),
+            columns=["pk", "platform"],
+        )
+        of_rater = pd.Index(raters["pk"]).get_indexer(np.asarray(c["rater_id"], dtype="int64"))
+        key = np.array([Trial.rater_key(r) for r in raters["pk"]], dtype=object)
         # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated"
         # ones; expected marks gold items (">=4" HR, "<=2" nearest neighbour); position is the
         # trial's place in its session (retest distances).
-        frame = pd.DataFrame(
-            [
-                (Trial.rater_key(r), d, i, m, s, k, rep, t.isoformat(), *rest)
-                for r, d, i, m, s, k, rep, t, *rest in rows
-            ],
-            columns=[*VOTE_COLUMNS, *EXTRA_COLUMNS],
-        )
+        cells = {
+            "rater": key[of_rater],
+            **{k: names[k].to_numpy(dtype=object)[at] for k in ("dataset", "image", "method")},
+            **{k: c[k] for k in ("score", "kind", "repeat")},
+            "timestamp": c["answered_at"],
+            **{k: c[k] for k in ("duration_ms", "server_ms", "flags")},
+            "rater_platform": raters["platform"].to_numpy(dtype=object)[of_rater],
+            **{k: c[k] for k in ("expected", "position")},
+        }
+        # No votes: every column of text type, as a frame of no rows has them.
+        frame = pd.DataFrame(cells if len(at) else [], columns=[*VOTE_COLUMNS, *EXTRA_COLUMNS])
         # How the LR inputs were made travels with every export, per method: imported results
         # may have been made from other LR images than the campaign's (Method.lr_input).
         frame["lr"] = frame["method"].map(campaign.lr_by_method()).astype(object)

@@ -1,17 +1,14 @@
 """From a campaign's rows to the long-format frames that study.analysis takes, and the files
 of the full report (CSV tables, plots, manifest) written from them."""
 
-import gc
 import io
 import json
 import tempfile
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.db import connection
 
 from study.analysis import validate_votes
 from study.analysis.files import atomic_folder, moved
@@ -109,8 +106,9 @@ def export(campaign, kind):
     return text, len(frame)
 
 
-def _options(campaign, **extra):
-    """What every protocol's report writer is given beside the votes."""
+def report_options(campaign, **extra):
+    """What every protocol's report writer is given beside the votes (read from the database:
+    in the votes' snapshot where the two must agree)."""
     return {"objective": objective_frame(campaign), "method_order": method_order(campaign), **extra}
 
 
@@ -133,7 +131,7 @@ def _write_report(campaign, out_dir, plots_enabled, downloads):
         campaign,
         frame,
         out_dir,
-        **_options(campaign, plots_enabled=plots_enabled, downloads=downloads),
+        **report_options(campaign, plots_enabled=plots_enabled, downloads=downloads),
     )
     # Counted after the analysis, in the same snapshot: the count of the votes analysed.
     state = vote_state(campaign)
@@ -178,22 +176,26 @@ def _write_report(campaign, out_dir, plots_enabled, downloads):
     return paths
 
 
-def report_tables(campaign, frame=None):
+def report_tables(campaign, frame=None, options=None):
     """The live report's tables as DataFrames, and its manifest as a dict, under their file
-    names: computed in memory, without the figures or the download-only files."""
+    names: computed in memory, without the figures or the download-only files. ``options``:
+    :func:`report_options`, read here when not given."""
     tables = {}
     frame = votes_to_report(campaign) if frame is None else frame
-    campaign.kind.write_report(campaign, frame, None, **_options(campaign, tables=tables))
+    options = report_options(campaign) if options is None else options
+    campaign.kind.write_report(campaign, frame, None, **options, tables=tables)
     return tables
 
 
-def draw_report_figures(campaign, out_dir, formats=("svg",), frame=None):
+def draw_report_figures(campaign, out_dir, formats=("svg",), frame=None, options=None):
     """The report's figures of a campaign (SVG only by default, as the report page shows them);
-    for a paired comparison, the JOD scale with its intervals."""
+    for a paired comparison, the JOD scale with its intervals. Reads nothing from the database
+    when ``frame`` and ``options`` (:func:`report_options`) are given."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = votes_to_report(campaign) if frame is None else frame
-    return campaign.kind.draw_figures(campaign, frame, out, formats, **_options(campaign))
+    options = report_options(campaign) if options is None else options
+    return campaign.kind.draw_figures(campaign, frame, out, formats, **options)
 
 
 def rating_votes(campaign):
@@ -205,23 +207,18 @@ def rating_votes(campaign):
     thousand rows, not one per vote): the strings of a join per vote were most of the time."""
     from study.models import Trial
 
-    votes = (
+    # The MOS table needs no order: no sort of every vote.
+    columns = (
         Trial.objects.for_analysis(campaign)
-        .order_by()  # the MOS table needs no order: no sort of every vote
-        .values_list("rater_id", "candidate_id", "score", "kind")
+        .order_by()
+        .columns("rater_id", "candidate_id", "score", "kind")
     )
-    with connection.cursor() as cursor, _no_collection():
-        # The ORM's statement, its rows fetched as they come (no conversion is needed), and
-        # columns built from them (a frame from row tuples infers each cell's type).
-        cursor.execute(*votes.query.get_compiler(connection=connection).as_sql())
-        columns = list(zip(*cursor.fetchall(), strict=True)) or [(), (), (), ()]
-    raters, candidates, scores, kinds = columns
     frame = pd.DataFrame(
         {
-            "rater": np.fromiter(raters, np.int64, len(raters)),
-            "candidate": np.fromiter(candidates, np.int64, len(candidates)),
-            "score": np.fromiter(scores, np.int64, len(scores)),
-            "kind": np.array(kinds, dtype=object),
+            "rater": np.asarray(columns["rater_id"], dtype=np.int64),
+            "candidate": np.asarray(columns["candidate_id"], dtype=np.int64),
+            "score": np.asarray(columns["score"], dtype=np.int64),
+            "kind": np.array(columns["kind"], dtype=object),
         }
     )
     names = pd.DataFrame.from_records(
@@ -237,20 +234,6 @@ def rating_votes(campaign):
         raise ValueError(f"campaign {campaign.name} has votes on candidates it does not hold")
     frame["rater"] = frame["rater"].map({r: Trial.rater_key(r) for r in frame["rater"].unique()})
     return frame[["rater", "dataset", "image", "method", "score", "kind"]]
-
-
-@contextmanager
-def _no_collection():
-    """No garbage collection while a vote's worth of row tuples is made and dropped: they hold
-    no cycles, but their number starts full collections of the whole process (Django, pandas),
-    which doubled the read's time and made it vary from 30 to 190 ms at paper size."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def votes_to_report(campaign):

@@ -45,31 +45,59 @@ def budget():
     return float(getattr(settings, "SRMOS_REPORT_BUDGET_S", 5.0))
 
 
-def compute(campaign):
-    """The report's page context and figures from one snapshot of the campaign's rows.
+def compute_tables(campaign):
+    """The report's page context from one snapshot of the campaign's rows, and what draws its
+    figures from the same snapshot afterwards (outside it: the votes and metrics are in memory).
 
-    Returns ``(state, fields)``: the :class:`VoteState` read in that snapshot and the
-    ReportCache fields to store (``body``, ``figures``, ``error``, ``n_votes``)."""
+    Returns ``(state, fields, draw)``: the :class:`VoteState` read in that snapshot, the
+    ReportCache fields of the tables (``body``, ``error``, ``n_votes``), and a function
+    returning the figures' fields, or None when there is no report (no votes yet)."""
     with snapshot():
         campaign.refresh_from_db(fields=["metrics_changed_at"])  # in the snapshot, as the rest
         state = vote_state(campaign)
         try:
             frame = frames.votes_to_report(campaign)
-            tables = frames.report_tables(campaign, frame)
+            options = frames.report_options(campaign)
+            tables = frames.report_tables(campaign, frame, options)
             body = page.context_from_tables(tables)
             body["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
-            with tempfile.TemporaryDirectory() as tmp:
-                drawn = frames.draw_report_figures(campaign, tmp, ("svg",), frame)
-                plots = page.plots_from_files(drawn)
-            fields = {"body": body, "figures": plots, "error": "", "n_votes": len(frame)}
         except (ValueError, VotesError) as exc:
-            fields = {"body": None, "figures": None, "error": str(exc), "n_votes": 0}
-    return state, fields
+            fields = {"body": None, "error": str(exc), "n_votes": 0}
+            return state, fields, None
+    fields = {"body": body, "error": "", "n_votes": len(frame)}
+    return state, fields, lambda: _figures(campaign, frame, options, state)
+
+
+def _figures(campaign, frame, options, state):
+    """The figures' ReportCache fields: the page's SVGs of these votes. A figure that cannot be
+    drawn leaves the figures out (logged); the tables stand."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            drawn = frames.draw_report_figures(campaign, tmp, ("svg",), frame, options)
+            plots = page.plots_from_files(drawn)
+    except (ValueError, VotesError):
+        log.exception("the figures of campaign %s could not be drawn", campaign.pk)
+        plots = []
+    return {"figures": plots, "figures_version": state.version, "figures_n_votes": len(frame)}
+
+
+def compute(campaign):
+    """The whole report (tables and figures) of one snapshot: ``(state, fields)``, the fields
+    of both."""
+    state, fields, draw = compute_tables(campaign)
+    return state, {**fields, **(draw() if draw else _no_figures(state))}
+
+
+def _no_figures(state):
+    """The figures' fields of a state with no report (no votes yet)."""
+    return {"figures": None, "figures_version": state.version, "figures_n_votes": 0}
 
 
 def refresh(campaign_id):
     """Compute and store a campaign's report unless another computation holds it; the worker's
-    task. Returns whether this call computed. Votes that arrive meanwhile set the request flag
+    task. Returns whether this call computed. The tables are stored first, so that the page
+    shows every number of the new votes while the figures (about half the work) are drawn;
+    the figures follow, under the same claim. Votes that arrive meanwhile set the request flag
     again, and the claim's end publishes one more refresh for them."""
     now = timezone.now()
     free = ReportCache.objects.filter(pk=campaign_id).exclude(
@@ -84,7 +112,13 @@ def refresh(campaign_id):
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
             return False
-        _store(campaign_id, *_timed(compute, campaign), claim=now)
+        t0 = time.perf_counter()
+        state, fields, draw = compute_tables(campaign)
+        if draw is None:  # no report: no figures either
+            fields.update(_no_figures(state))
+        _store(campaign_id, state, fields, time.perf_counter() - t0)
+        if draw is not None:
+            _store_figures(campaign_id, state, draw(), time.perf_counter() - t0)
     finally:
         ReportCache.objects.filter(pk=campaign_id, running_since=now).update(running_since=None)
     if ReportCache.objects.filter(pk=campaign_id, requested_at__isnull=False).exists():
@@ -98,7 +132,7 @@ def _timed(fn, campaign):
     return state, fields, time.perf_counter() - t0
 
 
-def _store(campaign_id, state, fields, seconds, claim=None):
+def _store(campaign_id, state, fields, seconds):
     """Keep a computed report unless a newer one is stored already (two computations of a
     burst finishing out of order)."""
     row = ReportCache.objects.filter(pk=campaign_id)
@@ -111,6 +145,14 @@ def _store(campaign_id, state, fields, seconds, claim=None):
         compute_seconds=seconds,
         computations=F("computations") + 1,
         **fields,
+    )
+
+
+def _store_figures(campaign_id, state, fields, seconds):
+    """Keep the figures drawn after their tables, while those tables are the ones stored (a
+    newer computation draws its own); ``seconds``: tables and figures together."""
+    ReportCache.objects.filter(pk=campaign_id, version=state.version).update(
+        compute_seconds=seconds, **fields
     )
 
 
@@ -155,11 +197,19 @@ class Answer:
     computing: bool
     current: bool = False
 
+    def figures_behind(self):
+        """Whether the figures are of other votes than the tables: drawn after them, for the
+        moment that takes (:func:`refresh`)."""
+        cache = self.cache
+        return cache is not None and bool(cache.computed_at) and not _figures_current(cache)
+
     def version(self):
-        """The version of what the page shows: the cached report's (empty before any) and,
-        while it is stale and the page shows the MOS now, the current votes' too, so that the
-        page's poll sees each new vote."""
+        """The version of what the page shows: the cached report's (empty before any), the
+        figures' while they are behind the tables, and, while the report is stale and the page
+        shows the MOS now, the current votes' too, so that the page's poll sees each change."""
         shown = self.cache.version if self.cache is not None and self.cache.computed_at else ""
+        if self.figures_behind():
+            shown += f"+figures:{self.cache.figures_version}"
         return f"{shown}+now:{self.state.version}" if self.current else shown
 
     def freshness(self):
@@ -168,9 +218,11 @@ class Answer:
             return "Computing the report; this page updates when it is ready."
         ago = max(0, int((timezone.now() - self.cache.computed_at).total_seconds()))
         text = f"As of {self.cache.n_votes} votes, computed {ago} s ago"
-        if self.fresh:
-            return text + "."
-        return text + "; new votes arrived, recomputing."
+        if not self.fresh:
+            return text + "; new votes arrived, recomputing."
+        if self.figures_behind():
+            return text + f"; the figures, as of {self.cache.figures_n_votes}, are being redrawn."
+        return text + "."
 
     def context(self):
         """The report body's template context (tables, manifest, warnings, or the error)."""
@@ -181,9 +233,21 @@ class Answer:
         return dict(self.cache.body or {})
 
     def plots(self):
+        """The figures' template context: the SVGs and, while they are behind the tables, how
+        many votes they reflect."""
         if self.cache is None or self.cache.computed_at is None:
             return {"plots": [], "computing": True}
-        return {"plots": list(self.cache.figures or [])}
+        out = {"plots": list(self.cache.figures or [])}
+        if self.figures_behind():
+            out["figures_note"] = (
+                f"These figures are as of {self.cache.figures_n_votes} votes, the tables above "
+                f"as of {self.cache.n_votes}: they are being redrawn."
+            )
+        return out
+
+
+def _figures_current(cache):
+    return cache.figures_version == cache.version
 
 
 def answer(campaign, skip=()):
@@ -195,7 +259,14 @@ def answer(campaign, skip=()):
     rows = ReportCache.objects.filter(pk=campaign.pk).defer(*skip)
     cache = rows.first()
     if cache is not None and cache.version == state.version and cache.computed_at is not None:
-        return Answer(cache, state, fresh=True, computing=False)
+        drawing = not _figures_current(cache)
+        if drawing and not _running(cache):  # the computation stopped between tables and figures
+            if _eager():
+                cache = _compute_here(campaign, state, cache) or cache
+                drawing = not _figures_current(cache)
+            else:
+                _ask(campaign.pk, cache)
+        return Answer(cache, state, fresh=True, computing=drawing)
     if _eager():
         cache = _compute_here(campaign, state, cache) or cache
         fresh = cache is not None and cache.version == state.version
@@ -207,6 +278,12 @@ def answer(campaign, skip=()):
 
 def _eager():
     return bool(current_app.conf.task_always_eager)
+
+
+def _running(cache):
+    """Whether a computation holds the report's claim (within its lease)."""
+    since = cache.running_since
+    return since is not None and since >= timezone.now() - timedelta(seconds=LEASE_SECONDS)
 
 
 def _ask(campaign_id, cache):

@@ -1,5 +1,6 @@
 """The live report's worker task (the ``cpu`` queue): compute a campaign's report into its cache
-when votes arrived (study.models.report_cache publishes it by name, debounced)."""
+when votes arrived (study.models.report_cache publishes it by name, at most
+one at a time per campaign and one more for the votes that arrive meanwhile)."""
 
 from celery import shared_task
 
