@@ -111,3 +111,19 @@ def test_it_runs_as_a_module_without_django(tmp_path):
     )
     assert res.stdout.strip() == "False", res.stderr
     assert (tmp_path / "out" / "mos.csv").exists()
+
+
+def test_timestamps_with_and_without_a_fraction_of_a_second_are_read_row_by_row():
+    """A vote at a whole second is written without a fraction (``datetime.isoformat``): a first
+    row like that must not set the format for the rest (pandas infers one from the first)."""
+    stamps = ["2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05.123456+00:00"]
+    v = validate_votes(votes(timestamp=stamps))
+    assert v["timestamp"].tolist() == [
+        pd.Timestamp("2026-01-02 03:04:05", tz="UTC"),
+        pd.Timestamp("2026-01-02 03:04:05.123456", tz="UTC"),
+    ]
+    # Other text pandas reads, cell by cell; what none can read is named.
+    v = validate_votes(votes(timestamp=["2026-01-02 03:04:05", "01/02/2026 10:00"]))
+    assert v["timestamp"].dt.hour.tolist() == [3, 10]
+    with pytest.raises(VotesError, match="timestamp cannot be parsed in row 1"):
+        validate_votes(votes(timestamp=["2026-01-02T03:04:05+00:00", "yesterday-ish"]))

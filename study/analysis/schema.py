@@ -117,6 +117,17 @@ def check_table(df, noun: str, required, optional) -> None:
         raise VotesError(f"{noun} table has no rows")
 
 
+def _timestamps(column: pd.Series) -> pd.Series:
+    """UTC times from ISO 8601 text, with or without a fraction of a second row by row (a vote
+    at a whole second has none: ``datetime.isoformat``), and from other text pandas can read,
+    each cell on its own (no format inferred from the first row imposed on the rest)."""
+    ts = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+    other = ts.isna() & column.notna()
+    if other.any():
+        ts[other] = pd.to_datetime(column[other], errors="coerce", utc=True, format="mixed")
+    return ts
+
+
 def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
     """Check a long vote table and return a clean copy.
 
@@ -188,7 +199,7 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
         out["repeat"] = 0
 
     if "timestamp" in out.columns:
-        ts = pd.to_datetime(out["timestamp"], errors="coerce", utc=True)
+        ts = _timestamps(out["timestamp"])
         bad = out.index[ts.isna() & out["timestamp"].notna()]
         if len(bad):
             raise VotesError(f"timestamp cannot be parsed in {_rows(bad)}")
