@@ -92,16 +92,16 @@ def measure(label, c, client, add_votes, repeat=5):
     version = client.get(base + "fragment/").json()["version"]
     poll = timed(lambda: client.get(base + "fragment/", {"version": version, "peek": 1}), 20)
     after, worker, tables, whole = [], [], [], []
-    store_figures, seen = live._store_figures, {}
+    store_tables, seen = live._store, {}
 
     def between(*args):
         # The tables are stored: the page's poll now shows every number of the new vote.
+        store_tables(*args)
         t = time.perf_counter()
         reply = client.get(base + "fragment/", {"version": seen["version"]}).json()
         assert reply["fresh"] and reply["computing"], reply["freshness"]
         seen["tables"] = time.perf_counter() - seen["start"]
         seen["poll"] = time.perf_counter() - t
-        store_figures(*args)
 
     for _ in range(repeat):
         add_votes()
@@ -111,12 +111,12 @@ def measure(label, c, client, add_votes, repeat=5):
         client.get(base + "figures/")
         after.append(time.perf_counter() - t0)
         assert peek["computing"], "the vote did not make the report stale"
-        live._store_figures = between
+        live._store = between
         seen.update(version=version, start=time.perf_counter())
         try:
             live.refresh(c.pk)
         finally:
-            live._store_figures = store_figures
+            live._store = store_tables
         worker.append(time.perf_counter() - seen["start"] - seen["poll"])
         t2 = time.perf_counter()
         reply = client.get(base + "fragment/", {"version": version}).json()
@@ -130,7 +130,8 @@ def measure(label, c, client, add_votes, repeat=5):
         f"{label}: poll with no new vote {ms(poll)}; the page's three requests right after a "
         f"vote (from the cache) {ms(after)}; worker's recomputation (tables and figures) "
         f"{ms(worker)}; vote to every table fresh (worker's tables + one poll) {ms(tables)}; "
-        f"vote to the whole page fresh (+ figures) {ms(whole)}; "
+        f"vote to the whole page fresh (+ figures) {ms(whole)}; figures drawn beside the "
+        f"tables: {'yes' if live.may_draw_beside() else 'no'}; "
         f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )

@@ -125,7 +125,10 @@ def test_a_worker_computes_the_report_and_a_request_never_waits_for_it(
     newer, _ = fragment(client, campaign, version=ready["version"])
     assert newer["changed"] is True and "72 rating votes from 8 raters" in newer["html"]
     assert "mos-now" not in newer["html"]  # fresh: the report's own MOS table is the current one
-    assert "refresh_report" in worker.log.read_text()
+    log = worker.log.read_text()
+    assert "refresh_report" in log
+    # The worker's process forked a child that drew the figures while it computed the tables.
+    assert "the figures were drawn beside the tables, in process" in log
 
 
 @pytest.mark.redis
@@ -235,3 +238,37 @@ def test_figures_left_behind_by_a_stopped_computation_are_asked_for_again(
     monkeypatch.setattr(live, "_ask", lambda campaign_id, cache: asked.append(campaign_id))
     reply, _ = fragment(client, campaign)
     assert reply["fresh"] is True and reply["computing"] is True and asked == [campaign.pk]
+
+
+def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, monkeypatch):
+    """The worker's child process draws exactly what this process would; a child that fails
+    leaves the drawing to this process; a cancelled one leaves no process and no file."""
+    import os
+
+    import matplotlib
+
+    from study.reports import live
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "srmos")  # no random ids in SVGs
+    state, fields, draw = live.compute_tables(campaign)
+    here = draw()
+    assert len(here["figures"]) >= 2 and here["figures_n_votes"] == 54
+    beside = live.DrawnBeside(draw)
+    same = beside() == here  # byte for byte (a failed == would print megabytes of SVG)
+    assert same
+    assert not os.path.exists(beside.path)
+
+    parent = os.getpid()
+
+    def fails_in_the_child():
+        if os.getpid() != parent:
+            raise RuntimeError("out of memory, say")
+        return draw()
+
+    same = live.DrawnBeside(fails_in_the_child)() == here  # drawn here instead
+    assert same
+    cancelled = live.DrawnBeside(draw)
+    cancelled.cancel()
+    assert not os.path.exists(cancelled.path)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(cancelled.pid, os.WNOHANG)  # reaped: no zombie left

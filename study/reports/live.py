@@ -9,15 +9,23 @@ request compute itself, and only when the last computation says this one fits in
 a larger one runs in a thread of the web process while the page polls.
 
 Every computation reads the votes, their count and everything else the report shows in one
-transaction snapshot (:func:`snapshot`), and stores the count it reflects with the report.
+transaction snapshot (:func:`snapshot`), and stores the count it reflects with the report. The
+tables are stored as soon as they are computed and the figures after them (drawn meanwhile in a
+child process where the worker may fork, :class:`DrawnBeside`): until they are, the page shows
+the new tables and says how many votes the figures above it reflect.
 """
 
+import functools
+import json
 import logging
+import os
+import signal
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
@@ -45,27 +53,91 @@ def budget():
     return float(getattr(settings, "SRMOS_REPORT_BUDGET_S", 5.0))
 
 
-def compute_tables(campaign):
+def compute_tables(campaign, beside=False):
     """The report's page context from one snapshot of the campaign's rows, and what draws its
-    figures from the same snapshot afterwards (outside it: the votes and metrics are in memory).
+    figures from the same snapshot (the votes and metrics in memory, no query).
 
     Returns ``(state, fields, draw)``: the :class:`VoteState` read in that snapshot, the
     ReportCache fields of the tables (``body``, ``error``, ``n_votes``), and a function
-    returning the figures' fields, or None when there is no report (no votes yet)."""
+    returning the figures' fields, or None when there is no report (no votes yet). With
+    ``beside`` the figures are drawn meanwhile, in a child process (:class:`DrawnBeside`), and
+    the function waits for them."""
     with snapshot():
         campaign.refresh_from_db(fields=["metrics_changed_at"])  # in the snapshot, as the rest
         state = vote_state(campaign)
+        draw = None
         try:
             frame = frames.votes_to_report(campaign)
             options = frames.report_options(campaign)
+            draw = functools.partial(_figures, campaign, frame, options, state)
+            draw = DrawnBeside(draw) if beside else draw
             tables = frames.report_tables(campaign, frame, options)
             body = page.context_from_tables(tables)
             body["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
         except (ValueError, VotesError) as exc:
-            fields = {"body": None, "error": str(exc), "n_votes": 0}
-            return state, fields, None
-    fields = {"body": body, "error": "", "n_votes": len(frame)}
-    return state, fields, lambda: _figures(campaign, frame, options, state)
+            if isinstance(draw, DrawnBeside):
+                draw.cancel()
+            return state, {"body": None, "error": str(exc), "n_votes": 0}, None
+        except BaseException:
+            if isinstance(draw, DrawnBeside):
+                draw.cancel()
+            raise
+    return state, {"body": body, "error": "", "n_votes": len(frame)}, draw
+
+
+def may_draw_beside():
+    """Whether this process may fork a child to draw the figures while it computes the tables:
+    a worker's process (one thread: a fork copies no lock another thread holds; never a web
+    process's request threads) on a machine with a second core, unless
+    ``SRMOS_REPORT_DRAW_BESIDE`` is off."""
+    return (
+        getattr(settings, "SRMOS_REPORT_DRAW_BESIDE", True)
+        and hasattr(os, "fork")
+        and (os.cpu_count() or 1) > 1
+        and threading.active_count() == 1
+    )
+
+
+class DrawnBeside:
+    """The figures drawn in a forked child process, on the second core, while this process
+    computes the tables: the whole report is ready in the time of the longer of the two, not of
+    both. The child has the votes in memory and queries nothing; it writes the figures' fields
+    to a file and leaves with ``os._exit`` (nothing of the parent's, its database connection
+    above all, is closed or flushed by it). Calling the object waits for the child and returns
+    the fields; should the child fail, the figures are drawn here instead."""
+
+    def __init__(self, draw):
+        self.draw = draw
+        fd, self.path = tempfile.mkstemp(prefix="srmos-figures-", suffix=".json")
+        os.close(fd)
+        self.pid = os.fork()
+        if self.pid == 0:  # the child
+            code = 1
+            try:
+                Path(self.path).write_text(json.dumps(draw()))
+                code = 0
+            finally:
+                os._exit(code)
+
+    def __call__(self):
+        _, status = os.waitpid(self.pid, 0)
+        try:
+            if os.waitstatus_to_exitcode(status) == 0:
+                log.info("the figures were drawn beside the tables, in process %s", self.pid)
+                return json.loads(Path(self.path).read_text())
+            log.warning("the figures' child process failed (status %s): drawn here", status)
+            return self.draw()
+        finally:
+            Path(self.path).unlink(missing_ok=True)
+
+    def cancel(self):
+        """No figures after all (the tables failed): stop the child."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        Path(self.path).unlink(missing_ok=True)
 
 
 def _figures(campaign, frame, options, state):
@@ -96,8 +168,9 @@ def _no_figures(state):
 def refresh(campaign_id):
     """Compute and store a campaign's report unless another computation holds it; the worker's
     task. Returns whether this call computed. The tables are stored first, so that the page
-    shows every number of the new votes while the figures (about half the work) are drawn;
-    the figures follow, under the same claim. Votes that arrive meanwhile set the request flag
+    shows every number of the new votes while the figures (about half the work) are drawn, in a
+    child process on the second core meanwhile where this process may fork
+    (:func:`may_draw_beside`); the figures follow, under the same claim. Votes that arrive meanwhile set the request flag
     again, and the claim's end publishes one more refresh for them."""
     now = timezone.now()
     free = ReportCache.objects.filter(pk=campaign_id).exclude(
@@ -113,10 +186,15 @@ def refresh(campaign_id):
         if campaign is None:
             return False
         t0 = time.perf_counter()
-        state, fields, draw = compute_tables(campaign)
+        state, fields, draw = compute_tables(campaign, beside=may_draw_beside())
         if draw is None:  # no report: no figures either
             fields.update(_no_figures(state))
-        _store(campaign_id, state, fields, time.perf_counter() - t0)
+        try:
+            _store(campaign_id, state, fields, time.perf_counter() - t0)
+        except BaseException:
+            if isinstance(draw, DrawnBeside):
+                draw.cancel()
+            raise
         if draw is not None:
             _store_figures(campaign_id, state, draw(), time.perf_counter() - t0)
     finally:
