@@ -241,8 +241,8 @@ def test_figures_left_behind_by_a_stopped_computation_are_asked_for_again(
 
 
 def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, monkeypatch):
-    """The worker's child process draws exactly what this process would; a child that fails
-    leaves the drawing to this process; a cancelled one leaves no process and no file."""
+    """The worker's child process draws exactly what this process would; a child that fails or
+    hangs leaves the drawing to this process; a cancelled one leaves no process and no file."""
     import os
 
     import matplotlib
@@ -267,6 +267,18 @@ def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, mo
 
     same = live.DrawnBeside(fails_in_the_child)() == here  # drawn here instead
     assert same
+
+    def stuck_in_the_child():
+        if os.getpid() != parent:
+            time.sleep(60)
+        return draw()
+
+    stuck = live.DrawnBeside(stuck_in_the_child)
+    t0 = time.perf_counter()
+    same = stuck(timeout=0.5) == here  # stopped, and drawn here instead
+    assert same and time.perf_counter() - t0 < 30
+    with pytest.raises(ChildProcessError):
+        os.waitpid(stuck.pid, os.WNOHANG)  # the stuck child is gone
     cancelled = live.DrawnBeside(draw)
     cancelled.cancel()
     assert not os.path.exists(cancelled.path)

@@ -99,6 +99,11 @@ def may_draw_beside():
     )
 
 
+# A child drawing the figures longer than this is presumed stuck: stopped, and the figures are
+# drawn in the worker's own process (a paper-size report's take about a second).
+DRAW_TIMEOUT_S = 120
+
+
 class DrawnBeside:
     """The figures drawn in a forked child process, on the second core, while this process
     computes the tables: the whole report is ready in the time of the longer of the two, not of
@@ -127,8 +132,18 @@ class DrawnBeside:
             finally:
                 os._exit(code)
 
-    def __call__(self):
-        _, status = os.waitpid(self.pid, 0)
+    def __call__(self, timeout=None):
+        """The figures' fields, once the child is done; should it fail, or still run after
+        ``timeout`` seconds (default :data:`DRAW_TIMEOUT_S`: stuck), drawn here instead."""
+        deadline = time.monotonic() + (DRAW_TIMEOUT_S if timeout is None else timeout)
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        while pid == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            log.warning("the figures' child process %s is still drawing: drawn here", self.pid)
+            self.cancel()
+            return self.draw()
         gc.unfreeze()
         try:
             if os.waitstatus_to_exitcode(status) == 0:
