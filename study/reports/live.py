@@ -15,6 +15,7 @@ child process where the worker may fork, :class:`DrawnBeside`): until they are, 
 the new tables and says how many votes the figures above it reflect.
 """
 
+import contextlib
 import functools
 import gc
 import json
@@ -125,6 +126,9 @@ class DrawnBeside:
             # No collection in this short life: a collection walks every object the parent
             # made, and each page it touches is copied (twice the drawing's time).
             gc.disable()
+            # Votes and pages come first: the second core is the figures' only when idle.
+            with contextlib.suppress(OSError):
+                os.nice(10)
             code = 1
             try:
                 Path(self.path).write_text(json.dumps(draw()))
