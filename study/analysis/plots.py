@@ -34,6 +34,25 @@ def _figure(nrows: int, ncols: int, figsize: tuple[float, float]):
     return fig, axes
 
 
+def warm_up() -> None:
+    """Draw a small figure to nowhere, as SVG and PNG: loads matplotlib's canvases, fonts and
+    text caches (a few tenths of a second, once per process), so that a process forked
+    afterwards (the live report's figures, study.reports.live) starts with them."""
+    import io
+
+    import matplotlib
+
+    fig, axes = _figure(1, 1, (2.0, 2.0))
+    ax = axes[0, 0]
+    ax.errorbar([0, 1], [0, 1], yerr=[0.1, 0.2], fmt="o-", label="a")
+    ax.scatter([0.2, 0.8], [0.3, 0.6], rasterized=True)
+    ax.set(title="warm", xlabel="x", ylabel="y")
+    ax.legend()
+    for ext in ("svg", "png"):
+        with matplotlib.rc_context({"svg.fonttype": "none"}):
+            fig.savefig(io.BytesIO(), dpi=100, format=ext)
+
+
 def method_order(methods) -> list[str]:
     """Methods in the paper's column order (NN ... SRGAN, HR); unknown ones after, sorted."""
 

@@ -35,7 +35,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from study.analysis import VotesError
+from study.analysis import VotesError, plots
 from study.models import Campaign, ReportCache
 from study.models.report_cache import publish_refresh
 from study.reports import frames, page
@@ -100,6 +100,8 @@ def may_draw_beside():
     )
 
 
+_warm_plots = functools.cache(plots.warm_up)
+
 # A child drawing the figures longer than this is presumed stuck: stopped, and the figures are
 # drawn in the worker's own process (a paper-size report's take about a second).
 DRAW_TIMEOUT_S = 120
@@ -115,6 +117,7 @@ class DrawnBeside:
 
     def __init__(self, draw):
         self.draw = draw
+        _warm_plots()  # the child then starts with matplotlib's fonts and caches loaded
         fd, self.path = tempfile.mkstemp(prefix="srmos-figures-", suffix=".json")
         os.close(fd)
         # The objects made so far are left out of collections until the child is done: a
