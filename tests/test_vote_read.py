@@ -8,22 +8,17 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 
-from study.generation.queue import start_generation
 from study.models import Trial
 from study.protocols.acr import EXTRA_COLUMNS, VOTE_COLUMNS
 from study.reports import frames
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def campaign(make_campaign, eager_celery):
-    campaign = make_campaign()
-    start_generation(campaign)
-    campaign.refresh_from_db()
-    campaign.launch()
-    call_command("simulate_raters", campaign.name, "--raters", "3", "--seed", "4")
-    return campaign
+def campaign(live_campaign):
+    call_command("simulate_raters", live_campaign.name, "--raters", "3", "--seed", "4")
+    return live_campaign
 
 
 def per_row(campaign, people_only=False):
