@@ -242,7 +242,8 @@ def test_figures_left_behind_by_a_stopped_computation_are_asked_for_again(
 
 def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, monkeypatch):
     """The worker's child process draws exactly what this process would; a child that fails or
-    hangs leaves the drawing to this process; a cancelled one leaves no process and no file."""
+    hangs, or a fork refused, leaves the drawing to this process; a cancelled child leaves no
+    process and no file."""
     import os
 
     import matplotlib
@@ -279,6 +280,16 @@ def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, mo
     assert same and time.perf_counter() - t0 < 30
     with pytest.raises(ChildProcessError):
         os.waitpid(stuck.pid, os.WNOHANG)  # the stuck child is gone
+
+    def no_fork():
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    unforked = live.DrawnBeside(draw)
+    same = unforked() == here  # drawn here, after the tables
+    assert same and unforked.pid is None and not os.path.exists(unforked.path)
+    monkeypatch.undo()
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "srmos")
     cancelled = live.DrawnBeside(draw)
     cancelled.cancel()
     assert not os.path.exists(cancelled.path)

@@ -124,24 +124,41 @@ class DrawnBeside:
         # collection writes to every object it walks, and each page written to is copied
         # between the two processes (the parent's tables took half as long again).
         gc.freeze()
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError as exc:  # no memory or no process left for it: drawn here, after
+            log.warning("cannot fork to draw the figures (%s): drawn after the tables", exc)
+            self.pid = None
+            self._done()
+            return
         if self.pid == 0:  # the child
-            # No collection in this short life: a collection walks every object the parent
-            # made, and each page it touches is copied (twice the drawing's time).
-            gc.disable()
-            # Votes and pages come first: the second core is the figures' only when idle.
-            with contextlib.suppress(OSError):
-                os.nice(10)
-            code = 1
-            try:
-                Path(self.path).write_text(json.dumps(draw()))
-                code = 0
-            finally:
-                os._exit(code)
+            self._child()
+
+    def _child(self):
+        # No collection in this short life: a collection walks every object the parent made,
+        # and each page it touches is copied (twice the drawing's time).
+        gc.disable()
+        # Votes and pages come first: the second core is the figures' only when idle.
+        with contextlib.suppress(OSError):
+            os.nice(10)
+        code = 1
+        try:
+            Path(self.path).write_text(json.dumps(self.draw()))
+            code = 0
+        except BaseException:
+            log.exception("the figures' child process failed")
+        finally:
+            os._exit(code)
+
+    def _done(self):
+        gc.unfreeze()
+        Path(self.path).unlink(missing_ok=True)
 
     def __call__(self, timeout=None):
         """The figures' fields, once the child is done; should it fail, or still run after
         ``timeout`` seconds (default :data:`DRAW_TIMEOUT_S`: stuck), drawn here instead."""
+        if self.pid is None:
+            return self.draw()
         deadline = time.monotonic() + (DRAW_TIMEOUT_S if timeout is None else timeout)
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         while pid == 0 and time.monotonic() < deadline:
@@ -151,7 +168,6 @@ class DrawnBeside:
             log.warning("the figures' child process %s is still drawing: drawn here", self.pid)
             self.cancel()
             return self.draw()
-        gc.unfreeze()
         try:
             if os.waitstatus_to_exitcode(status) == 0:
                 log.info("the figures were drawn beside the tables, in process %s", self.pid)
@@ -159,27 +175,27 @@ class DrawnBeside:
             log.warning("the figures' child process failed (status %s): drawn here", status)
             return self.draw()
         finally:
-            Path(self.path).unlink(missing_ok=True)
+            self._done()
 
     def cancel(self):
-        """No figures after all (the tables failed): stop the child."""
-        try:
+        """No figures after all (the tables failed), or a stuck child: stop it."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         os.waitpid(self.pid, 0)
-        gc.unfreeze()
-        Path(self.path).unlink(missing_ok=True)
+        self._done()
 
 
 def _figures(campaign, frame, options, state):
-    """The figures' ReportCache fields: the page's SVGs of these votes. A figure that cannot be
-    drawn leaves the figures out (logged); the tables stand."""
+    """The figures' ReportCache fields: the page's SVGs of these votes. Figures that cannot be
+    drawn are left out (the error logged, with its traceback); the tables stand, and the page is
+    not asked to recompute them again and again."""
     try:
         with tempfile.TemporaryDirectory() as tmp:
             drawn = frames.draw_report_figures(campaign, tmp, ("svg",), frame, options)
             plots = page.plots_from_files(drawn)
-    except (ValueError, VotesError):
+    except Exception:
         log.exception("the figures of campaign %s could not be drawn", campaign.pk)
         plots = []
     return {"figures": plots, "figures_version": state.version, "figures_n_votes": len(frame)}
@@ -202,8 +218,9 @@ def refresh(campaign_id):
     task. Returns whether this call computed. The tables are stored first, so that the page
     shows every number of the new votes while the figures (about half the work) are drawn, in a
     child process on the second core meanwhile where this process may fork
-    (:func:`may_draw_beside`); the figures follow, under the same claim. Votes that arrive meanwhile set the request flag
-    again, and the claim's end publishes one more refresh for them."""
+    (:func:`may_draw_beside`); the figures follow, under the same claim. Votes that arrive
+    meanwhile set the request flag again, and the claim's end publishes one more refresh for
+    them."""
     now = timezone.now()
     free = ReportCache.objects.filter(pk=campaign_id).exclude(
         running_since__gte=now - timedelta(seconds=LEASE_SECONDS)
