@@ -82,6 +82,12 @@ def test_new_votes_appear_in_place_keeping_the_scroll_position(
     assert page.evaluate("() => window.sameDocument") is True and navigations == []
     assert page.locator("table[data-file='raters.csv'] tbody tr").count() == 7
     screenshot(page, "report-live")
+    # The figures follow the tables (stored first) by the page's poll too.
+    page.wait_for_function(
+        "() => !document.querySelector('#figures-behind')"
+        " && !document.querySelector('#report-freshness').innerText.includes('redrawn')",
+        timeout=60_000,
+    )
     # Nothing new: the poll leaves the page alone.
     assert page.evaluate("() => window.srmosReport.refresh()") is False
     assert page.evaluate("() => window.scrollY") == y
@@ -97,3 +103,43 @@ def test_the_page_stops_polling_once_the_campaign_is_closed(
     live_campaign.close()
     page.evaluate("() => window.srmosReport.refresh()")
     assert "no longer live" in page.inner_text("#report-status")
+
+
+def test_figures_behind_the_tables_say_so_until_the_poll_brings_them(
+    live_campaign, researcher, live_server, page, monkeypatch
+):
+    """The worker stores the tables first: while the figures are older, the page says by how
+    many votes, above the previous figures, and its poll brings the new ones."""
+    from study.models import ReportCache
+
+    base = live_server.url
+    simulate(live_campaign, raters=4, seed=4)
+    admin_login(page, base)
+    page.goto(f"{base}/admin/study/campaign/{live_campaign.pk}/report/")
+    assert "36 rating votes from 4 raters" in summary(page)
+    assert page.locator("#report-figures img").count() >= 2
+    # As between the worker's two steps: the tables of 36 votes, the figures of 27.
+    compute_here = live._compute_here
+    monkeypatch.setattr(live, "_compute_here", lambda *args: None)
+    ReportCache.objects.filter(pk=live_campaign.pk).update(
+        figures_version="older", figures_n_votes=27
+    )
+    assert page.evaluate("() => window.srmosReport.refresh()") is True
+    note = page.inner_text("#figures-behind")
+    assert "These figures are as of 27 votes, the tables above as of 36" in note
+    assert "the figures, as of 27, are being redrawn" in page.inner_text("#report-freshness")
+    assert page.locator("#report-figures img").count() >= 2  # the last figures stay meanwhile
+    assert "36 rating votes from 4 raters" in summary(page)
+    screenshot(page, "report-figures-behind")
+    # The figures are drawn (here, by the request, as without a worker): the page's own poll,
+    # every 2 s while anything is being computed, brings them.
+    monkeypatch.setattr(live, "_compute_here", compute_here)
+    page.wait_for_function(
+        "() => !document.querySelector('#figures-behind')"
+        " && !document.querySelector('#report-freshness').innerText.includes('redrawn')",
+        timeout=30_000,
+    )
+    assert "redrawn" not in page.inner_text("#report-freshness")
+    assert page.locator("#report-figures img").count() >= 2
+    row = ReportCache.objects.get(pk=live_campaign.pk)
+    assert row.figures_version == row.version and row.figures_n_votes == 36
