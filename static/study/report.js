@@ -82,6 +82,7 @@
       return false;
     }
     let changed = false;
+    if (freshness && peek.freshness) freshness.textContent = peek.freshness;
     if (peek.changed && peek.version !== version) {
       const next = "?version=" + encodeURIComponent(peek.version);
       const tables = getJSON(root.dataset.fragmentUrl + query).then((reply) => {
@@ -89,6 +90,8 @@
         swap("report-body", reply.html);
         version = reply.version;
         root.dataset.version = version;
+        // The tables' own answer says how fresh they are (it may be newer than the peek's).
+        if (freshness && reply.freshness) freshness.textContent = reply.freshness;
         changed = true;
       });
       const figures = fetchFigures(next);
@@ -103,7 +106,6 @@
       // A vote landed between the two requests: the figures are older than the tables.
       await fetchFigures("?version=" + encodeURIComponent(version));
     }
-    if (freshness && peek.freshness) freshness.textContent = peek.freshness;
     if (peek.computing) again();
     const time = new Date().toLocaleTimeString();
     if (peek.live) say(`Updates in place every 30 s while the campaign is live; checked ${time}.`);
