@@ -94,6 +94,8 @@ class ACR(Protocol):
             columns=["pk", "platform"],
         )
         of_rater = pd.Index(raters["pk"]).get_indexer(np.asarray(c["rater_id"], dtype="int64"))
+        if (of_rater < 0).any():  # a session deleted between the two reads (outside a snapshot)
+            raise ValueError(f"campaign {campaign.name} changed while its votes were read: retry")
         key = np.array([Trial.rater_key(r) for r in raters["pk"]], dtype=object)
         # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated"
         # ones; expected marks gold items (">=4" HR, "<=2" nearest neighbour); position is the
