@@ -191,7 +191,8 @@ def main() -> int:
 
 def paper_campaign_rows():
     """A live ACR campaign of the paper's size in the database: 94 images x 12 methods, 26
-    raters x 1,128 votes each (29,328), scores, PSNR, SSIM, GMSD and HaarPSI drawn at random; rows only, no image files."""
+    raters x 1,128 votes each (29,328), scores, PSNR, SSIM, GMSD and HaarPSI drawn at random;
+    rows only, no image files."""
     import numpy as np
     from django.utils import timezone
 

@@ -29,9 +29,9 @@ class ReportCacheManager(models.Manager):
         starts at once; the votes after it, until the worker claims the request, each cost one
         UPDATE that matches no row, and those that arrive while it computes set the flag once
         more, for one computation after it (study.reports.live.refresh). A burst of votes thus
-        costs at most two computations: its first vote's, and one for the rest. With eager Celery (a
-        demo without a worker, the tests) there is no worker to ask and this costs nothing: the
-        page computes on demand."""
+        costs at most two computations: its first vote's, and one for the rest. With eager
+        Celery (a demo without a worker, the tests) there is no worker to ask and this costs
+        nothing: the page computes on demand."""
         if _eager():
             return False
         now = timezone.now()
