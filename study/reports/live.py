@@ -76,14 +76,11 @@ def compute_tables(campaign, beside=False):
             tables = frames.report_tables(campaign, frame, options)
             body = page.context_from_tables(tables)
             body["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
-        except (ValueError, VotesError) as exc:
-            if isinstance(draw, DrawnBeside):
-                draw.cancel()
+        except BaseException as exc:
+            _stop(draw)
+            if not isinstance(exc, ValueError | VotesError):
+                raise
             return state, {"body": None, "error": str(exc), "n_votes": 0}, None
-        except BaseException:
-            if isinstance(draw, DrawnBeside):
-                draw.cancel()
-            raise
     return state, {"body": body, "error": "", "n_votes": len(frame)}, draw
 
 
@@ -187,6 +184,12 @@ class DrawnBeside:
         self._done()
 
 
+def _stop(draw):
+    """No figures after all: a child drawing them beside the tables is stopped."""
+    if isinstance(draw, DrawnBeside):
+        draw.cancel()
+
+
 def _figures(campaign, frame, options, state):
     """The figures' ReportCache fields: the page's SVGs of these votes. Figures that cannot be
     drawn are left out (the error logged, with its traceback); the tables stand, and the page is
@@ -241,8 +244,7 @@ def refresh(campaign_id):
         try:
             _store(campaign_id, state, fields, time.perf_counter() - t0)
         except BaseException:
-            if isinstance(draw, DrawnBeside):
-                draw.cancel()
+            _stop(draw)
             raise
         if draw is not None:
             _store_figures(campaign_id, state, draw(), time.perf_counter() - t0)
