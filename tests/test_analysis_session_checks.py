@@ -312,3 +312,27 @@ def test_the_command_line_runs_with_or_without_expected_and_position(gold_study,
     raters = pd.read_csv(tmp_path / "out" / "raters.csv").set_index("rater")
     assert raters.loc[MISSER, "gold_failed"] == ("expected" in extra)
     assert raters["retest_distance_min"].notna().all() == ("position" in extra)
+
+
+def test_the_retest_wilcoxon_is_scipys_to_the_last_digit():
+    """The retest table's signed-rank test takes the direct path where scipy enumerates sign
+    flips or approximates; statistic and p must be scipy's own, ties and zeros included."""
+    from scipy import stats
+
+    from study.analysis.session_checks import _scipy_wilcoxon
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for trial in range(600):
+        n = int(rng.integers(1, 120))
+        d = rng.integers(-3, 4, n).astype(float)  # 1-5 score differences: ties and zeros
+        if trial % 3 == 0:
+            d = rng.normal(size=n).round(1)
+        if not (d != 0).any():
+            continue
+        want = stats.wilcoxon(d)
+        got = _scipy_wilcoxon(d)
+        assert got[0] == pytest.approx(want.statistic, rel=1e-12), (n, d)
+        assert got[1] == pytest.approx(want.pvalue, rel=1e-9, abs=1e-15), (n, d)
+        checked += 1
+    assert checked > 550

@@ -83,3 +83,19 @@ def test_no_votes_yet_is_an_empty_frame_with_every_column(make_campaign, eager_c
     campaign = make_campaign()
     frame = campaign.kind.votes(campaign)
     assert frame.empty and list(frame.columns) == [*VOTE_COLUMNS, *EXTRA_COLUMNS, "lr"]
+
+
+def test_the_report_read_is_the_validated_vote_frame(campaign):
+    """The report's read (identifiers as categoricals, times as datetimes) is exactly what
+    validating the exported frame gives: cells, types, categories and order."""
+    from study.analysis import validate_votes
+
+    Trial.objects.filter(pk=Trial.objects.for_analysis(campaign).order_by("pk")[0].pk).update(
+        answered_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)  # a whole second
+    )
+    got = campaign.kind.report_votes(campaign)
+    want = validate_votes(frames.votes_frame(campaign))
+    pd.testing.assert_frame_equal(got, want, check_categorical=True, check_exact=True)
+    assert got.attrs == want.attrs
+    for col in ("rater", "dataset", "image", "method"):
+        assert list(got[col].cat.categories) == sorted(got[col].astype(str).unique())

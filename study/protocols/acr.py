@@ -4,7 +4,14 @@ time, its quality from 1 (bad) to 5 (excellent)."""
 import numpy as np
 import pandas as pd
 
-from study.analysis import draw_figures, mos_table, session_quality, write_report
+from study.analysis import (
+    draw_figures,
+    mos_table,
+    session_quality,
+    validate_votes,
+    write_report,
+)
+from study.analysis.schema import STIMULUS
 from study.models import Candidate, Rater, Trial
 from study.models.order import session_order
 from study.models.protocol import Answer, Protocol, register
@@ -71,10 +78,24 @@ class ACR(Protocol):
         """``rater`` (``r`` + the session's id), ``dataset, image, method, score, kind, repeat,
         timestamp, duration_ms`` (the page's claim), ``server_ms`` (measured), ``flags,
         rater_platform, expected, position, lr``."""
-        trials = Trial.objects.for_analysis(campaign, people_only).order_by("rater_id", "position")
+        return self._votes(campaign, people_only, typed=False)
+
+    def report_votes(self, campaign):
+        """:meth:`votes` as :func:`study.analysis.validate_votes` returns it (every report
+        validates its votes first): identifiers read as categoricals and times as datetimes,
+        so that the validation is a pass over a handful of categories, not over every vote's
+        text (a paper-size report's read and validation: 0.07 s instead of 0.12 s)."""
+        frame = self._votes(campaign, False, typed=True)
+        return validate_votes(frame) if len(frame) else frame
+
+    def _votes(self, campaign, people_only, typed):
+        # Ordered by session and position here, not by the database: its sort of a paper-size
+        # study's rows took 20 ms, numpy's takes one (the pair is unique: the same order).
+        trials = Trial.objects.for_analysis(campaign, people_only).order_by()
         c = trials.columns(
             *("rater_id", "candidate_id", "score", "kind", "repeat", "answered_at"),
             *("duration_ms", "server_ms", "flags", "expected", "position"),
+            iso=not typed,
         )
         # Names and platforms joined here from a row per candidate and per session, not per
         # vote (the strings of a join per vote were most of the read's time).
@@ -97,20 +118,25 @@ class ACR(Protocol):
         if (of_rater < 0).any():  # a session deleted between the two reads (outside a snapshot)
             raise ValueError(f"campaign {campaign.name} changed while its votes were read: retry")
         key = np.array([Trial.rater_key(r) for r in raters["pk"]], dtype=object)
+        joined = _categorical if typed and len(at) else (lambda labels, rows: labels[rows])
         # rater_platform tells real sessions ("link", "prolific", "mturk"...) from "simulated"
         # ones; expected marks gold items (">=4" HR, "<=2" nearest neighbour); position is the
         # trial's place in its session (retest distances).
         cells = {
-            "rater": key[of_rater],
-            **{k: names[k].to_numpy(dtype=object)[at] for k in ("dataset", "image", "method")},
+            "rater": joined(key, of_rater),
+            **{k: joined(names[k].to_numpy(dtype=object), at) for k in STIMULUS},
             **{k: c[k] for k in ("score", "kind", "repeat")},
-            "timestamp": c["answered_at"],
+            "timestamp": _utc_times(c["answered_at"]) if typed else c["answered_at"],
             **{k: c[k] for k in ("duration_ms", "server_ms", "flags")},
             "rater_platform": raters["platform"].to_numpy(dtype=object)[of_rater],
             **{k: c[k] for k in ("expected", "position")},
         }
         # No votes: every column of text type, as a frame of no rows has them.
         frame = pd.DataFrame(cells if len(at) else [], columns=[*VOTE_COLUMNS, *EXTRA_COLUMNS])
+        order = np.lexsort(
+            (np.asarray(c["position"], dtype="int64"), raters["pk"].to_numpy()[of_rater])
+        )
+        frame = frame.take(order).reset_index(drop=True)
         # How the LR inputs were made travels with every export, per method: imported results
         # may have been made from other LR images than the campaign's (Method.lr_input).
         frame["lr"] = frame["method"].map(campaign.lr_by_method()).astype(object)
@@ -152,3 +178,20 @@ class ACR(Protocol):
 
 
 ACR_PROTOCOL = register(ACR())
+
+
+def _categorical(labels, rows):
+    """``labels[rows]`` as :func:`study.analysis.validate_votes` types an identifier: a
+    categorical of the labels that occur, as text, in sorted order; made from the labels (a
+    row per candidate or session), not from every vote's text."""
+    names, code = np.unique(labels.astype(str), return_inverse=True)
+    used, codes = np.unique(code[rows], return_inverse=True)
+    return pd.Categorical.from_codes(codes, names[used].astype(object))
+
+
+def _utc_times(micros):
+    """Integer microseconds since 1970 (None: unanswered) as UTC datetimes."""
+    known = np.array([m is not None for m in micros], dtype=bool)
+    values = np.array([m if m is not None else 0 for m in micros], dtype="int64")
+    times = pd.to_datetime(values, unit="us", utc=True)
+    return times.where(known)

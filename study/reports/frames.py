@@ -238,7 +238,7 @@ def rating_votes(campaign):
 
 def votes_to_report(campaign):
     """The campaign's analysis frame; ValueError when there is nothing to report yet."""
-    frame = votes_frame(campaign)
+    frame = campaign.kind.report_votes(campaign)
     if frame.empty:
         noun = "comparisons" if campaign.kind.analysis == "comparisons" else "votes"
         raise ValueError(f"campaign {campaign.name} has no {noun} yet: nothing to report")
