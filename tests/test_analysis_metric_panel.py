@@ -190,7 +190,7 @@ def test_a_failing_fit_falls_back_to_a_line_and_says_so_in_words(monkeypatch):
     def no_fit(*args, **kwargs):
         raise ValueError("Residuals are not finite in the initial point.")
 
-    monkeypatch.setattr("scipy.optimize.least_squares", no_fit)
+    monkeypatch.setattr("scipy.optimize.leastsq", no_fit)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(2, 12))
     assert fit_logistic(x, y)[0] is None
@@ -372,3 +372,40 @@ def test_its_mappings_and_their_curves_are_monotonic(tmp_path, monkeypatch):
     panel_figure(stim, obj, ["good", "hump", "contrary"], tmp_path / "p.png")
     assert len(drawn.curves) == 3
     assert all(monotonic(x, y) for x, y in drawn.curves)
+
+
+def test_the_logistic_fit_is_scipys_least_squares_to_the_last_bit():
+    """The fit calls MINPACK through leastsq (no bookkeeping per evaluation) with the settings
+    least_squares(method="lm") uses: the same iterates, whatever the data's shape."""
+    import warnings
+
+    from scipy import optimize
+
+    from study.analysis.mapping import _least_squares, _logistic_jacobian, vqeg_logistic
+
+    rng = np.random.default_rng(3)
+    for k in range(40):
+        n = int(rng.integers(6, 600))
+        x = rng.normal(size=n)
+        y = [rng.normal(3, 0.5, n), 3 + 1.5 * np.tanh(x * rng.uniform(0.2, 3)), 3 + np.sin(2 * x)][
+            k % 3
+        ] + rng.normal(0, 0.2, n)
+        for p0, free, cap in (([np.ptp(y), 1.0, 0.0, 0.0, y.mean()], [0, 1, 2, 3, 4], 200),
+                              ([1.0, 1.0, 0.0, 0.0, y.mean()], [0, 1, 2, 4], 60)):  # fmt: skip
+            start = np.array(p0, dtype=float)
+
+            def full(b, start=start, free=free):
+                p = start.copy()
+                p[free] = b
+                return p
+
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                want = optimize.least_squares(
+                    lambda b, full=full: vqeg_logistic(x, *full(b)) - y,
+                    start[free],
+                    jac=lambda b, full=full, free=free: _logistic_jacobian(x, *full(b))[:, free],
+                    method="lm",
+                    max_nfev=cap,
+                ).x
+            assert np.array_equal(_least_squares(x, y, p0, free, cap), full(want)), (k, free)

@@ -44,27 +44,77 @@ def _least_squares(
     xs: np.ndarray, y: np.ndarray, p0, free: list[int], max_nfev: int = _MAX_EVALUATIONS
 ) -> np.ndarray:
     """Levenberg-Marquardt on the parameters ``free`` of :func:`vqeg_logistic` (others at p0),
-    with the analytic Jacobian; its best iterate, all five parameters."""
+    with the analytic Jacobian; its best iterate, all five parameters.
+
+    MINPACK's lmder, called as ``scipy.optimize.least_squares(method="lm")`` calls it (the same
+    tolerances, step bound and scaling: the same iterates, to the last bit), through
+    ``leastsq``, which adds no bookkeeping per evaluation; the Jacobian reuses the logistic of
+    the residual just evaluated at the same point. A paper-size report's fits took a third of
+    the time."""
     start = np.array(p0, dtype=float)
-    cols = slice(None) if len(free) == len(start) else free  # all five: no copy per step
-
-    def full(b):
-        if cols == slice(None):
-            return b
-        p = start.copy()
-        p[free] = b
-        return p
-
+    cols = list(free)
+    model = _Logistic(xs, y, start, cols)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        b = optimize.least_squares(
-            lambda b: vqeg_logistic(xs, *full(b)) - y,
+        if not np.all(np.isfinite(model.residual(start[cols]))):  # as least_squares refuses it
+            raise ValueError("Residuals are not finite in the initial point.")
+        b = optimize.leastsq(
+            model.residual,
             start[cols],
-            jac=lambda b: _logistic_jacobian(xs, *full(b))[:, cols],
-            method="lm",
-            max_nfev=max_nfev,
-        ).x
-    return full(b)
+            Dfun=model.jacobian,
+            full_output=True,
+            col_deriv=True,
+            # least_squares' defaults for "lm" since SciPy 1.16 (x_scale="jac": diag None)
+            ftol=1e-8,
+            xtol=1e-8,
+            gtol=1e-8,
+            maxfev=max_nfev,
+            factor=100.0,
+            diag=None,
+        )[0]
+    return model.full(np.atleast_1d(b))
+
+
+class _Logistic:
+    """The residuals of :func:`vqeg_logistic` and their Jacobian in the free parameters, for
+    MINPACK: the same arithmetic as :func:`vqeg_logistic` and :func:`_logistic_jacobian`, with
+    the logistic of the last point kept for the Jacobian that follows it."""
+
+    def __init__(self, xs, y, start, cols):
+        self.xs, self.y, self.start, self.cols = xs, y, start, cols
+        self.all = len(cols) == len(start)
+        self._at, self._s = None, None
+
+    def full(self, b):
+        if self.all:
+            return np.array(b, dtype=float)
+        p = self.start.copy()
+        p[self.cols] = b
+        return p
+
+    def _logistic(self, p):
+        at = p.tobytes()
+        if at != self._at:
+            self._at = at
+            self._s = 1.0 / (1.0 + np.exp(np.clip(p[1] * (self.xs - p[2]), -500, 500)))
+        return self._s
+
+    def residual(self, b):
+        p = self.full(b)
+        b1, _, _, b4, b5 = p
+        return b1 * (0.5 - self._logistic(p)) + b4 * self.xs + b5 - self.y
+
+    def jacobian(self, b):
+        p = self.full(b)
+        b1, b2, b3, _, _ = p
+        s = self._logistic(p)
+        ds = b1 * s * (1.0 - s)
+        # A row per parameter (col_deriv): MINPACK's own layout, no transposed copy.
+        out = np.empty((len(self.cols), len(self.xs)))
+        columns = (lambda: 0.5 - s, lambda: ds * (self.xs - b3), lambda: -ds * b2)
+        for j, c in enumerate(self.cols):
+            out[j] = columns[c]() if c < 3 else self.xs if c == 3 else 1.0
+        return out
 
 
 # From _logistic_start, the 4-parameter fit is within 1% of its optimum's squared error after

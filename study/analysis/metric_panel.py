@@ -155,9 +155,12 @@ def _lacking(m: pd.DataFrame, metrics) -> dict[str, int]:
     return dict(zip(metrics, (~np.isfinite(others)).sum(axis=0).tolist(), strict=True))
 
 
-def _fits(stim, objective, metrics, levels, seed: int = 0):
+def _fits(stim, objective, metrics, levels, seed: int = 0, only=None):
     """The one judgement every output derives from: a :class:`Scope` per level and dataset
-    (pooled "all" first when there are several), and the metrics left out for lack of values."""
+    (pooled "all" first when there are several), and the metrics left out for lack of values.
+
+    ``only``: judge just this dataset's scope ("all": the pooled one), or with :data:`FIRST`
+    just the first (what a figure of the pooled points draws), not every scope."""
     obj, metrics = _validate(objective, metrics)
     m, valued = _stimuli(stim, obj, metrics)
     scopes = []
@@ -165,7 +168,10 @@ def _fits(stim, objective, metrics, levels, seed: int = 0):
         if level not in ("stimulus", "method"):
             raise ValueError(f"level must be 'stimulus' or 'method', got {level!r}")
         whole = [("all", m)] if m["dataset"].nunique() > 1 else []
-        for ds, g in whole + list(m.groupby("dataset", sort=True)):
+        groups = whole + list(m.groupby("dataset", sort=True))
+        if only is not None:
+            groups = groups[:1] if only is FIRST else [(d, g) for d, g in groups if d == only]
+        for ds, g in groups:
             points = _points(g, valued, level)
             y, ci = points["mos"].to_numpy(float), points["ci95"].to_numpy(float)
             counts = excluded_counts(g, None if level == "stimulus" else ["dataset", "method"])
@@ -177,6 +183,10 @@ def _fits(stim, objective, metrics, levels, seed: int = 0):
                     fits[c].judged["note"] = _join(fits[c].judged["note"], why)
             scopes.append(Scope(ds, level, y, ci, fits, counts))
     return scopes, [c for c in metrics if c not in valued]
+
+
+# _fits(only=FIRST): the first scope alone (the pooled one where there are several datasets).
+FIRST = object()
 
 
 def _join(*notes: str) -> str:

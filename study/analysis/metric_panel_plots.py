@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .mapping import vqeg_logistic
-from .metric_panel import _fits
+from .metric_panel import FIRST, _fits
 from .panel_base import LOWER_IS_BETTER, Fit, label
 from .plots import _figure, _margins
 
@@ -51,11 +51,17 @@ def panel_figure(
     Returns:
         The path written.
     """
-    scopes = {s.dataset: s for s in _fits(stim_table, objective, list(metrics), [level])[0]}
+    # Only the scope drawn is judged (the pooled one of three datasets is a quarter of them).
+    only = FIRST if dataset is None else dataset
+    scopes = {
+        s.dataset: s for s in _fits(stim_table, objective, list(metrics), [level], only=only)[0]
+    }
+    if dataset is not None and dataset not in scopes:
+        known = {s.dataset for s in _fits(stim_table, objective, list(metrics), [level])[0]}
+        if known:
+            raise ValueError(f"no dataset {dataset!r} among {', '.join(map(str, known))}")
     if not scopes or not any(len(s.y) for s in scopes.values()):
         raise ValueError("no stimulus has both a MOS and a metric value: nothing to draw")
-    if dataset is not None and dataset not in scopes:
-        raise ValueError(f"no dataset {dataset!r} among {', '.join(map(str, scopes))}")
     scope = scopes[dataset] if dataset is not None else next(iter(scopes.values()))
     if not scope.fits:
         raise ValueError("no metric has a value for a stimulus with a MOS: nothing to draw")
