@@ -374,38 +374,49 @@ def test_its_mappings_and_their_curves_are_monotonic(tmp_path, monkeypatch):
     assert all(monotonic(x, y) for x, y in drawn.curves)
 
 
-def test_the_logistic_fit_is_scipys_least_squares_to_the_last_bit():
-    """The fit calls MINPACK through leastsq (no bookkeeping per evaluation) with the settings
-    least_squares(method="lm") uses: the same iterates, whatever the data's shape."""
+def _least_squares_lm(x, y, p0, free, cap):
+    """The fit as scipy.optimize.least_squares(method="lm") makes it, all five parameters."""
     import warnings
 
     from scipy import optimize
 
-    from study.analysis.mapping import _least_squares, _logistic_jacobian, vqeg_logistic
+    from study.analysis.mapping import _logistic_jacobian, vqeg_logistic
+
+    start = np.array(p0, dtype=float)
+
+    def full(b):
+        p = start.copy()
+        p[free] = b
+        return p
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        b = optimize.least_squares(
+            lambda b: vqeg_logistic(x, *full(b)) - y,
+            start[free],
+            jac=lambda b: _logistic_jacobian(x, *full(b))[:, free],
+            method="lm",
+            max_nfev=cap,
+        ).x
+    return full(b)
+
+
+def test_the_logistic_fit_is_scipys_least_squares_to_the_last_bit():
+    """The fit calls MINPACK through leastsq (no bookkeeping per evaluation) with the settings
+    least_squares(method="lm") uses: the same iterates, whatever the data's shape."""
+    from study.analysis.mapping import _least_squares
 
     rng = np.random.default_rng(3)
     for k in range(40):
         n = int(rng.integers(6, 600))
         x = rng.normal(size=n)
-        y = [rng.normal(3, 0.5, n), 3 + 1.5 * np.tanh(x * rng.uniform(0.2, 3)), 3 + np.sin(2 * x)][
-            k % 3
-        ] + rng.normal(0, 0.2, n)
+        shape = [
+            rng.normal(3, 0.5, n),
+            3 + 1.5 * np.tanh(x * rng.uniform(0.2, 3)),
+            3 + np.sin(2 * x),
+        ]
+        y = shape[k % 3] + rng.normal(0, 0.2, n)
         for p0, free, cap in (([np.ptp(y), 1.0, 0.0, 0.0, y.mean()], [0, 1, 2, 3, 4], 200),
                               ([1.0, 1.0, 0.0, 0.0, y.mean()], [0, 1, 2, 4], 60)):  # fmt: skip
-            start = np.array(p0, dtype=float)
-
-            def full(b, start=start, free=free):
-                p = start.copy()
-                p[free] = b
-                return p
-
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                want = optimize.least_squares(
-                    lambda b, full=full: vqeg_logistic(x, *full(b)) - y,
-                    start[free],
-                    jac=lambda b, full=full, free=free: _logistic_jacobian(x, *full(b))[:, free],
-                    method="lm",
-                    max_nfev=cap,
-                ).x
-            assert np.array_equal(_least_squares(x, y, p0, free, cap), full(want)), (k, free)
+            want = _least_squares_lm(x, y, p0, free, cap)
+            assert np.array_equal(_least_squares(x, y, p0, free, cap), want), (k, free)
