@@ -100,6 +100,8 @@ def score_distribution(
 
     ``prefix`` goes before each title (:data:`SIMULATED_PREFIX` for simulated votes)."""
     from matplotlib import colormaps
+    from matplotlib.collections import PolyCollection
+    from matplotlib.patches import Patch
 
     r = votes[votes["kind"] == "rating"]
     datasets = sorted(r["dataset"].unique())
@@ -114,12 +116,22 @@ def score_distribution(
         c = counts.loc[ds].unstack(fill_value=0).reindex(index=ms)
         share = c.div(c.sum(axis=1), axis=0)
         bottom = np.zeros(len(ms))
+        left = np.arange(len(ms)) - 0.4
         for k, col in zip(range(1, 6), colors, strict=True):
             h = share[float(k)].to_numpy() if float(k) in share.columns else np.zeros(len(ms))
-            ax.bar(range(len(ms)), h, bottom=bottom, color=col, label=str(k), width=0.8)
+            # A score's bars as one collection of rectangles (ax.bar's, 0.8 wide): a paper-size
+            # figure's 800 bars drawn as 15 collections take a third of the time.
+            corners = np.stack([left, left + 0.8, left + 0.8, left], axis=1)
+            heights = np.stack([bottom, bottom, bottom + h, bottom + h], axis=1)
+            bars = PolyCollection(
+                np.stack([corners, heights], axis=2), facecolors=[col], linewidths=0
+            )
+            ax.add_collection(bars, autolim=False)
             bottom += h
         for i, m in enumerate(ms):
             ax.text(i, 1.02, f"{means[(ds, m)]:.2f}", ha="center", va="bottom", fontsize=7)
+        pad = 0.05 * (len(ms) - 0.2)  # ax.bar's margins: 5% of the bars' span each side
+        ax.set_xlim(-0.4 - pad, len(ms) - 0.6 + pad)
         ax.set_ylim(0, 1.15)
         ax.set_xticks(range(len(ms)), ms, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("share of votes")
@@ -127,10 +139,10 @@ def score_distribution(
             f"{prefix}{ds}: scores per method, MOS on top (n={int(c.to_numpy().sum())})",
             fontsize=9,
         )
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles = [Patch(facecolor=col) for col in colors]
     fig.legend(
         handles,
-        labels,
+        [str(k) for k in range(1, 6)],
         title="score",
         ncol=5,
         fontsize=7,
