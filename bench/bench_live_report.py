@@ -9,7 +9,10 @@ in the same process, as a cpu worker runs it:
 - ACR at paper size in the database: 94 images x 12 methods, 26 raters x 1,128 votes, PSNR,
   SSIM, GMSD and HaarPSI per candidate. A vote arrives: first the page's poll and fragment,
   which show the MOS of every vote so far above the stale report at once; then, as below, the
-  worker's recomputation of the whole report.
+  worker's recomputation of the whole report;
+- ACR of the same size on the paper's design: Set5, Set14 and BSD100 (5, 14 and 100 images)
+  with 12, 12 and 9 methods, so that the metric panel judges the pooled stimuli and each
+  dataset's.
 
 For each: the poll with no new vote (``fragment/?peek=1``), the page's requests right after a
 vote (peek, then tables and figures, answered from the cache while the worker recomputes), the
@@ -141,6 +144,7 @@ def main() -> int:
     setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.db.models import Max
     from django.test import Client
 
     from study.models import ReportCache, Trial
@@ -185,65 +189,92 @@ def main() -> int:
         one_more_vote,
         repeat=3,
     )
+    # The same size on the paper's three datasets: the metric panel judges each metric on the
+    # pooled stimuli and on each dataset's, at both levels (four times the fits).
+    design = paper_campaign_rows("bench-live-paper-design", PAPER_DESIGN)
+    last = Trial.objects.filter(rater__campaign=design).aggregate(Max("position"))["position__max"]
+    Trial.objects.filter(rater__campaign=design, position=last).update(score=None, answered_at=None)
+    pending = iter(Trial.objects.filter(rater__campaign=design, score__isnull=True))
+    n = Trial.objects.answered().filter(rater__campaign=design).count()
+    measure(
+        f"ACR, the paper's design (Set5/Set14/BSD100 x 12/12/9 methods, {n} votes, PSNR, SSIM, "
+        "GMSD, HaarPSI) in the database",
+        design,
+        client,
+        one_more_vote,
+        repeat=3,
+    )
     ReportCache.objects.filter(campaign__name__startswith="bench-live-").delete()
     return 0
 
 
-def paper_campaign_rows():
-    """A live ACR campaign of the paper's size in the database: 94 images x 12 methods, 26
-    raters x 1,128 votes each (29,328), scores, PSNR, SSIM, GMSD and HaarPSI drawn at random;
-    rows only, no image files."""
+# The SRGAN paper's design: Set5 and Set14 with 12 methods, BSD100 with 9 (1,128 stimuli).
+PAPER_DESIGN = (("Set5", 5, 12), ("Set14", 14, 12), ("BSD100", 100, 9))
+
+
+def paper_campaign_rows(name="bench-live-paper", design=(("bench-live-paper", 94, 12),)):
+    """A live ACR campaign of the paper's size in the database: by default one dataset of 94
+    images x 12 methods (``design``: (dataset, images, methods) per dataset; PAPER_DESIGN is
+    the paper's three), 26 raters x 1,128 votes each (29,328), scores, PSNR, SSIM, GMSD and
+    HaarPSI drawn at random; rows only, no image files."""
     import numpy as np
     from django.utils import timezone
 
     from study.models import Campaign, Candidate, Dataset, Method, Rater, SourceImage, Trial
 
-    existing = Campaign.objects.filter(name="bench-live-paper").first()
+    existing = Campaign.objects.filter(name=name).first()
     if existing is not None:
         return existing
-    ds = Dataset.objects.create(name="bench-live-paper")
-    SourceImage.objects.bulk_create(
-        SourceImage(
-            dataset=ds,
-            name=f"i{i:03d}",
-            original_name=f"i{i}.png",
-            file="x.png",
-            width=64,
-            height=64,
-            sha256=f"{i:064d}",
-        )
-        for i in range(94)
-    )
     methods = [
         Method.objects.get_or_create(
             slug=f"bench-m{k}", defaults={"name": f"m{k}", "kind": Method.IMPORTED}
         )[0]
-        for k in range(12)
+        for k in range(max(n for _, _, n in design))
     ]
     c = Campaign.objects.create(
-        name="bench-live-paper", status=Campaign.LIVE, rater_links=0, metrics=["gmsd", "haarpsi"]
+        name=name, status=Campaign.LIVE, rater_links=0, metrics=["gmsd", "haarpsi"]
     )
-    c.datasets.add(ds)
     c.methods.set(methods)
     rng, now = np.random.default_rng(0), timezone.now()
-    # PSNR, SSIM and the default metric panel drawn at random, as bench_report's: the logistic
-    # fits meet points with no relation to MOS, their worst case.
-    Candidate.objects.bulk_create(
-        Candidate(
-            campaign=c,
-            image=image,
-            method=m,
-            status="done",
-            file="x.png",
-            width=64,
-            height=64,
-            psnr=float(rng.uniform(20, 35)),
-            ssim=float(rng.uniform(0.5, 1)),
-            metrics={"gmsd": float(rng.uniform(0, 0.3)), "haarpsi": float(rng.uniform(0.3, 1))},
+    datasets = []
+    for ds_name, n_images, _ in design:
+        ds = Dataset.objects.create(name=f"{name}-{ds_name}" if len(design) > 1 else ds_name)
+        SourceImage.objects.bulk_create(
+            SourceImage(
+                dataset=ds,
+                name=f"i{i:03d}",
+                original_name=f"i{i}.png",
+                file="x.png",
+                width=64,
+                height=64,
+                sha256=f"{ds.pk:032d}{i:032d}",
+            )
+            for i in range(n_images)
         )
-        for image in ds.images.all()
-        for m in methods
-    )
+        datasets.append(ds)
+    c.datasets.set(datasets)  # before any candidate: the design is frozen once they exist
+    for ds, (_, _, n_methods) in zip(datasets, design, strict=True):
+        # PSNR, SSIM and the default metric panel drawn at random, as bench_report's: the
+        # logistic fits meet points with no relation to MOS, their worst case.
+        Candidate.objects.bulk_create(
+            Candidate(
+                campaign=c,
+                image=image,
+                method=m,
+                status="done",
+                file="x.png",
+                width=64,
+                height=64,
+                psnr=float(rng.uniform(20, 35)),
+                ssim=float(rng.uniform(0.5, 1)),
+                metrics={
+                    "gmsd": float(rng.uniform(0, 0.3)),
+                    "haarpsi": float(rng.uniform(0.3, 1)),
+                },
+            )
+            for image in ds.images.all()
+            for m in methods[:n_methods]
+        )
     candidates = list(c.candidates.values_list("pk", flat=True))
     for r in range(26):
         rater = Rater.objects.create(campaign=c, label=f"r{r}", n_trials=len(candidates) + 1)
