@@ -274,7 +274,7 @@ def test_a_failed_fit_reads_as_a_sentence(live_campaign, client, researcher, mon
     def no_fit(*args, **kwargs):
         raise ValueError("Residuals are not finite in the initial point.")
 
-    monkeypatch.setattr("scipy.optimize.least_squares", no_fit)
+    monkeypatch.setattr("scipy.optimize.leastsq", no_fit)
     # The subject model stopped after one iteration: unconverged, said in words too.
     monkeypatch.setattr(analysis_report, "p910_mle", functools.partial(p910_mle, max_iter=1))
     # PSNR/SSIM only: the page then shows correlation.csv, where a failed fit leaves a gap (the

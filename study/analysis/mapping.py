@@ -95,25 +95,44 @@ class _Logistic:
     def _logistic(self, p):
         at = p.tobytes()
         if at != self._at:
+            # vqeg_logistic's 1 / (1 + exp(clip(b2 (x - b3)))), operation for operation, in place
             self._at = at
-            self._s = 1.0 / (1.0 + np.exp(np.clip(p[1] * (self.xs - p[2]), -500, 500)))
+            t = self.xs - p[2]
+            t *= p[1]
+            np.maximum(t, -500.0, out=t)
+            np.minimum(t, 500.0, out=t)
+            np.exp(t, out=t)
+            t += 1.0
+            self._s = np.divide(1.0, t, out=t)
         return self._s
 
     def residual(self, b):
         p = self.full(b)
-        b1, _, _, b4, b5 = p
-        return b1 * (0.5 - self._logistic(p)) + b4 * self.xs + b5 - self.y
+        b1, _, _, b4, b5 = p.tolist()
+        r = 0.5 - self._logistic(p)
+        r *= b1
+        r += b4 * self.xs
+        r += b5
+        r -= self.y
+        return r
 
     def jacobian(self, b):
         p = self.full(b)
-        b1, b2, b3, _, _ = p
+        b1, b2, b3, _, _ = p.tolist()
         s = self._logistic(p)
-        ds = b1 * s * (1.0 - s)
+        ds = b1 * s
+        ds *= 1.0 - s
         # A row per parameter (col_deriv): MINPACK's own layout, no transposed copy.
         out = np.empty((len(self.cols), len(self.xs)))
-        columns = (lambda: 0.5 - s, lambda: ds * (self.xs - b3), lambda: -ds * b2)
         for j, c in enumerate(self.cols):
-            out[j] = columns[c]() if c < 3 else self.xs if c == 3 else 1.0
+            if c == 0:
+                np.subtract(0.5, s, out=out[j])
+            elif c == 1:
+                np.multiply(ds, np.subtract(self.xs, b3, out=out[j]), out=out[j])
+            elif c == 2:
+                np.multiply(np.negative(ds, out=out[j]), b2, out=out[j])
+            else:
+                out[j] = self.xs if c == 3 else 1.0
         return out
 
 
