@@ -3,6 +3,7 @@ waits for the analysis beyond its budget (it shows the last report, or "computin
 and a burst of votes costs at most two recomputations (its first vote's and one for the rest), not
 one per vote."""
 
+import json
 import time
 
 import pytest
@@ -127,8 +128,8 @@ def test_a_worker_computes_the_report_and_a_request_never_waits_for_it(
     assert "mos-now" not in newer["html"]  # fresh: the report's own MOS table is the current one
     log = worker.log.read_text()
     assert "refresh_report" in log
-    # The worker's process forked a child that drew the figures while it computed the tables.
-    assert "the figures were drawn beside the tables, in process" in log
+    # The worker's process forked children that computed parts of the tables meanwhile.
+    assert "the method comparisons computed beside, in process" in log
 
 
 @pytest.mark.redis
@@ -254,7 +255,7 @@ def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, mo
     state, fields, draw = live.compute_tables(campaign)
     here = draw()
     assert len(here["figures"]) >= 2 and here["figures_n_votes"] == 54
-    beside = live.DrawnBeside(draw)
+    beside = live.Beside(draw)
     same = beside() == here  # byte for byte (a failed == would print megabytes of SVG)
     assert same
     assert not os.path.exists(beside.path)
@@ -266,7 +267,7 @@ def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, mo
             raise RuntimeError("out of memory, say")
         return draw()
 
-    same = live.DrawnBeside(fails_in_the_child)() == here  # drawn here instead
+    same = live.Beside(fails_in_the_child)() == here  # drawn here instead
     assert same
 
     def stuck_in_the_child():
@@ -274,7 +275,7 @@ def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, mo
             time.sleep(60)
         return draw()
 
-    stuck = live.DrawnBeside(stuck_in_the_child)
+    stuck = live.Beside(stuck_in_the_child)
     t0 = time.perf_counter()
     same = stuck(timeout=0.5) == here  # stopped, and drawn here instead
     assert same and time.perf_counter() - t0 < 30
@@ -285,13 +286,46 @@ def test_figures_drawn_beside_the_tables_are_the_figures_drawn_here(campaign, mo
         raise OSError(12, "Cannot allocate memory")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    unforked = live.DrawnBeside(draw)
+    unforked = live.Beside(draw)
     same = unforked() == here  # drawn here, after the tables
     assert same and unforked.pid is None and not os.path.exists(unforked.path)
     monkeypatch.undo()
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "srmos")
-    cancelled = live.DrawnBeside(draw)
+    cancelled = live.Beside(draw)
     cancelled.cancel()
     assert not os.path.exists(cancelled.path)
     with pytest.raises(ChildProcessError):
         os.waitpid(cancelled.pid, os.WNOHANG)  # reaped: no zombie left
+
+
+def test_a_rating_report_split_over_two_processes_is_the_report_computed_here(
+    campaign, monkeypatch, caplog
+):
+    """Where the worker may fork, a child computes the method comparisons and the metric panel
+    while the worker screens the raters, and the figures are drawn from what the tables
+    computed, the metric panel's in a child again: the same tables and figures, byte for byte,
+    as one process computing everything."""
+    import logging
+
+    import matplotlib
+
+    from study.reports import live
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "srmos")  # no random ids in SVGs
+    _, here, draw = live.compute_tables(campaign)
+    figures_here = draw()
+    with caplog.at_level(logging.INFO, logger="study.reports.live"):
+        _, split, draw = live.compute_tables(campaign, beside=True)
+        figures_split = draw()
+    for fields in (here, split):
+        fields["body"]["manifest"].pop("created_utc")  # the second each was computed in
+    assert json.dumps(split, sort_keys=True) == json.dumps(here, sort_keys=True)
+    assert any(f["title"].startswith("MOS against each metric") for f in figures_here["figures"])
+    same = figures_split == figures_here  # (a failed == would print megabytes of SVG)
+    assert same
+    for part in (
+        "the method comparisons",
+        "the metric panel's stimuli",
+        "the metric panel's figure",
+    ):
+        assert f"{part} computed beside" in caplog.text

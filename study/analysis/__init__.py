@@ -28,6 +28,7 @@ _EXPORTS = {
     "krippendorff_alpha": "reliability",
     "reliability_table": "reliability",
     "draw_figures": "report",
+    "draw_figures_of": "report",
     "table2": "report",
     "write_report": "report",
     "VotesError": "schema",

@@ -59,6 +59,13 @@ def write_metric_panel(
     return [_against_psnr(comparisons, metric) for metric in metrics[2:]]
 
 
+def panel_level(stim: pd.DataFrame, obj: pd.DataFrame, metrics, level: str) -> pd.DataFrame:
+    """The live page's ``metric_panel.csv`` rows of one level ("stimulus" or "method"), as
+    :func:`write_metric_panel` (``full=False``) judges them: the stimulus level's rows and then
+    the method level's are its table."""
+    return judge_panel(stim, obj, metrics, n_boot=0, compare=False, levels=(level,))[0]
+
+
 def _against_psnr(comparisons: pd.DataFrame, metric: str) -> str:
     """The paper's sentence for one metric against PSNR (pooled stimuli, SROCC, paired
     bootstrap), or why there is none."""

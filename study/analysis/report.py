@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from .manifest import _excluded, _manifest
 from .mos import summarize, with_general_interval
 from .objective import method_ranking, objective_correlation, validate_objective
 from .order import sort_rows
-from .panel_report import draw_metric_panel, panel_metrics, write_metric_panel
+from .panel_report import draw_metric_panel, panel_level, panel_metrics, write_metric_panel
 from .paper_tests import friedman, pairwise_tests
 from .pilots import simulation
 from .power import power_table
@@ -74,6 +75,8 @@ def write_report(
     downloads: bool = True,
     score_name: str = "mos",
     tables: dict | None = None,
+    beside: Callable | None = None,
+    figure_inputs: dict | None = None,
 ) -> dict[str, Path]:
     """Analyse ``votes`` and write every table and plot into ``out_dir``.
 
@@ -115,6 +118,15 @@ def write_report(
     downloads : bool
         False leaves out the files only a download needs (``votes.csv``,
         ``significance_by_rater.csv``, ``dataset_sureal.json``), as a live report page does.
+    beside : callable, optional
+        ``beside(work, what)`` starts ``work`` (no arguments, a picklable result) elsewhere,
+        say in a child process, and returns a function that waits for its result (and may have
+        a ``cancel()``); the method comparisons and the metric panel are computed so while
+        this call screens the raters (the live page's worker: half the tables on each core).
+        Default: computed here; the tables are the same either way.
+    figure_inputs : dict, optional
+        Filled with what the figures are drawn from (the rating votes, ``mos``, the objective
+        metrics, the per-stimulus MOS...), for :func:`draw_figures_of`.
 
     Returns
     -------
@@ -164,14 +176,50 @@ def write_report(
     stim = summarize(r, ("dataset", "image", "method"), ci, order)
     put("mos.csv", mos)
     put("mos_per_stimulus.csv", stim)
-    raters, quality = _write_raters(put, v, r, ci, min_var, order)
-    if not quality.attrs.get("converged", True):
-        notes.append(_unconverged_note(quality.attrs["n_iter"]))
-    verdicts = _write_comparisons(put, r, pairing, order, by_rater=downloads, sim=sim)
+    if figure_inputs is not None:
+        figure_inputs.update(r=r, mos=mos, obj=obj, stim=stim, order=order, prefix=sim["prefix"])
+
+    def comparisons():
+        made = []
+        verdicts = _write_comparisons(
+            lambda *table: made.append(table), r, pairing, order, downloads, sim
+        )
+        return made, verdicts
+
+    def metric_panel():
+        made = []
+        return made, write_metric_panel(lambda *table: made.append(table), stim, obj, downloads)
+
     # With a metric panel, the live page (no downloads) shows it instead of correlation.csv.
     panel = panel_metrics(obj)
-    notes += _write_objective(put, mos, stim, obj, order, correlation=downloads or not panel)
-    sentences = write_metric_panel(put, stim, obj, full=downloads)
+    # Where the caller gives a way (``beside``), the method comparisons with reliability, and the
+    # live page's metric panel at the stimulus level (its large fits), are computed in other
+    # processes while this one screens the raters and judges the panel's methods: three parts
+    # of similar size, whatever the design (one dataset or the paper's three).
+    split_panel = beside is not None and bool(panel) and not downloads
+    elsewhere = beside or _here
+    later = [elsewhere(comparisons, "the method comparisons")]
+    try:
+        if split_panel:
+            work = functools.partial(panel_level, stim, obj, panel, "stimulus")
+            later.append(elsewhere(work, "the metric panel's stimuli"))
+            by_method = panel_level(stim, obj, panel, "method")
+        else:
+            later.append(elsewhere(metric_panel, "the metric panel"))
+        raters, quality = _write_raters(put, v, r, ci, min_var, order)
+        if not quality.attrs.get("converged", True):
+            notes.append(_unconverged_note(quality.attrs["n_iter"]))
+        notes += _write_objective(put, mos, stim, obj, order, correlation=downloads or not panel)
+        (made, verdicts), judged = (part() for part in later)
+    except BaseException:
+        for part in later:  # a child computing the rest is stopped
+            getattr(part, "cancel", lambda: None)()
+        raise
+    if split_panel:  # the two levels in the order one judgement gives them (stimuli first)
+        judged = [("metric_panel.csv", pd.concat([judged, by_method], ignore_index=True))], []
+    made_panel, sentences = judged
+    for name, table in made + made_panel:
+        put(name, table)
     if downloads:
         files["dataset_sureal.json"] = write_sureal_json(r, out / "dataset_sureal.json")
     if plots_enabled:
@@ -266,13 +314,14 @@ def _write_comparisons(
     method_order: Sequence[str] | None = None,
     by_rater: bool = True,
     sim: dict | None = None,
+    reliability: bool = True,
 ) -> list[str]:
     """Write the method comparisons and study-level statistics; returns the verdicts.
 
     ``significance.csv`` (the primary test, over raters and images), ``significance_paper.csv``
     (the paper's Wilcoxon with ``pairing``, raters and images fixed),
-    ``significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv, reliability.csv,
-    power.csv``.
+    ``significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv, reliability.csv`` (unless
+    ``reliability`` is False: the caller's), ``power.csv``.
     """
     unknown = sim["unknown"] if sim else {}
     primary = crossed_tests(r, method_order=method_order, no_verdict=unknown)
@@ -282,7 +331,8 @@ def _write_comparisons(
         put("significance_by_rater.csv", _paper_table(r, "rater", method_order, unknown))
     # Friedman needs blocks, so the unpaired choice falls back to rater x image blocks.
     put("friedman.csv", friedman(r, pairing="rater_image" if pairing == "none" else pairing))
-    put("reliability.csv", reliability_table(r))
+    if reliability:
+        put("reliability.csv", reliability_table(r))
     put("power.csv", power_table(r, pairs=primary))
     return primary["verdict"].tolist()
 
@@ -355,6 +405,29 @@ def draw_figures(
     return _draw_plots(r, mos, obj, out, method_order, tuple(formats), sim["prefix"])
 
 
+def draw_figures_of(
+    inputs: dict,
+    out_dir: str | Path,
+    formats: Sequence[str] = plots.FORMATS,
+    beside: Callable | None = None,
+) -> dict[str, Path]:
+    """:func:`draw_figures` from what :func:`write_report` computed (its ``figure_inputs``),
+    nothing computed again; the metric panel's figure ``beside`` the others where the caller
+    gives a way (see :func:`write_report`). The same figures as :func:`draw_figures`'."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    r, mos, obj, stim = (inputs[k] for k in ("r", "mos", "obj", "stim"))
+    return _draw_plots(
+        r, mos, obj, out, inputs["order"], tuple(formats), inputs["prefix"], stim, beside
+    )
+
+
+def _here(work: Callable, what: str = "") -> Callable:
+    """``work`` computed now, in this process: the default of ``beside``."""
+    result = work()
+    return lambda: result
+
+
 def _draw_plots(
     r: pd.DataFrame,
     mos: pd.DataFrame,
@@ -363,14 +436,28 @@ def _draw_plots(
     method_order: Sequence[str] | None = None,
     formats: tuple[str, ...] = plots.FORMATS,
     prefix: str = "",
+    stim: pd.DataFrame | None = None,
+    beside: Callable | None = None,
 ) -> dict[str, Path]:
     """Draw the figures into ``out``; ``mos_vs_psnr`` only with objective metrics; ``prefix``
-    before every title (``SIMULATED - `` for simulated votes)."""
-    files = dict(plots.score_distribution(r, out, method_order, formats, prefix=prefix))
-    files.update(plots.mos_ci(mos, out, method_order, formats, prefix=prefix))
-    if obj is not None:
-        files.update(plots.mos_vs_psnr(mos, obj, out, formats, prefix=prefix))
-        if panel_metrics(obj):
+    before every title (``SIMULATED - `` for simulated votes); ``stim``: the per-stimulus MOS
+    (computed here when not given); the metric panel's figure ``beside`` the others."""
+    panel = None
+    if obj is not None and panel_metrics(obj):
+        if stim is None:
             stim = summarize(r, ("dataset", "image", "method"), "t", method_order)
-            files.update(draw_metric_panel(stim, obj, out, formats, prefix))
+        panel = (beside or _here)(
+            functools.partial(draw_metric_panel, stim, obj, out, formats, prefix),
+            "the metric panel's figure",
+        )
+    try:
+        files = dict(plots.score_distribution(r, out, method_order, formats, prefix=prefix))
+        files.update(plots.mos_ci(mos, out, method_order, formats, prefix=prefix))
+        if obj is not None:
+            files.update(plots.mos_vs_psnr(mos, obj, out, formats, prefix=prefix))
+        if panel is not None:
+            files.update(panel())
+    except BaseException:
+        getattr(panel, "cancel", lambda: None)()
+        raise
     return files

@@ -6,6 +6,7 @@ import pandas as pd
 
 from study.analysis import (
     draw_figures,
+    draw_figures_of,
     mos_table,
     session_quality,
     validate_votes,
@@ -153,9 +154,15 @@ class ACR(Protocol):
             downloads=options.get("downloads", True),
             score_name=self.score_name,
             tables=options.get("tables"),
+            beside=options.get("beside"),
+            figure_inputs=options.get("figure_inputs"),
         )
 
     def draw_figures(self, campaign, frame, out_dir, formats, **options):
+        if options.get("figure_inputs"):  # what the tables computed: nothing again
+            return draw_figures_of(
+                options["figure_inputs"], out_dir, formats, beside=options.get("beside")
+            )
         return draw_figures(
             frame,
             out_dir,

@@ -10,17 +10,18 @@ a larger one runs in a thread of the web process while the page polls.
 
 Every computation reads the votes, their count and everything else the report shows in one
 transaction snapshot (:func:`snapshot`), and stores the count it reflects with the report. The
-tables are stored as soon as they are computed and the figures after them (drawn meanwhile in a
-child process where the worker may fork, :class:`DrawnBeside`): until they are, the page shows
-the new tables and says how many votes the figures above it reflect.
+tables are stored as soon as they are computed and the figures after them: until they are, the
+page shows the new tables and says how many votes the figures above it reflect. Where the worker
+may fork, a child process on the second core computes half the tables, then draws one of the
+figures, while the worker does the rest (:class:`Beside`).
 """
 
 import contextlib
 import functools
 import gc
-import json
 import logging
 import os
+import pickle
 import signal
 import tempfile
 import threading
@@ -61,9 +62,13 @@ def compute_tables(campaign, beside=False):
 
     Returns ``(state, fields, draw)``: the :class:`VoteState` read in that snapshot, the
     ReportCache fields of the tables (``body``, ``error``, ``n_votes``), and a function
-    returning the figures' fields, or None when there is no report (no votes yet). With
-    ``beside`` the figures are drawn meanwhile, in a child process (:class:`DrawnBeside`), and
-    the function waits for them."""
+    returning the figures' fields, or None when there is no report (no votes yet).
+
+    With ``beside`` this process forks to use a second core (:class:`Beside`). A rating report
+    computes half its tables in a child process (the method comparisons and the metric panel)
+    while this one computes the rest, and the function then draws the figures from what the
+    tables computed, the metric panel's in a child again: every table first, on both cores. A
+    paired report's figures are drawn in a child meanwhile, and the function waits for them."""
     with snapshot():
         campaign.refresh_from_db(fields=["metrics_changed_at"])  # in the snapshot, as the rest
         state = vote_state(campaign)
@@ -71,8 +76,12 @@ def compute_tables(campaign, beside=False):
         try:
             frame = frames.votes_to_report(campaign)
             options = frames.report_options(campaign)
+            split = beside and campaign.kind.analysis == "ratings"
+            if split:
+                options = {**options, "beside": _in_child, "figure_inputs": {}}
             draw = functools.partial(_figures, campaign, frame, options, state)
-            draw = DrawnBeside(draw) if beside else draw
+            if beside and not split:
+                draw = Beside(draw)
             tables = frames.report_tables(campaign, frame, options)
             body = page.context_from_tables(tables)
             body["warnings"] = [f"LR inputs differ. {w}" for w in campaign.lr_warnings()]
@@ -85,7 +94,7 @@ def compute_tables(campaign, beside=False):
 
 
 def may_draw_beside():
-    """Whether this process may fork a child to draw the figures while it computes the tables:
+    """Whether this process may fork children to compute parts of the report (:class:`Beside`):
     a worker's process (one thread: a fork copies no lock another thread holds; never a web
     process's request threads) on a machine with a second core, unless
     ``SRMOS_REPORT_DRAW_BESIDE`` is off."""
@@ -99,23 +108,28 @@ def may_draw_beside():
 
 _warm_plots = functools.cache(plots.warm_up)
 
-# A child drawing the figures longer than this is presumed stuck: stopped, and the figures are
-# drawn in the worker's own process (a paper-size report's take about a second).
+# A child computing longer than this is presumed stuck: stopped, and its work is done in the
+# worker's own process (a paper-size report's figures take about a second).
 DRAW_TIMEOUT_S = 120
 
 
-class DrawnBeside:
-    """The figures drawn in a forked child process, on the second core, while this process
-    computes the tables: the whole report is ready in the time of the longer of the two, not of
-    both. The child has the votes in memory and queries nothing; it writes the figures' fields
-    to a file and leaves with ``os._exit`` (nothing of the parent's, its database connection
-    above all, is closed or flushed by it). Calling the object waits for the child and returns
-    the fields; should the child fail, the figures are drawn here instead."""
+class Beside:
+    """Part of a report computed in a forked child process, on the second core, while this
+    process computes the rest: the figures while the tables are computed, or half the tables
+    while this process computes the other half. The child has the votes in memory and queries
+    nothing; it writes its result to a file (pickled: only this process reads it back) and
+    leaves with ``os._exit`` (nothing of the parent's, its database connection above all, is
+    closed or flushed by it). Calling the object waits for the child and returns the result;
+    should the child fail, hang or not start, the work is done here instead, and the result is
+    the same.
 
-    def __init__(self, draw):
-        self.draw = draw
+    ``what`` names the work in the log; ``nice``: the child's priority below this process's
+    (votes and pages come first)."""
+
+    def __init__(self, work, what="the figures", nice=10):
+        self.work, self.what, self.nice = work, what, nice
         _warm_plots()  # the child then starts with matplotlib's fonts and caches loaded
-        fd, self.path = tempfile.mkstemp(prefix="srmos-figures-", suffix=".json")
+        fd, self.path = tempfile.mkstemp(prefix="srmos-beside-", suffix=".pickle")
         os.close(fd)
         # The objects made so far are left out of collections until the child is done: a
         # collection writes to every object it walks, and each page written to is copied
@@ -123,27 +137,29 @@ class DrawnBeside:
         gc.freeze()
         try:
             self.pid = os.fork()
-        except OSError as exc:  # no memory or no process left for it: drawn here, after
-            log.warning("cannot fork to draw the figures (%s): drawn after the tables", exc)
-            self.pid = None
+        except OSError as exc:  # no memory or no process left for it: done here, after
+            log.warning("cannot fork for %s (%s): computed here, after", what, exc)
+            self.pid, self._running = None, False
             self._done()
             return
         if self.pid == 0:  # the child
             self._child()
+        self._running = True
 
     def _child(self):
         # No collection in this short life: a collection walks every object the parent made,
         # and each page it touches is copied (twice the drawing's time).
         gc.disable()
-        # Votes and pages come first: the second core is the figures' only when idle.
-        with contextlib.suppress(OSError):
-            os.nice(10)
+        if self.nice:
+            with contextlib.suppress(OSError):
+                os.nice(self.nice)
         code = 1
         try:
-            Path(self.path).write_text(json.dumps(self.draw()))
+            with open(self.path, "wb") as out:
+                pickle.dump(self.work(), out, protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
         except BaseException:
-            log.exception("the figures' child process failed")
+            log.exception("the child process computing %s failed", self.what)
         finally:
             os._exit(code)
 
@@ -152,41 +168,50 @@ class DrawnBeside:
         Path(self.path).unlink(missing_ok=True)
 
     def __call__(self, timeout=None):
-        """The figures' fields, once the child is done; should it fail, or still run after
-        ``timeout`` seconds (default :data:`DRAW_TIMEOUT_S`: stuck), drawn here instead."""
-        if self.pid is None:
-            return self.draw()
+        """The result, once the child is done; should it fail, or still run after ``timeout``
+        seconds (default :data:`DRAW_TIMEOUT_S`: stuck), computed here instead."""
+        if not self._running:
+            return self.work()
         deadline = time.monotonic() + (DRAW_TIMEOUT_S if timeout is None else timeout)
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         while pid == 0 and time.monotonic() < deadline:
-            time.sleep(0.002)
+            time.sleep(0.001)
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
-            log.warning("the figures' child process %s is still drawing: drawn here", self.pid)
+            log.warning("the child process %s still computes %s: here", self.pid, self.what)
             self.cancel()
-            return self.draw()
+            return self.work()
         try:
             if os.waitstatus_to_exitcode(status) == 0:
-                log.info("the figures were drawn beside the tables, in process %s", self.pid)
-                return json.loads(Path(self.path).read_text())
-            log.warning("the figures' child process failed (status %s): drawn here", status)
-            return self.draw()
+                log.info("%s computed beside, in process %s", self.what, self.pid)
+                with open(self.path, "rb") as result:
+                    return pickle.load(result)
+            log.warning("the child process computing %s failed (%s): here", self.what, status)
+            return self.work()
         finally:
+            self._running = False
             self._done()
 
     def cancel(self):
-        """No figures after all (the tables failed), or a stuck child: stop it."""
-        if self.pid is None:
+        """Not wanted after all (the rest failed), or a stuck child: stop it."""
+        if not self._running:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
+        self._running = False
         self._done()
+
+
+def _in_child(work, what):
+    """``work`` in a child process, for the analysis to split a report: the child is on the way
+    to the page as much as this process is, so at the same priority."""
+    return Beside(work, what, nice=0)
 
 
 def _stop(draw):
     """No figures after all: a child drawing them beside the tables is stopped."""
-    if isinstance(draw, DrawnBeside):
+    if isinstance(draw, Beside):
         draw.cancel()
 
 
