@@ -275,15 +275,20 @@ def judge_panel(
     levels=("stimulus", "method"),
     compare: bool = True,
     alpha: float = 0.05,
+    scopes_out: list | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The metric panel in one judgement: :func:`metric_performance`'s table and
     :func:`compare_metrics`' (empty unless ``compare``), from the same points, fits and
     resamples, so that a metric's values, rank and comparisons agree by construction.
 
     Parameters are those of :func:`metric_performance` and :func:`compare_metrics`; ``n_boot``
-    resamples (0: none, and no paired bootstrap) are drawn once per scope for all metrics.
+    resamples (0: none, and no paired bootstrap) are drawn once per scope for all metrics;
+    ``scopes_out``, when given, receives the judged :class:`Scope` objects (a figure draws the
+    first without fitting again).
     """
     scopes, dropped = _fits(stim, objective, metrics, levels, seed)
+    if scopes_out is not None:
+        scopes_out.extend(scopes)
     rows, pairs = [], []
     for i, scope in enumerate(scopes):
         boot = _bootstrap(scope, n_boot, seed) if n_boot else {}

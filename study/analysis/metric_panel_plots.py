@@ -32,6 +32,7 @@ def panel_figure(
     level: str = "stimulus",
     dataset: str | None = None,
     prefix: str = "",
+    scope=None,
 ) -> Path:
     """Small multiples, one per metric, best agreement first: MOS (y) against the metric (x) on
     the panel's common points, the mapping fitted there (dashed where a straight line) and the
@@ -48,21 +49,13 @@ def panel_figure(
         level: "stimulus" (a point per image x method) or "method" (per dataset x method).
         dataset: one dataset's points; default all datasets pooled.
         prefix: a heading over the panels ("SIMULATED - " for a pilot's votes); none when empty.
+        scope: the judged points and fits to draw (:func:`drawn_scope`'s), when the caller has
+            them: not judged again.
     Returns:
         The path written.
     """
-    # Only the scope drawn is judged (the pooled one of three datasets is a quarter of them).
-    only = FIRST if dataset is None else dataset
-    scopes = {
-        s.dataset: s for s in _fits(stim_table, objective, list(metrics), [level], only=only)[0]
-    }
-    if dataset is not None and dataset not in scopes:
-        known = {s.dataset for s in _fits(stim_table, objective, list(metrics), [level])[0]}
-        if known:
-            raise ValueError(f"no dataset {dataset!r} among {', '.join(map(str, known))}")
-    if not scopes or not any(len(s.y) for s in scopes.values()):
-        raise ValueError("no stimulus has both a MOS and a metric value: nothing to draw")
-    scope = scopes[dataset] if dataset is not None else next(iter(scopes.values()))
+    if scope is None:
+        scope = drawn_scope(stim_table, objective, metrics, level, dataset)
     if not scope.fits:
         raise ValueError("no metric has a value for a stimulus with a MOS: nothing to draw")
     sign = {m: -1 if m in lower_better else 1 for m in scope.fits}
@@ -89,6 +82,22 @@ def panel_figure(
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(path, dpi=150, metadata={"Date": None} if path.suffix == ".svg" else None)
     return path
+
+
+def drawn_scope(stim_table, objective, metrics, level: str = "stimulus", dataset=None):
+    """The judged scope :func:`panel_figure` draws: ``dataset``'s, or the first (the pooled
+    stimuli where there are several datasets). Only that scope is judged (the pooled one of
+    three datasets is a quarter of the fits)."""
+    only = FIRST if dataset is None else dataset
+    judged = _fits(stim_table, objective, list(metrics), [level], only=only)[0]
+    scopes = {s.dataset: s for s in judged}
+    if dataset is not None and dataset not in scopes:
+        known = {s.dataset for s in _fits(stim_table, objective, list(metrics), [level])[0]}
+        if known:
+            raise ValueError(f"no dataset {dataset!r} among {', '.join(map(str, known))}")
+    if not scopes or not any(len(s.y) for s in scopes.values()):
+        raise ValueError("no stimulus has both a MOS and a metric value: nothing to draw")
+    return scopes[dataset] if dataset is not None else next(iter(scopes.values()))
 
 
 def _panel(ax, metric: str, fit: Fit, y: np.ndarray, rank, agreement, lower: bool) -> None:

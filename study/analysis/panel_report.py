@@ -59,11 +59,23 @@ def write_metric_panel(
     return [_against_psnr(comparisons, metric) for metric in metrics[2:]]
 
 
-def panel_level(stim: pd.DataFrame, obj: pd.DataFrame, metrics, level: str) -> pd.DataFrame:
+def panel_level(
+    stim: pd.DataFrame, obj: pd.DataFrame, metrics, level: str, scopes_out: list | None = None
+) -> pd.DataFrame:
     """The live page's ``metric_panel.csv`` rows of one level ("stimulus" or "method"), as
     :func:`write_metric_panel` (``full=False``) judges them: the stimulus level's rows and then
-    the method level's are its table."""
-    return judge_panel(stim, obj, metrics, n_boot=0, compare=False, levels=(level,))[0]
+    the method level's are its table. ``scopes_out`` receives the judged scopes."""
+    return judge_panel(
+        stim, obj, metrics, n_boot=0, compare=False, levels=(level,), scopes_out=scopes_out
+    )[0]
+
+
+def panel_stimuli(stim: pd.DataFrame, obj: pd.DataFrame, metrics):
+    """:func:`panel_level` at the stimulus level, and its first scope (the one the figure
+    draws: the pooled stimuli, or the only dataset's), None when there is none."""
+    scopes = []
+    table = panel_level(stim, obj, metrics, "stimulus", scopes)
+    return table, (scopes[0] if scopes else None)
 
 
 def _against_psnr(comparisons: pd.DataFrame, metric: str) -> str:
@@ -84,18 +96,22 @@ def _against_psnr(comparisons: pd.DataFrame, metric: str) -> str:
     return summary_sentence(comparisons, metric, "psnr")
 
 
-def draw_metric_panel(stim, obj, out: Path, formats, prefix: str = "") -> dict[str, Path]:
+def draw_metric_panel(
+    stim, obj, out: Path, formats, prefix: str = "", scope=None
+) -> dict[str, Path]:
     """``metric_panel.<format>``: MOS against each metric with its mapping (stimulus level), from
-    the judgement ``metric_panel.csv`` holds."""
-    from .metric_panel_plots import panel_figure
+    the judgement ``metric_panel.csv`` holds: ``scope`` (:func:`panel_stimuli`'s) where the
+    tables judged it, else judged here once for every format."""
+    from .metric_panel_plots import drawn_scope, panel_figure
 
     metrics = panel_metrics(obj)
     # Nothing to draw before any metric has a value (metrics still being computed, say): the
     # figure is left out, as metric_panel.csv leaves such metrics out, and the rest is drawn.
     if not metrics or not obj[metrics].notna().any().any():
         return {}
+    scope = drawn_scope(stim, obj, metrics) if scope is None else scope
     files = {}
     for ext in formats:
         path = out / f"metric_panel.{ext}"
-        files[path.name] = panel_figure(stim, obj, metrics, path, prefix=prefix)
+        files[path.name] = panel_figure(stim, obj, metrics, path, prefix=prefix, scope=scope)
     return files

@@ -16,7 +16,13 @@ from .manifest import _excluded, _manifest
 from .mos import summarize, with_general_interval
 from .objective import method_ranking, objective_correlation, validate_objective
 from .order import sort_rows
-from .panel_report import draw_metric_panel, panel_level, panel_metrics, write_metric_panel
+from .panel_report import (
+    draw_metric_panel,
+    panel_level,
+    panel_metrics,
+    panel_stimuli,
+    write_metric_panel,
+)
 from .paper_tests import friedman, pairwise_tests
 from .pilots import simulation
 from .power import power_table
@@ -201,7 +207,7 @@ def write_report(
     later = [elsewhere(comparisons, "the method comparisons")]
     try:
         if split_panel:
-            work = functools.partial(panel_level, stim, obj, panel, "stimulus")
+            work = functools.partial(panel_stimuli, stim, obj, panel)
             later.append(elsewhere(work, "the metric panel's stimuli"))
             by_method = panel_level(stim, obj, panel, "method")
         else:
@@ -216,7 +222,10 @@ def write_report(
             getattr(part, "cancel", lambda: None)()
         raise
     if split_panel:  # the two levels in the order one judgement gives them (stimuli first)
-        judged = [("metric_panel.csv", pd.concat([judged, by_method], ignore_index=True))], []
+        by_stimulus, drawn = judged
+        if figure_inputs is not None:  # the figure draws these fits, not fitted again
+            figure_inputs["panel_scope"] = drawn
+        judged = [("metric_panel.csv", pd.concat([by_stimulus, by_method], ignore_index=True))], []
     made_panel, sentences = judged
     for name, table in made + made_panel:
         put(name, table)
@@ -418,7 +427,8 @@ def draw_figures_of(
     out.mkdir(parents=True, exist_ok=True)
     r, mos, obj, stim = (inputs[k] for k in ("r", "mos", "obj", "stim"))
     return _draw_plots(
-        r, mos, obj, out, inputs["order"], tuple(formats), inputs["prefix"], stim, beside
+        *(r, mos, obj, out, inputs["order"], tuple(formats), inputs["prefix"], stim, beside),
+        panel_scope=inputs.get("panel_scope"),
     )
 
 
@@ -438,16 +448,18 @@ def _draw_plots(
     prefix: str = "",
     stim: pd.DataFrame | None = None,
     beside: Callable | None = None,
+    panel_scope=None,
 ) -> dict[str, Path]:
     """Draw the figures into ``out``; ``mos_vs_psnr`` only with objective metrics; ``prefix``
     before every title (``SIMULATED - `` for simulated votes); ``stim``: the per-stimulus MOS
-    (computed here when not given); the metric panel's figure ``beside`` the others."""
+    (computed here when not given); the metric panel's figure ``beside`` the others, from
+    ``panel_scope`` where the tables judged it."""
     panel = None
     if obj is not None and panel_metrics(obj):
         if stim is None:
             stim = summarize(r, ("dataset", "image", "method"), "t", method_order)
         panel = (beside or _here)(
-            functools.partial(draw_metric_panel, stim, obj, out, formats, prefix),
+            functools.partial(draw_metric_panel, stim, obj, out, formats, prefix, panel_scope),
             "the metric panel's figure",
         )
     try:
