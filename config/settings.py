@@ -343,9 +343,9 @@ SRMOS_GENERATION_LEASE = env_int("SRMOS_GENERATION_LEASE", 60)
 # Longest a web request may spend computing a live report (well under gunicorn's 30 s timeout);
 # beyond it the page answers from the cache, or "computing", while a cpu worker computes.
 SRMOS_REPORT_BUDGET_S = env_int("SRMOS_REPORT_BUDGET_S", 5)
-# A cpu worker's process forks children for parts of the live report (the second core): half a
-# rating report's tables, then one of its figures; a paired report's figures. Off: all in the
-# same process, one after the other (the same report).
+# A cpu worker's process forks children for parts of the live report (the second core): parts
+# of a rating report's tables, then one of its figures; a paired report's figures. Off: all in
+# the same process, one after the other (the same report).
 SRMOS_REPORT_DRAW_BESIDE = env_bool("SRMOS_REPORT_DRAW_BESIDE", True)
 # PostgreSQL: the vote's two statements are prepared once per connection (half PostgreSQL's CPU
 # per vote). Turn off behind a transaction-mode pooler that predates prepared statements

@@ -329,3 +329,25 @@ def test_a_rating_report_split_over_two_processes_is_the_report_computed_here(
         "the metric panel's figure",
     ):
         assert f"{part} computed beside" in caplog.text
+
+
+def test_overlapping_children_keep_collections_frozen_until_the_last_is_done(monkeypatch):
+    """Two children at once (a report's parts): the objects stay out of collections until both
+    are done, then collections see them again; a result that cannot be read back is computed
+    here instead."""
+    import gc
+
+    from study.reports import live
+
+    first, second = live.Beside(lambda: "first", "one part"), live.Beside(lambda: 2, "another")
+    assert first() == "first"
+    assert gc.get_freeze_count() > 0  # the second child still runs
+    assert second() == 2
+    assert gc.get_freeze_count() == 0
+
+    def unreadable(_):
+        raise EOFError("truncated")
+
+    monkeypatch.setattr(live.pickle, "load", unreadable)
+    assert live.Beside(lambda: [1, 2, 3], "a part")() == [1, 2, 3]  # computed here instead
+    assert gc.get_freeze_count() == 0

@@ -35,7 +35,8 @@ def _all_orderings(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # A report judges each dataset's methods and the pooled ones on every refresh of a live page:
-# the same few sizes, whose orderings are drawn once (9,999 x 30 points: 9 MB, 25 ms).
+# the same few sizes, whose orderings are drawn once (9,999 x 30 points: 9 MB, 25 ms; at most
+# four sizes kept, 100 MB at the 50 points of the largest).
 @functools.lru_cache(maxsize=4)
 def _random_orderings(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """PERMUTATIONS random orderings of range(n) (seeded), and their pairs' flat indices as

@@ -107,7 +107,7 @@ def _alpha_cis(r: pd.DataFrame | tuple, levels, n_boot: int = 1000, seed: int = 
     same resamples each level's own call draws with ``seed``: the same intervals, in half the
     time for two levels)."""
     values, p_u = r if isinstance(r, tuple) else _unit_coincidences(r)
-    if len(p_u) < 2 or len(values) > 25:
+    if not levels or len(p_u) < 2 or len(values) > 25:
         return dict.fromkeys(levels, (np.nan, np.nan))
     rng = np.random.default_rng(seed)
     u = len(p_u)

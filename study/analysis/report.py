@@ -127,8 +127,8 @@ def write_report(
     beside : callable, optional
         ``beside(work, what)`` starts ``work`` (no arguments, a picklable result) elsewhere,
         say in a child process, and returns a function that waits for its result (and may have
-        a ``cancel()``); the method comparisons and the metric panel are computed so while
-        this call screens the raters (the live page's worker: half the tables on each core).
+        a ``cancel()``); the method comparisons and the metric panel's stimulus level are
+        computed so while this call screens the raters (the live page's worker: both cores).
         Default: computed here; the tables are the same either way.
     figure_inputs : dict, optional
         Filled with what the figures are drawn from (the rating votes, ``mos``, the objective
@@ -210,8 +210,8 @@ def write_report(
             work = functools.partial(panel_stimuli, stim, obj, panel)
             later.append(elsewhere(work, "the metric panel's stimuli"))
             by_method = panel_level(stim, obj, panel, "method")
-        else:
-            later.append(elsewhere(metric_panel, "the metric panel"))
+        else:  # (no panel: nothing worth a process)
+            later.append((elsewhere if panel else _here)(metric_panel, "the metric panel"))
         raters, quality = _write_raters(put, v, r, ci, min_var, order)
         if not quality.attrs.get("converged", True):
             notes.append(_unconverged_note(quality.attrs["n_iter"]))
@@ -323,14 +323,13 @@ def _write_comparisons(
     method_order: Sequence[str] | None = None,
     by_rater: bool = True,
     sim: dict | None = None,
-    reliability: bool = True,
 ) -> list[str]:
     """Write the method comparisons and study-level statistics; returns the verdicts.
 
     ``significance.csv`` (the primary test, over raters and images), ``significance_paper.csv``
     (the paper's Wilcoxon with ``pairing``, raters and images fixed),
-    ``significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv, reliability.csv`` (unless
-    ``reliability`` is False: the caller's), ``power.csv``.
+    ``significance_by_rater.csv`` (when ``by_rater``), ``friedman.csv, reliability.csv,
+    power.csv``.
     """
     unknown = sim["unknown"] if sim else {}
     primary = crossed_tests(r, method_order=method_order, no_verdict=unknown)
@@ -340,8 +339,7 @@ def _write_comparisons(
         put("significance_by_rater.csv", _paper_table(r, "rater", method_order, unknown))
     # Friedman needs blocks, so the unpaired choice falls back to rater x image blocks.
     put("friedman.csv", friedman(r, pairing="rater_image" if pairing == "none" else pairing))
-    if reliability:
-        put("reliability.csv", reliability_table(r))
+    put("reliability.csv", reliability_table(r))
     put("power.csv", power_table(r, pairs=primary))
     return primary["verdict"].tolist()
 

@@ -12,8 +12,8 @@ Every computation reads the votes, their count and everything else the report sh
 transaction snapshot (:func:`snapshot`), and stores the count it reflects with the report. The
 tables are stored as soon as they are computed and the figures after them: until they are, the
 page shows the new tables and says how many votes the figures above it reflect. Where the worker
-may fork, a child process on the second core computes half the tables, then draws one of the
-figures, while the worker does the rest (:class:`Beside`).
+may fork, child processes compute parts of the tables (then one of the figures) on the second
+core while the worker computes the rest (:class:`Beside`).
 """
 
 import contextlib
@@ -65,10 +65,11 @@ def compute_tables(campaign, beside=False):
     returning the figures' fields, or None when there is no report (no votes yet).
 
     With ``beside`` this process forks to use a second core (:class:`Beside`). A rating report
-    computes half its tables in a child process (the method comparisons and the metric panel)
-    while this one computes the rest, and the function then draws the figures from what the
-    tables computed, the metric panel's in a child again: every table first, on both cores. A
-    paired report's figures are drawn in a child meanwhile, and the function waits for them."""
+    computes the method comparisons and the metric panel's stimulus level in two child
+    processes while this one screens the raters, and the function then draws the figures from
+    what the tables computed, the metric panel's in a child again: every table first, on both
+    cores. A paired report's figures are drawn in a child meanwhile, and the function waits for
+    them."""
     with snapshot():
         campaign.refresh_from_db(fields=["metrics_changed_at"])  # in the snapshot, as the rest
         state = vote_state(campaign)
@@ -95,9 +96,11 @@ def compute_tables(campaign, beside=False):
 
 def may_draw_beside():
     """Whether this process may fork children to compute parts of the report (:class:`Beside`):
-    a worker's process (one thread: a fork copies no lock another thread holds; never a web
-    process's request threads) on a machine with a second core, unless
-    ``SRMOS_REPORT_DRAW_BESIDE`` is off."""
+    a worker's process (one Python thread: a fork copies no lock another thread holds; never a
+    web process's request threads) on a machine with a second core, unless
+    ``SRMOS_REPORT_DRAW_BESIDE`` is off. Native thread pools are left to their own fork
+    handlers (OpenBLAS has them; the children call no torch); a child that hangs all the same
+    is stopped after :data:`DRAW_TIMEOUT_S` and its part computed in the worker."""
     return (
         getattr(settings, "SRMOS_REPORT_DRAW_BESIDE", True)
         and hasattr(os, "fork")
@@ -115,8 +118,8 @@ DRAW_TIMEOUT_S = 120
 
 class Beside:
     """Part of a report computed in a forked child process, on the second core, while this
-    process computes the rest: the figures while the tables are computed, or half the tables
-    while this process computes the other half. The child has the votes in memory and queries
+    process computes the rest: the figures while the tables are computed, or parts of the
+    tables while this process computes the others. The child has the votes in memory and queries
     nothing; it writes its result to a file (pickled: only this process reads it back) and
     leaves with ``os._exit`` (nothing of the parent's, its database connection above all, is
     closed or flushed by it). Calling the object waits for the child and returns the result;
@@ -134,12 +137,12 @@ class Beside:
         # The objects made so far are left out of collections until the child is done: a
         # collection writes to every object it walks, and each page written to is copied
         # between the two processes (the parent's tables took half as long again).
-        gc.freeze()
+        _freeze()
         try:
             self.pid = os.fork()
         except OSError as exc:  # no memory or no process left for it: done here, after
             log.warning("cannot fork for %s (%s): computed here, after", what, exc)
-            self.pid, self._running = None, False
+            self.pid = None
             self._done()
             return
         if self.pid == 0:  # the child
@@ -164,7 +167,8 @@ class Beside:
             os._exit(code)
 
     def _done(self):
-        gc.unfreeze()
+        self._running = False
+        _unfreeze()
         Path(self.path).unlink(missing_ok=True)
 
     def __call__(self, timeout=None):
@@ -173,24 +177,29 @@ class Beside:
         if not self._running:
             return self.work()
         deadline = time.monotonic() + (DRAW_TIMEOUT_S if timeout is None else timeout)
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
-        while pid == 0 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
+            while pid == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): its result is unknown
+            pid, status = self.pid, -1
         if pid == 0:
             log.warning("the child process %s still computes %s: here", self.pid, self.what)
             self.cancel()
             return self.work()
         try:
-            if os.waitstatus_to_exitcode(status) == 0:
-                log.info("%s computed beside, in process %s", self.what, self.pid)
+            if status != -1 and os.waitstatus_to_exitcode(status) == 0:
                 with open(self.path, "rb") as result:
-                    return pickle.load(result)
+                    out = pickle.load(result)
+                log.info("%s computed beside, in process %s", self.what, self.pid)
+                return out
             log.warning("the child process computing %s failed (%s): here", self.what, status)
-            return self.work()
+        except Exception:  # a result that cannot be read back: computed here
+            log.exception("the result of %s from process %s is unreadable: here", self.what, pid)
         finally:
-            self._running = False
             self._done()
+        return self.work()
 
     def cancel(self):
         """Not wanted after all (the rest failed), or a stuck child: stop it."""
@@ -198,9 +207,27 @@ class Beside:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        self._running = False
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
         self._done()
+
+
+# Children can overlap (a report's parts): collections stay frozen until the last is done.
+_frozen = 0
+
+
+def _freeze():
+    global _frozen
+    if _frozen == 0:
+        gc.freeze()
+    _frozen += 1
+
+
+def _unfreeze():
+    global _frozen
+    _frozen -= 1
+    if _frozen == 0:
+        gc.unfreeze()
 
 
 def _in_child(work, what):
