@@ -351,3 +351,33 @@ def test_overlapping_children_keep_collections_frozen_until_the_last_is_done(mon
     monkeypatch.setattr(live.pickle, "load", unreadable)
     assert live.Beside(lambda: [1, 2, 3], "a part")() == [1, 2, 3]  # computed here instead
     assert gc.get_freeze_count() == 0
+
+
+def test_a_part_that_fails_in_its_child_fails_the_report_and_leaves_no_process(
+    campaign, monkeypatch
+):
+    """A part of the tables that cannot be computed (in its child, then in the worker) makes
+    the report's error, as one process computing everything would; the other child is
+    stopped and reaped, and no file is left behind."""
+    import glob
+    import os
+    import tempfile
+
+    import study.analysis.report as report
+    from study.analysis import VotesError
+    from study.reports import live
+
+    def broken(*args, **kwargs):
+        raise VotesError("the comparisons cannot be computed")
+
+    monkeypatch.setattr(report, "crossed_tests", broken)
+    children, in_child = [], live._in_child
+    monkeypatch.setattr(live, "_in_child", lambda *a: children.append(in_child(*a)) or children[-1])
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "srmos-beside-*")))
+    _, fields, draw = live.compute_tables(campaign, beside=True)
+    assert fields["error"] == "the comparisons cannot be computed" and draw is None
+    assert len(children) == 2  # the comparisons' and the panel's
+    for child in children:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child.pid, os.WNOHANG)  # stopped and reaped: no zombie
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "srmos-beside-*"))) == before
