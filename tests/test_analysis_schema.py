@@ -72,7 +72,9 @@ def test_it_lower_cases_kinds():
     "csv, message",
     [
         ("rater,dataset,image,score\na,S,i,3\n", "lack required column(s) method"),
-        ("rater,dataset,image,method,score\na,S,i,m,7\n", "outside 1-5 in row 0"),
+        ("rater,dataset,image,method,score\na,S,i,m,7\n", "outside 1-5 in row 2 "),
+        # Rows as a spreadsheet numbers them: the header is row 1.
+        ("rater,dataset,image,method,score\na,S,i,m,3\nb,S,i,m,4\nc,S,i,m,x\n", "in row 4 "),
         ("rater,dataset,image,method,score\na,S,i,m,good\n", "not numeric"),
         ("", "not a readable CSV"),
     ],

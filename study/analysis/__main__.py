@@ -1,6 +1,9 @@
 """``python -m study.analysis --votes VOTES.csv --out DIR [--objective METRICS.csv]``
 ``[--comparisons COMPARISONS.csv]``: ratings (ACR/DCR), paired comparisons, or both (then
-``comparisons/mos_vs_jod.csv`` sets MOS against JOD)."""
+``comparisons/mos_vs_jod.csv`` sets MOS against JOD).
+
+An error names the rows of a file as a spreadsheet numbers them: the header is row 1, the first
+vote row 2."""
 
 from __future__ import annotations
 
@@ -15,8 +18,12 @@ from .schema import VotesError
 
 
 def _read(path: str, what: str) -> pd.DataFrame:
+    """The CSV file's rows, labelled as a spreadsheet numbers them (the header is row 1), so
+    that a validation error's "row 7" is the row the researcher sees when the file is open."""
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        frame.index = pd.RangeIndex(2, len(frame) + 2)
+        return frame
     except FileNotFoundError:
         raise VotesError(f"{what} file not found: {path}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

@@ -156,7 +156,8 @@ def validate_votes(df: pd.DataFrame) -> pd.DataFrame:
         or outside 1-5; a non-integer ``repeat``; an ``expected`` value that is neither empty, a
         threshold (``>=N``, ``<=N``) nor a number; a missing, negative or non-integer
         ``position``. The message names up to five offending rows by their index label in ``df``
-        (for a CSV read with default options, label ``i`` is data line ``i + 1``).
+        (for a CSV read with default options, label ``i`` is data line ``i + 1``; the command
+        line labels a file's rows as a spreadsheet numbers them, the header being row 1).
 
     Notes
     -----
